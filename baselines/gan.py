@@ -1,0 +1,94 @@
+"""What vanilla and RepFair-GAN share: network construction and the non-saturating GAN updates.
+
+Loss choice: the non-saturating loss of Goodfellow et al. (D: softplus(-D(x)) + softplus(D(G(z))),
+G: softplus(-D(G(z)))), as in the RepFair-GAN paper's DCGAN experiments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from baselines.nets import ConditionalGenerator, ProjectionDiscriminator
+from fairbench.methods import BatchSource, Trainable
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    latent_dim: int = 64
+    width: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+def build(task, config: GANConfig, device: torch.device) -> Trainable:
+    classes = task.num_classes if task.conditional else 0
+    arch_kwargs = {
+        "latent_dim": config.latent_dim,
+        "num_classes": classes,
+        "image_shape": list(task.image_shape),
+        "width": config.width,
+    }
+    gen = ConditionalGenerator(**arch_kwargs).to(device)
+    disc = ProjectionDiscriminator(classes, task.image_shape, config.width).to(device)
+    betas = (config.beta1, config.beta2)
+    return Trainable(
+        modules={"generator": gen, "discriminator": disc},
+        optimizers={
+            "generator": torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=betas),
+            "discriminator": torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=betas),
+        },
+        generator="generator",
+        arch="dcgan-conditional",
+        arch_kwargs=arch_kwargs,
+    )
+
+
+def _labels(gen, y: torch.Tensor) -> torch.Tensor | None:
+    return y if gen.num_classes > 0 else None
+
+
+def discriminator_update(
+    t: Trainable, real: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, clip_norm: float | None
+) -> dict[str, float]:
+    """One D step on a real batch and as many fakes; optionally clip D's total gradient norm to clip_norm."""
+    gen, disc, opt = t.modules["generator"], t.modules["discriminator"], t.optimizers["discriminator"]
+    labels = _labels(gen, y)
+    with torch.no_grad():
+        fake = gen(noise, labels)
+    loss = F.softplus(-disc(real, labels)).mean() + F.softplus(disc(fake, labels)).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    logs = {"loss_d": loss.item()}
+    if clip_norm is not None:
+        norm = torch.nn.utils.clip_grad_norm_(disc.parameters(), clip_norm)
+        logs["grad_norm_d"] = float(norm)
+    opt.step()
+    return logs
+
+
+def generator_update(t: Trainable, y: torch.Tensor, noise: torch.Tensor) -> dict[str, float]:
+    gen, disc, opt = t.modules["generator"], t.modules["discriminator"], t.optimizers["generator"]
+    labels = _labels(gen, y)
+    loss = F.softplus(-disc(gen(noise, labels), labels)).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss_g": loss.item()}
+
+
+def gan_step(
+    t: Trainable, batches: BatchSource, batch_size: int, config: GANConfig, group: int | None, clip: float | None
+) -> dict[str, float]:
+    real, y = batches.real(batch_size, group=group)
+    logs = discriminator_update(t, real, y, batches.noise(batch_size, config.latent_dim), clip)
+    logs.update(generator_update(t, y, batches.noise(batch_size, config.latent_dim)))
+    return logs
+
+
+def config_dict(config: GANConfig) -> dict:
+    return asdict(config)

@@ -1,0 +1,103 @@
+"""The generator checkpoint format (DESIGN.md section 4) and the only way fairbench reads .pt files.
+
+A checkpoint is data, not code: every load uses `torch.load(..., weights_only=True)`, so a pickle that
+carries code is refused before any of it runs.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fairbench import atomic
+from fairbench.errors import FairbenchError
+from fairbench.generators import ARCHITECTURES
+from fairbench.plugins import load_plugins
+
+FORMAT = "fairbench-generator/1"
+
+
+@dataclass
+class GeneratorCheckpoint:
+    arch: str
+    arch_kwargs: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    task: str
+    task_hash: str
+    method: str
+    config: dict[str, Any]
+    seed: int
+    versions: dict[str, str] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)  # steps, wall_time_s
+    format: str = FORMAT
+
+
+def save_torch(path: str | Path, obj: Any) -> None:
+    with atomic.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """torch.load with weights_only=True; every failure becomes one FairbenchError line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FairbenchError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).strip().splitlines()
+        hint = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
+        raise FairbenchError(
+            f"{path}: refused: the file holds Python objects, not plain weights (loaded with weights_only=True"
+            f"{'; ' + hint.strip() if hint else ''})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FairbenchError(f"{path}: not a readable {what} (corrupt or truncated: {first[:200]})") from None
+
+
+def save_checkpoint(path: str | Path, ckpt: GeneratorCheckpoint) -> None:
+    save_torch(path, asdict(ckpt))
+
+
+def load_checkpoint(path: str | Path) -> GeneratorCheckpoint:
+    raw = safe_torch_load(path)
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise FairbenchError(f"{path}: not a fairbench generator checkpoint (format {found!r}, expected {FORMAT!r})")
+    expected = {f for f in GeneratorCheckpoint.__dataclass_fields__}
+    missing = sorted(k for k in expected - set(raw) if k not in ("versions", "train"))
+    if missing:
+        raise FairbenchError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    unknown = sorted(set(raw) - expected)
+    if unknown:
+        raise FairbenchError(f"{path}: checkpoint has unknown keys {', '.join(unknown)}")
+    if not isinstance(raw["state_dict"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in raw["state_dict"].values()
+    ):
+        raise FairbenchError(f"{path}: checkpoint state_dict must map names to tensors")
+    if not isinstance(raw["arch_kwargs"], dict):
+        raise FairbenchError(f"{path}: checkpoint arch_kwargs must be a mapping")
+    return GeneratorCheckpoint(**raw)
+
+
+def build_generator(ckpt: GeneratorCheckpoint, source: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild the registered architecture and load the weights; mismatches are the file's fault."""
+    load_plugins()
+    factory = ARCHITECTURES.get(ckpt.arch)
+    try:
+        model = factory(**ckpt.arch_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FairbenchError(f"{source}: cannot build architecture {ckpt.arch!r}: {exc}") from None
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise FairbenchError(f"{source}: weights do not fit architecture {ckpt.arch!r} ({first[:200]})") from None
+    return model.to(device).eval()

@@ -1,0 +1,306 @@
+"""The `fairbench` command: parse, call the Python API, render with rich. No logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fairbench.errors import FairbenchError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
+judge_app = typer.Typer(no_args_is_help=True, help="Train or evaluate a task's pinned judge (attribute classifier).")
+app.add_typer(judge_app, name="judge")
+
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+_DEBUG = {"on": False}
+
+
+def user_errors(fn: F) -> F:
+    """A FairbenchError becomes one line on stderr and exit code 2; --debug keeps the traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FairbenchError as exc:
+            if _DEBUG["on"] or os.environ.get("FAIRBENCH_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
+    _DEBUG["on"] = debug
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@app.command("tasks")
+@user_errors
+def tasks_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
+    """List the installed tasks."""
+    from fairbench.tasks import list_tasks
+
+    specs = list_tasks()
+    if as_json:
+        typer.echo(json.dumps([s.summary() for s in specs], indent=2))
+        return
+    table = Table(title="fairbench tasks")
+    for col in ("id", "version", "aliases", "groups", "conditional", "image", "hash"):
+        table.add_column(col)
+    for s in specs:
+        c, h, w = s.image_shape
+        table.add_row(
+            s.id, str(s.version), ", ".join(s.aliases), " / ".join(s.groups.names),
+            "yes" if s.conditional else "no", f"{c}x{h}x{w}", s.task_hash[:12],
+        )
+    Console().print(table)
+
+
+@app.command("methods")
+@user_errors
+def methods_cmd() -> None:
+    """List the registered training methods and their hyper-parameters."""
+    import dataclasses
+
+    from fairbench.methods import METHODS
+    from fairbench.plugins import load_plugins
+
+    load_plugins()
+    for name in METHODS.names():
+        cfg = METHODS.get(name).config_cls()
+        typer.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(cfg).items()))
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FairbenchError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@app.command("run")
+@user_errors
+def run_cmd(
+    method: str = typer.Option(..., "--method", "-m", help="Registered method, e.g. vanilla or repfair."),
+    task: str = typer.Option(..., "--task", "-t", help="Task id, alias or YAML path."),
+    seed: int = typer.Option(0, "--seed", help="Training seed."),
+    steps: int | None = typer.Option(None, "--steps", help="Total training steps (default: the task's)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Runs folder."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Dataset root (default: $FAIRBENCH_DATA)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size (default: the task's)."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    overrides: list[str] = typer.Option([], "--set", help="Method hyper-parameter, e.g. --set clip_norm=10."),
+) -> None:
+    """Train METHOD on TASK; rerun the same command to resume. Prints the checkpoint path last."""
+    from fairbench.tasks import get_task
+    from fairbench.training import RunOptions, TrainingInterrupted, train
+
+    spec = get_task(task)
+    options = RunOptions(
+        method=method, task=spec, seed=seed, steps=steps, out=out, data_root=data_root, device=device,
+        batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides),
+    )
+    total = steps or spec.training.steps
+    with _progress() as bar:
+        handle = bar.add_task(f"{method} on {spec.id} (seed {seed})", total=total, info="")
+
+        def progress(step: int, total_steps: int, logs: dict[str, float]) -> None:
+            info = " ".join(f"{k}={v:.3f}" for k, v in logs.items())
+            bar.update(handle, completed=step, total=total_steps, info=info)
+
+        try:
+            path = train(options, progress)
+        except TrainingInterrupted as stop:
+            err.print(f"interrupted at step {stop.step}; rerun the same command to resume")
+            typer.echo(str(stop.checkpoint))
+            raise typer.Exit(130) from None
+    typer.echo(str(path))
+
+
+@app.command("score")
+@user_errors
+def score_cmd(
+    checkpoint: Path | None = typer.Argument(None, help="Generator checkpoint (.pt) to sample and score."),
+    task: str | None = typer.Option(None, "--task", "-t", help="Task of an image set (with --images)."),
+    images: Path | None = typer.Option(None, "--images", help="Image set: .npz or a folder of images."),
+    samples: int | None = typer.Option(None, "--samples", "-n", help="Samples to draw (default: the task's)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Result JSON (default: result.json beside the input)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole result JSON."),
+    batch_size: int = typer.Option(500, "--batch-size", help="Batch size (speed only; never changes a score)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Score a checkpoint, or an image set with --task and --images."""
+    from fairbench.results import dumps, write_result
+    from fairbench.scoring import ScoreOptions, score_checkpoint, score_image_set
+
+    if (checkpoint is None) == (images is None):
+        raise FairbenchError("give either a CHECKPOINT or --task ID --images FILE.npz|DIR")
+    if images is not None and task is None:
+        raise FairbenchError("--images needs --task ID")
+    if checkpoint is not None and task is not None:
+        raise FairbenchError("--task goes with --images; a checkpoint names its own task")
+    with _progress() as bar:
+        handles: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in handles:
+                handles[stage] = bar.add_task(stage, total=total, info="")
+            bar.update(handles[stage], completed=done, total=total)
+
+        options = ScoreOptions(n_samples=samples, batch_size=batch_size, device=device, progress=progress)
+        if checkpoint is not None:
+            result = score_checkpoint(checkpoint, options)
+            default_out = checkpoint.parent / "result.json"
+        else:
+            result = score_image_set(task, images, options)  # type: ignore[arg-type]
+            default_out = (images.parent if images.is_file() else images) / "result.json"  # type: ignore[union-attr]
+    path = write_result(out or default_out, result)
+    if as_json:
+        typer.echo(dumps(result), nl=False)
+        return
+    _print_score(result)
+    typer.echo(str(path))
+
+
+def _print_score(result: Any) -> None:
+    console = Console()
+    props = result.group_proportions
+    groups = ", ".join(
+        f"{g} {o:.3f} (corrected {c:.3f})" for g, o, c in zip(result.groups, props["observed"], props["corrected"])
+    )
+    console.print(f"[bold]{result.task}[/] · {result.submission.name} · {result.n_samples} samples · {groups}")
+    table = Table()
+    for col in ("metric", "value", "95% interval", "better"):
+        table.add_column(col)
+    for name, m in result.metrics.items():
+        lo, hi = m["ci95"]
+        table.add_row(name, f"{m['value']:.4f}", f"[{lo:.4f}, {hi:.4f}]", "higher" if m["higher_is_better"] else "lower")
+    console.print(table)
+
+
+@app.command("leaderboard")
+@user_errors
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("leaderboard/results"), "--results", help="Folder of result JSONs."),
+    out: Path = typer.Option(Path("leaderboard"), "--out", help="Where to write leaderboard.csv and .md."),
+    rank_by: str | None = typer.Option(None, "--rank-by", help="Primary metric (default kl_uniform_corrected)."),
+) -> None:
+    """Build leaderboard.csv and leaderboard.md from result files alone."""
+    from fairbench.leaderboard import write_leaderboard
+
+    csv_path, md_path = write_leaderboard(results, out, rank_by)
+    Console().print(md_path.read_text(), markup=False, highlight=False)
+    typer.echo(str(csv_path))
+    typer.echo(str(md_path))
+
+
+@app.command("grid")
+@user_errors
+def grid_cmd(
+    checkpoint: Path = typer.Argument(..., help="Generator checkpoint."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+    per_condition: int = typer.Option(8, "--per-condition", help="Samples per class (one row each)."),
+    scale: int = typer.Option(3, "--scale", help="Pixel upscaling factor."),
+) -> None:
+    """Save a PNG grid of samples: one row per condition."""
+    from fairbench import checkpoint as ckpt_io
+    from fairbench import grids, sampling
+    from fairbench.tasks import get_task
+
+    ckpt = ckpt_io.load_checkpoint(checkpoint)
+    task = get_task(ckpt.task)
+    model = ckpt_io.build_generator(ckpt, checkpoint)
+    classes = task.num_classes if task.conditional else 0
+    n = per_condition * max(classes, 1)
+    images, labels = sampling.generate(model, n, task.sampling.seed, task.image_shape, classes, source=str(checkpoint))
+    if labels is not None:
+        images = images[labels.argsort(stable=True)]
+    grids.save_png(out, grids.image_grid(images, columns=per_condition), scale=scale)
+    typer.echo(str(out))
+
+
+@judge_app.command("train")
+@user_errors
+def judge_train_cmd(
+    task: str = typer.Option(..., "--task", "-t"),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the weights (default: $FAIRBENCH_HOME/judges)."),
+    data_root: Path | None = typer.Option(None, "--data-root"),
+) -> None:
+    """Reproduce a task's judge from its reserved split; says whether it matches the pinned sha256."""
+    from fairbench import paths
+    from fairbench.judges import train_judge
+    from fairbench.tasks import get_task
+
+    spec = get_task(task)
+    with _progress() as bar:
+        handle = bar.add_task(f"judge {spec.judge.id}", total=None, info="")
+        card = train_judge(
+            spec, out or paths.fairbench_home() / "judges", data_root,
+            progress=lambda d, t: bar.update(handle, completed=d, total=t),
+        )
+    match = "matches" if card.sha256 == spec.judge.sha256 else "DIFFERS FROM"
+    typer.echo(f"judge {card.id}: accuracy {card.accuracy:.4f} on {card.n_test} test images")
+    typer.echo(f"sha256 {card.sha256} {match} the pinned {spec.judge.sha256}")
+
+
+@judge_app.command("eval")
+@user_errors
+def judge_eval_cmd(
+    task: str = typer.Option(..., "--task", "-t"),
+    data_root: Path | None = typer.Option(None, "--data-root"),
+) -> None:
+    """Accuracy and confusion matrix of the pinned judge on the task's held-out test split."""
+    from fairbench.judges import evaluate_judge, load_judge
+    from fairbench.tasks import get_task
+
+    spec = get_task(task)
+    card = load_judge(spec).card
+    accuracy, confusion, n = evaluate_judge(spec, data_root)
+    console = Console()
+    console.print(f"judge {card.id} ({card.sha256[:12]}…) on {spec.id} test split, {n} images: accuracy {accuracy:.4f}")
+    console.print(f"shipped card says: accuracy {card.accuracy:.4f}")
+    table = Table(title="P(judged | true)")
+    table.add_column("true \\ judged")
+    for g in spec.groups.names:
+        table.add_column(g)
+    for g, row in zip(spec.groups.names, confusion):
+        table.add_row(g, *(f"{v:.4f}" for v in row))
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Image-set submissions: an `.npz` (uint8 NHWC `images`, int `labels`) or a folder of images.
+
+These let any model family (GAN, diffusion, ...) be scored. Every problem with a file is a FairbenchError
+naming the file; nothing is unpickled (`allow_pickle=False`).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from fairbench.errors import FairbenchError
+from fairbench.tasks import TaskSpec
+
+MIN_SAMPLES = 10  # fewer cannot support a bootstrap interval worth printing
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: torch.Tensor  # uint8 N x C x H x W
+    labels: torch.Tensor | None  # int64 condition per image, or None for unconditional tasks
+
+
+def load_image_set(task: TaskSpec, path: str | Path) -> ImageSet:
+    path = Path(path)
+    if path.is_dir():
+        return _load_folder(task, path)
+    if not path.exists():
+        raise FairbenchError(f"{path}: no such file or folder")
+    if path.suffix.lower() != ".npz":
+        raise FairbenchError(f"{path}: image sets are .npz files or folders of images")
+    return _load_npz(task, path)
+
+
+def _load_npz(task: TaskSpec, path: Path) -> ImageSet:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            if "images" not in keys:
+                raise FairbenchError(f"{path}: missing array 'images' (found: {', '.join(sorted(keys)) or 'none'})")
+            images = npz["images"]
+            labels = npz["labels"] if "labels" in keys else None
+    except FairbenchError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise FairbenchError(f"{path}: refused: holds Python objects (allow_pickle is never used)") from None
+        raise FairbenchError(f"{path}: not a readable .npz ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise FairbenchError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+    c, h, w = task.image_shape
+    if images.dtype != np.uint8:
+        raise FairbenchError(f"{path}: 'images' must be uint8 (0-255), got {images.dtype}")
+    if images.ndim != 4 or images.shape[1:] != (h, w, c):
+        raise FairbenchError(f"{path}: 'images' must have shape N x {h} x {w} x {c} (NHWC), got {images.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    return ImageSet(images=tensor, labels=_check_labels(task, path, labels, len(images)))
+
+
+def _check_labels(task: TaskSpec, path: Path, labels: np.ndarray | None, n: int) -> torch.Tensor | None:
+    if n < MIN_SAMPLES:
+        raise FairbenchError(f"{path}: {n} images; at least {MIN_SAMPLES} are needed")
+    if not task.conditional:
+        return None
+    if labels is None:
+        raise FairbenchError(f"{path}: task {task.id} is conditional: 'labels' (one int per image) is required")
+    if labels.dtype.kind not in "iu":
+        raise FairbenchError(f"{path}: 'labels' must be integers, got {labels.dtype}")
+    if labels.shape != (n,):
+        raise FairbenchError(f"{path}: 'labels' must have shape ({n},), got {labels.shape}")
+    if labels.min() < 0 or labels.max() >= task.num_classes:
+        raise FairbenchError(f"{path}: 'labels' must lie in [0, {task.num_classes}), got {labels.min()}..{labels.max()}")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def _load_folder(task: TaskSpec, root: Path) -> ImageSet:
+    """Unconditional: images directly in the folder. Conditional: one sub-folder per class (index or name)."""
+    if task.conditional:
+        names = task.class_names
+        entries: list[tuple[Path, int]] = []
+        for sub in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+            if not sub.is_dir():
+                raise FairbenchError(f"{sub}: task {task.id} is conditional: put images in one folder per class")
+            if sub.name in names:
+                label = names.index(sub.name)
+            elif sub.name.isdigit() and int(sub.name) < task.num_classes:
+                label = int(sub.name)
+            else:
+                raise FairbenchError(f"{sub}: folder name is not a class of task {task.id} ({', '.join(names)})")
+            entries += [(f, label) for f in _image_files(sub)]
+    else:
+        entries = [(f, -1) for f in _image_files(root)]
+    if not entries:
+        raise FairbenchError(f"{root}: no images found")
+    images = np.stack([_read_image(task, f) for f, _ in entries])
+    labels = np.array([label for _, label in entries], dtype=np.int64) if task.conditional else None
+    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    return ImageSet(images=tensor, labels=_check_labels(task, root, labels, len(images)))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    for f in files:
+        if f.is_dir() or f.suffix.lower() not in IMAGE_SUFFIXES:
+            raise FairbenchError(f"{f}: not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def _read_image(task: TaskSpec, path: Path) -> np.ndarray:
+    c, h, w = task.image_shape
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if c == 1 else "RGB")
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise FairbenchError(f"{path}: cannot read image ({type(exc).__name__})") from None
+    if array.shape[:2] != (h, w):
+        raise FairbenchError(f"{path}: image is {array.shape[1]}x{array.shape[0]}, task {task.id} needs {w}x{h}")
+    return array.reshape(h, w, c)

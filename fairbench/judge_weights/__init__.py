@@ -1,0 +1,1 @@
+"""Pinned judge weights (safetensors) and their held-out evaluation (JSON), shipped with the package."""

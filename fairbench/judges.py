@@ -1,0 +1,177 @@
+"""Judges: the pinned attribute classifiers h that tell which group a generated image belongs to.
+
+Each task names a judge by id and sha256. Weights ship inside the package as safetensors (no pickle), with
+a JSON card holding the held-out accuracy and confusion matrix, so every user scores with the identical
+judge, offline. `train_judge` reproduces them from the task's reserved judge split.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fairbench import atomic, data, paths
+from fairbench.errors import FairbenchError
+from fairbench.tasks import TaskSpec
+
+PACKAGE_DIR = Path(__file__).resolve().parent / "judge_weights"
+
+
+class JudgeNet(nn.Module):
+    """Two conv blocks, pooled to 4x4, and a small MLP: a few hundred KB, fast on CPU."""
+
+    def __init__(self, in_channels: int, n_groups: int, width: int = 16) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * width * 16, 64),
+            nn.ReLU(),
+            nn.Linear(64, n_groups),
+        )
+
+    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        return self.net(images_uint8.float() / 255.0)
+
+
+@dataclass(frozen=True)
+class JudgeCard:
+    """What ships beside the weights: provenance and held-out performance."""
+
+    id: str
+    sha256: str
+    task: str
+    groups: list[str]
+    in_channels: int
+    accuracy: float
+    confusion: list[list[float]]  # row i: P(judge = j | true group i), on the task's test split
+    n_test: int
+    epochs: int
+    seed: int
+
+
+@dataclass
+class Judge:
+    card: JudgeCard
+    net: JudgeNet
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return np.asarray(self.card.confusion, dtype=np.float64)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+        """Group index per uint8 N x C x H x W image. Per-image results: batch size cannot change them."""
+        self.net.eval()
+        out = [self.net(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)]
+        return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def _search_dirs() -> list[Path]:
+    return [PACKAGE_DIR, paths.fairbench_home() / "judges"]
+
+
+def load_judge(task: TaskSpec) -> Judge:
+    """The task's judge, refused unless its file hash matches the sha256 pinned in the task spec."""
+    ref = task.judge
+    for directory in _search_dirs():
+        weights = directory / f"{ref.id}.safetensors"
+        if weights.is_file():
+            break
+    else:
+        raise FairbenchError(
+            f"judge {ref.id!r} for task {task.id} not found: place {ref.id}.safetensors (sha256 {ref.sha256}) "
+            f"in {_search_dirs()[-1]}/, or create it with `fairbench judge train --task {task.id}`"
+        )
+    digest = atomic.sha256_file(weights)
+    if digest != ref.sha256:
+        raise FairbenchError(
+            f"{weights}: sha256 {digest[:12]}… does not match the task's pinned judge {ref.sha256[:12]}…; "
+            "refusing to score with a different judge"
+        )
+    card_path = weights.with_suffix(".json")
+    try:
+        card = JudgeCard(**json.loads(card_path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise FairbenchError(f"{card_path}: judge card missing or invalid ({exc})") from None
+    net = JudgeNet(card.in_channels, len(card.groups))
+    net.load_state_dict(load_file(str(weights)))
+    return Judge(card=card, net=net.eval())
+
+
+def train_judge(
+    task: TaskSpec, out_dir: Path, data_root: Path | None = None, seed: int = 0, progress=None
+) -> JudgeCard:
+    """Train on the task's judge split, evaluate on its test split, write `<id>.safetensors` + `<id>.json`."""
+    torch.manual_seed(seed)
+    epochs = task.judge.epochs
+    split = data.load_split(task, "judge", data_root)
+    net = JudgeNet(task.image_shape[0], task.n_groups)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    rng = torch.Generator().manual_seed(seed)
+    batch = 128
+    n_batches = (len(split) + batch - 1) // batch
+    net.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(split), generator=rng)
+        for b in range(n_batches):
+            idx = order[b * batch : (b + 1) * batch]
+            loss = nn.functional.cross_entropy(net(split.images[idx]), split.groups[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if progress is not None:
+                progress(epoch * n_batches + b + 1, epochs * n_batches)
+    test = data.load_split(task, "test", data_root)
+    judge = Judge(card=None, net=net.eval())  # type: ignore[arg-type]
+    predicted = judge.predict(test.images)
+    confusion = confusion_matrix(test.groups.numpy(), predicted, task.n_groups)
+    accuracy = float((predicted == test.groups.numpy()).mean())
+
+    out_dir = Path(out_dir)
+    weights = out_dir / f"{task.judge.id}.safetensors"
+    with atomic.atomic_path(weights) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    card = JudgeCard(
+        id=task.judge.id,
+        sha256=atomic.sha256_file(weights),
+        task=task.id,
+        groups=list(task.groups.names),
+        in_channels=task.image_shape[0],
+        accuracy=accuracy,
+        confusion=confusion.tolist(),
+        n_test=len(test),
+        epochs=epochs,
+        seed=seed,
+    )
+    atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
+    return card
+
+
+def evaluate_judge(task: TaskSpec, data_root: Path | None = None) -> tuple[float, np.ndarray, int]:
+    """Accuracy and row-normalised confusion of the pinned judge on the task's test split, recomputed now."""
+    judge = load_judge(task)
+    test = data.load_split(task, "test", data_root)
+    predicted = judge.predict(test.images)
+    truth = test.groups.numpy()
+    return float((predicted == truth).mean()), confusion_matrix(truth, predicted, task.n_groups), len(test)
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row-normalised: entry [i, j] = P(predicted j | true i); a group absent from `truth` gets the identity row."""
+    counts = np.zeros((n_groups, n_groups), dtype=np.float64)
+    np.add.at(counts, (truth, predicted), 1.0)
+    totals = counts.sum(1, keepdims=True)
+    eye = np.eye(n_groups)
+    return np.where(totals > 0, counts / np.maximum(totals, 1.0), eye)

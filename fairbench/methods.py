@@ -1,0 +1,62 @@
+"""The method plug-in contract: what a training method gives the harness, and what it gets from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from fairbench.registry import Registry
+
+
+@dataclass
+class Trainable:
+    """Everything a method trains. The harness saves and restores it; `generator` is what gets scored."""
+
+    modules: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    generator: str  # key into `modules`
+    arch: str  # registered architecture name of the generator
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+
+
+class BatchSource(Protocol):
+    """Real batches and noise, drawn from the harness's seeded generators (so a resumed run is exact)."""
+
+    device: torch.device
+    n_groups: int
+
+    def real(self, batch_size: int, group: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images in [-1, 1], N x C x H x W; class labels), optionally drawn only from one group."""
+        ...
+
+    def noise(self, batch_size: int, dim: int) -> torch.Tensor: ...
+
+
+class Method(Protocol):
+    config_cls: type  # a dataclass of hyper-parameters with defaults
+
+    def create(self, task: Any, config: Any, device: torch.device) -> Trainable: ...
+
+    def step(
+        self, trainable: Trainable, config: Any, batches: BatchSource, batch_size: int, step: int
+    ) -> dict[str, float]:
+        """One training step; returns scalar logs (losses, gradient norms)."""
+        ...
+
+
+METHODS: Registry[Method] = Registry("method")

@@ -1,0 +1,1 @@
+"""Metrics on generated samples: fairness of the judged group distribution, FID family, image quality."""

@@ -1,0 +1,81 @@
+"""The result JSON contract (DESIGN.md section 7): one file per scored run, carrying its own provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fairbench import atomic
+
+SCHEMA = "fairbench-result/1"
+
+
+@dataclass(frozen=True)
+class Submission:
+    kind: str  # "checkpoint" | "npz" | "folder"
+    name: str  # the leaderboard entry: the method for checkpoints, the file or folder name otherwise
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class JudgeInfo:
+    id: str
+    sha256: str
+    accuracy: float
+    confusion: list[list[float]]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    task: str
+    task_version: int
+    task_hash: str
+    method: str | None
+    submission: Submission
+    seed: int | None  # training seed of a checkpoint
+    train: dict[str, Any] | None
+    n_samples: int
+    sampling_seed: int | None  # None for image sets: their samples are given
+    groups: list[str]
+    group_proportions: dict[str, list[float]]  # {"observed": p-hat, "corrected": p-tilde}
+    group_counts: list[int]
+    metrics: dict[str, dict[str, Any]]  # name -> {"value", "ci95", "higher_is_better"}
+    per_condition: dict[str, Any] | None
+    judge: JudgeInfo
+    bootstrap: dict[str, int]
+    versions: dict[str, str]
+    device: str
+    git_revision: str | None
+    created: str
+    elapsed_s: float
+    feature_network: dict[str, str] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
+    schema: str = SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"schema": data.pop("schema"), **data}
+
+
+def dumps(result: ScoreResult) -> str:
+    return json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n"
+
+
+def write_result(path: str | Path, result: ScoreResult) -> Path:
+    path = Path(path)
+    atomic.write_text(path, dumps(result))
+    return path
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a folder's sorted (relative name, file hash) pairs."""
+    if path.is_file():
+        return atomic.sha256_file(path)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{f.relative_to(path).as_posix()}\0{atomic.sha256_file(f)}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,63 @@
+"""Draw a task's evaluation samples from a generator: seeded latents, equal counts per condition.
+
+All latents are drawn up front from one seeded torch.Generator and then cut into batches, so the images
+(and every score computed from them) do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from fairbench.errors import FairbenchError
+
+
+def condition_labels(n_samples: int, num_classes: int) -> torch.Tensor:
+    """0, 1, ..., K-1, 0, 1, ...: equal counts per condition (the first n mod K get one more)."""
+    return torch.arange(n_samples, dtype=torch.int64) % num_classes
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats to uint8 with round-half-to-even, the same on every device."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    n_samples: int,
+    seed: int,
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+    batch_size: int = 500,
+    device: torch.device | str = "cpu",
+    source: str = "generator",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(uint8 N x C x H x W images on the CPU, condition labels or None for unconditional models)."""
+    if batch_size < 1:
+        raise FairbenchError("batch size must be positive")
+    latent_dim = int(getattr(model, "latent_dim", 0))
+    if latent_dim < 1:
+        raise FairbenchError(f"{source}: generator has no positive `latent_dim`")
+    rng = torch.Generator().manual_seed(seed)
+    z_all = torch.randn(n_samples, latent_dim, generator=rng)
+    labels = condition_labels(n_samples, num_classes) if num_classes > 0 else None
+    model.eval()
+    chunks = []
+    for start in range(0, n_samples, batch_size):
+        z = z_all[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device) if labels is not None else None
+        out = model(z, y)
+        expected = (len(z), *image_shape)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise FairbenchError(f"{source}: generator returned shape {got}, expected {expected}")
+        if not torch.isfinite(out).all():
+            raise FairbenchError(f"{source}: generator returned NaN or infinite values")
+        chunks.append(to_uint8(out.float()).cpu())
+        if progress is not None:
+            progress(min(start + batch_size, n_samples), n_samples)
+    return torch.cat(chunks), labels

@@ -1,0 +1,144 @@
+"""Score a generator checkpoint or an image set against a task: judge, fairness metrics, result JSON."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fairbench import checkpoint as ckpt_io
+from fairbench import imagesets, sampling
+from fairbench.devices import resolve_device
+from fairbench.errors import FairbenchError
+from fairbench.judges import load_judge
+from fairbench.metrics.fairness import conditional_fairness_report, fairness_report
+from fairbench.provenance import git_revision, versions
+from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
+from fairbench.tasks import TaskSpec, get_task
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    n_samples: int | None = None  # default: the task's sampling.n_samples
+    batch_size: int = 500  # speed only; never changes a score
+    device: str = "auto"
+    progress: ProgressFn | None = None
+
+
+def score_checkpoint(path: str | Path, options: ScoreOptions = ScoreOptions()) -> ScoreResult:
+    started = time.perf_counter()
+    path = Path(path)
+    ckpt = ckpt_io.load_checkpoint(path)
+    task = get_task(ckpt.task)
+    if ckpt.task_hash != task.task_hash:
+        raise FairbenchError(
+            f"{path}: made for task {ckpt.task} with hash {ckpt.task_hash[:12]}…, but the installed spec hashes to "
+            f"{task.task_hash[:12]}… (the task changed); retrain, or score with the fairbench version it was made for"
+        )
+    device = resolve_device(options.device)
+    model = ckpt_io.build_generator(ckpt, path, device)
+    n = options.n_samples or task.sampling.n_samples
+    if n < 1:
+        raise FairbenchError("--samples must be positive")
+    progress = options.progress
+    images, labels = sampling.generate(
+        model,
+        n,
+        task.sampling.seed,
+        task.image_shape,
+        task.num_classes if task.conditional else 0,
+        batch_size=options.batch_size,
+        device=device,
+        source=str(path),
+        progress=(lambda d, t: progress("sampling", d, t)) if progress else None,
+    )
+    submission = Submission("checkpoint", ckpt.method, str(path), sha256_path(path))
+    return _score(
+        task, images, labels, submission, ckpt.method, ckpt.seed, ckpt.train or None, task.sampling.seed,
+        options, device, started,
+    )
+
+
+def score_image_set(task: TaskSpec | str, path: str | Path, options: ScoreOptions = ScoreOptions()) -> ScoreResult:
+    started = time.perf_counter()
+    task = get_task(task) if isinstance(task, str) else task
+    path = Path(path)
+    image_set = imagesets.load_image_set(task, path)
+    kind = "folder" if path.is_dir() else "npz"
+    submission = Submission(kind, path.stem if kind == "npz" else path.name, str(path), sha256_path(path))
+    device = resolve_device(options.device)
+    return _score(task, image_set.images, image_set.labels, submission, None, None, None, None, options, device, started)
+
+
+def _score(
+    task: TaskSpec,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    submission: Submission,
+    method: str | None,
+    seed: int | None,
+    train: dict | None,
+    sampling_seed: int | None,
+    options: ScoreOptions,
+    device: torch.device,
+    started: float,
+) -> ScoreResult:
+    judge = load_judge(task)
+    judge.net.to(device)
+    predicted = np.concatenate(
+        [
+            judge.predict(images[i : i + options.batch_size].to(device))
+            for i in range(0, len(images), options.batch_size)
+        ]
+    )
+    if options.progress:
+        options.progress("judging", len(images), len(images))
+    boot = task.bootstrap
+    overall = fairness_report(predicted, task.n_groups, judge.confusion, boot.n_resamples, boot.seed)
+    metrics = {name: value.to_json() for name, value in overall.metrics.items()}
+    per_condition = None
+    if task.conditional and labels is not None:
+        cond = conditional_fairness_report(
+            predicted, labels.numpy(), task.n_groups, task.num_classes, judge.confusion, boot.n_resamples, boot.seed
+        )
+        metrics.update({name: value.to_json() for name, value in cond.summary.items()})
+        per_condition = {
+            "conditions": [task.class_names[c] for c in cond.conditions],
+            "counts": [r.counts for r in cond.per_condition],
+            "observed": [r.observed for r in cond.per_condition],
+            "corrected": [r.corrected for r in cond.per_condition],
+            "metrics": {
+                name: [r.metrics[name].to_json() for r in cond.per_condition] for name in overall.metrics
+            },
+        }
+    card = judge.card
+    return ScoreResult(
+        task=task.id,
+        task_version=task.version,
+        task_hash=task.task_hash,
+        method=method,
+        submission=submission,
+        seed=seed,
+        train=train,
+        n_samples=len(images),
+        sampling_seed=sampling_seed,
+        groups=list(task.groups.names),
+        group_proportions={"observed": overall.observed, "corrected": overall.corrected},
+        group_counts=overall.counts,
+        metrics=metrics,
+        per_condition=per_condition,
+        judge=JudgeInfo(card.id, card.sha256, card.accuracy, card.confusion),
+        bootstrap={"n_resamples": boot.n_resamples, "seed": boot.seed},
+        versions=versions(),
+        device=str(device),
+        git_revision=git_revision(),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        elapsed_s=round(time.perf_counter() - started, 3),
+    )

@@ -1,0 +1,239 @@
+"""Task specs: typed, versioned, hashed, loaded from `tasks/*.yaml` (shipped inside the wheel)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fairbench.errors import FairbenchError
+from fairbench.registry import unknown_name_message
+from fairbench.strict import from_dict
+
+# Keys that do not change what a score means (prose, and the default budget for training a reference
+# method); left out of the hash so editing them does not orphan existing results.
+_UNHASHED_KEYS = ("description", "aliases", "training")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A contiguous slice [start, stop) of one part ("train" / "test") of the source dataset."""
+
+    part: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    source: str
+    image_shape: list[int]  # [C, H, W]
+    num_classes: int
+    train: SplitSpec  # what methods train on
+    judge: SplitSpec  # what the judge trains on; no method sees it
+    test: SplitSpec  # held out: judge evaluation and the oracle checks
+    class_names: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    attribute: str
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JudgeRef:
+    id: str
+    sha256: str
+    epochs: int = 3  # how `fairbench judge train` reproduces the pinned weights
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    n_samples: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class BootstrapSpec:
+    n_resamples: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    steps: int
+    batch_size: int = 64
+    checkpoint_every: int = 500
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    id: str
+    version: int
+    dataset: DatasetSpec
+    groups: GroupSpec
+    transform: TransformSpec
+    conditional: bool
+    judge: JudgeRef
+    sampling: SamplingSpec
+    training: TrainingDefaults
+    bootstrap: BootstrapSpec = BootstrapSpec()
+    description: str = ""
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.dataset.image_shape
+        return c, h, w
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups.names)
+
+    @property
+    def num_classes(self) -> int:
+        return self.dataset.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.dataset.class_names or [str(i) for i in range(self.dataset.num_classes)]
+
+    @property
+    def task_hash(self) -> str:
+        return task_hash(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields `fairbench tasks --json` promises."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "task_hash": self.task_hash,
+            "aliases": list(self.aliases),
+            "groups": list(self.groups.names),
+            "attribute": self.groups.attribute,
+            "conditional": self.conditional,
+            "num_classes": self.num_classes,
+            "image_shape": list(self.image_shape),
+            "source": self.dataset.source,
+            "description": self.description,
+        }
+
+
+def task_hash(spec: TaskSpec) -> str:
+    data = dataclasses.asdict(spec)
+    for key in _UNHASHED_KEYS:
+        data.pop(key, None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_task(data: Any, where: str) -> TaskSpec:
+    spec = from_dict(TaskSpec, data, where)
+    _validate(spec, where)
+    return spec
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FairbenchError(f"{path}: cannot read task file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+        raise FairbenchError(f"{path}: not valid YAML ({first})") from None
+    return parse_task(data, str(path))
+
+
+def _validate(spec: TaskSpec, where: str) -> None:
+    from fairbench import data, transforms  # late: these import torch
+
+    if spec.version < 1:
+        raise FairbenchError(f"{where}: version must be >= 1")
+    shape = spec.dataset.image_shape
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
+        raise FairbenchError(f"{where}: dataset.image_shape must be [C, H, W] with C 1 or 3, got {shape}")
+    if len(spec.groups.names) < 2 or len(set(spec.groups.names)) != len(spec.groups.names):
+        raise FairbenchError(f"{where}: groups.names needs at least two distinct names")
+    if spec.dataset.num_classes < 1:
+        raise FairbenchError(f"{where}: dataset.num_classes must be >= 1")
+    if spec.dataset.class_names is not None and len(spec.dataset.class_names) != spec.dataset.num_classes:
+        raise FairbenchError(f"{where}: dataset.class_names must have num_classes entries")
+    for name in ("train", "judge", "test"):
+        split: SplitSpec = getattr(spec.dataset, name)
+        if not 0 <= split.start < split.stop:
+            raise FairbenchError(f"{where}: dataset.{name} needs 0 <= start < stop")
+    if spec.sampling.n_samples < 1:
+        raise FairbenchError(f"{where}: sampling.n_samples must be positive")
+    if spec.training.steps < 1 or spec.training.batch_size < 1 or spec.training.checkpoint_every < 1:
+        raise FairbenchError(f"{where}: training.steps, batch_size and checkpoint_every must be positive")
+    if spec.bootstrap.n_resamples < 1:
+        raise FairbenchError(f"{where}: bootstrap.n_resamples must be positive")
+    data.SOURCES.get(spec.dataset.source)
+    transforms.parse_params(spec.transform, f"{where}.transform")
+
+
+def _builtin_task_dir() -> Path:
+    try:
+        root = resources.files("fairbench._tasks")
+        path = Path(str(root))
+        if path.is_dir():
+            return path
+    except (ModuleNotFoundError, NotADirectoryError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "tasks"  # running from a source checkout
+
+
+@cache
+def builtin_tasks() -> dict[str, TaskSpec]:
+    specs: dict[str, TaskSpec] = {}
+    for path in sorted(_builtin_task_dir().glob("*.yaml")):
+        spec = load_task_file(path)
+        if spec.id in specs:
+            raise FairbenchError(f"{path}: task id {spec.id!r} is defined twice")
+        specs[spec.id] = spec
+    return specs
+
+
+def _aliases() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for spec in builtin_tasks().values():
+        for alias in spec.aliases:
+            table[alias] = spec.id
+    return table
+
+
+def resolve_task_id(name: str) -> str:
+    specs = builtin_tasks()
+    if name in specs:
+        return name
+    aliases = _aliases()
+    if name in aliases:
+        return aliases[name]
+    raise FairbenchError(unknown_name_message("task", name, [*specs, *aliases]))
+
+
+def get_task(name_or_path: str | Path) -> TaskSpec:
+    """A task by id, alias, or path to a YAML file."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")):
+        return load_task_file(text)
+    return builtin_tasks()[resolve_task_id(text)]
+
+
+def list_tasks() -> list[TaskSpec]:
+    return [builtin_tasks()[k] for k in sorted(builtin_tasks())]

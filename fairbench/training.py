@@ -1,0 +1,231 @@
+"""Train a registered method on a task: seeded, checkpointed atomically, resumable, safe on Ctrl-C.
+
+A run directory `OUT/<task>/<method>/seed<S>/` holds `checkpoint.pt` (the generator, DESIGN.md section 4)
+and `trainstate.pt` (networks, optimisers and RNG states). Running the same command again continues from
+`trainstate.pt`, and because every random draw comes from generators saved there, a resumed run reproduces
+an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fairbench import data
+from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
+from fairbench.devices import resolve_device
+from fairbench.errors import FairbenchError
+from fairbench.methods import METHODS, Trainable
+from fairbench.plugins import load_plugins
+from fairbench.provenance import versions
+from fairbench.strict import from_dict
+from fairbench.tasks import TaskSpec
+
+TRAINSTATE_FORMAT = "fairbench-trainstate/1"
+
+
+@dataclass
+class RunOptions:
+    method: str
+    task: TaskSpec
+    seed: int = 0
+    steps: int | None = None  # default: the task's training.steps
+    out: Path = Path("runs")
+    data_root: Path | None = None
+    device: str = "auto"
+    batch_size: int | None = None  # default: the task's training.batch_size
+    checkpoint_every: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C / SIGTERM once a usable checkpoint is on disk."""
+
+    def __init__(self, checkpoint: Path, step: int) -> None:
+        super().__init__(f"interrupted at step {step}; checkpoint saved")
+        self.checkpoint, self.step = checkpoint, step
+
+
+class TensorBatches:
+    """Real batches and noise from the run's own seeded generators (saved and restored on resume)."""
+
+    def __init__(self, split: data.RealSplit, n_groups: int, seed: int, device: torch.device) -> None:
+        self.device, self.n_groups = device, n_groups
+        self.images = split.images.to(device)
+        self.labels = split.labels.to(device)
+        self.group_index = [torch.nonzero(split.groups == g).squeeze(1) for g in range(n_groups)]
+        self.data_rng = torch.Generator().manual_seed(seed * 2 + 1)
+        self.noise_rng = torch.Generator().manual_seed(seed * 2 + 2)
+
+    def real(self, batch_size: int, group: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if group is None:
+            idx = torch.randint(len(self.images), (batch_size,), generator=self.data_rng)
+        else:
+            pool = self.group_index[group]
+            if len(pool) == 0:
+                raise FairbenchError(f"the training split has no images of group {group}")
+            idx = pool[torch.randint(len(pool), (batch_size,), generator=self.data_rng)]
+        idx = idx.to(self.device)
+        images = self.images[idx].float().div_(127.5).sub_(1.0)
+        return images, self.labels[idx]
+
+    def noise(self, batch_size: int, dim: int) -> torch.Tensor:
+        return torch.randn(batch_size, dim, generator=self.noise_rng).to(self.device)
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        return {"data": self.data_rng.get_state(), "noise": self.noise_rng.get_state()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.data_rng.set_state(state["data"])
+        self.noise_rng.set_state(state["noise"])
+
+
+def run_dir(out: Path, task_id: str, method: str, seed: int) -> Path:
+    return Path(out) / task_id / method / f"seed{seed}"
+
+
+def parse_config(method_name: str, overrides: dict[str, Any]) -> Any:
+    load_plugins()
+    method = METHODS.get(method_name)
+    return from_dict(method.config_cls, overrides, f"{method_name} config")
+
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
+    """Train (or resume) and return the path of the final generator checkpoint."""
+    load_plugins()
+    task = options.task
+    method = METHODS.get(options.method)
+    config = parse_config(options.method, options.overrides)
+    steps = options.steps or task.training.steps
+    batch_size = options.batch_size or task.training.batch_size
+    every = options.checkpoint_every or task.training.checkpoint_every
+    if steps < 1 or batch_size < 1 or every < 1:
+        raise FairbenchError("steps, batch size and checkpoint interval must be positive")
+    device = resolve_device(options.device)
+    directory = run_dir(options.out, task.id, options.method, options.seed)
+    ckpt_path, state_path = directory / "checkpoint.pt", directory / "trainstate.pt"
+
+    split = data.load_split(task, "train", options.data_root)
+    torch.manual_seed(options.seed)  # network initialisation
+    trainable = method.create(task, config, device)
+    batches = TensorBatches(split, task.n_groups, options.seed, device)
+    identity = {
+        "task_hash": task.task_hash,
+        "method": options.method,
+        "seed": options.seed,
+        "config": dataclasses.asdict(config),
+        "batch_size": batch_size,
+    }
+    step, wall = 0, 0.0
+    if state_path.exists():
+        step, wall = _restore(state_path, identity, trainable, batches)
+    if step >= steps and ckpt_path.exists():
+        return ckpt_path
+
+    def save(at_step: int, elapsed: float) -> None:
+        _save_state(state_path, identity, trainable, batches, at_step, elapsed)
+        save_checkpoint(ckpt_path, _generator_checkpoint(task, options, config, trainable, at_step, elapsed))
+
+    for module in trainable.modules.values():
+        module.train()
+    started = time.perf_counter() - wall
+    try:
+        with _sigterm_as_interrupt():
+            while step < steps:
+                logs = method.step(trainable, config, batches, batch_size, step)
+                step += 1
+                if progress is not None:
+                    progress(step, steps, logs)
+                if step % every == 0 and step < steps:
+                    save(step, time.perf_counter() - started)
+    except KeyboardInterrupt:
+        save(step, time.perf_counter() - started)
+        raise TrainingInterrupted(ckpt_path, step) from None
+    save(step, time.perf_counter() - started)
+    return ckpt_path
+
+
+def _generator_checkpoint(task, options, config, trainable: Trainable, step: int, wall: float):
+    gen = trainable.modules[trainable.generator]
+    return GeneratorCheckpoint(
+        arch=trainable.arch,
+        arch_kwargs=dict(trainable.arch_kwargs),
+        state_dict={k: v.detach().cpu().clone() for k, v in gen.state_dict().items()},
+        task=task.id,
+        task_hash=task.task_hash,
+        method=options.method,
+        config=dataclasses.asdict(config),
+        seed=options.seed,
+        versions=versions(),
+        train={"steps": step, "wall_time_s": round(wall, 3), "device": str(resolve_device(options.device))},
+    )
+
+
+def _save_state(path: Path, identity: dict, trainable: Trainable, batches: TensorBatches, step: int, wall: float):
+    save_torch(
+        path,
+        {
+            "format": TRAINSTATE_FORMAT,
+            "identity": identity,
+            "step": step,
+            "wall_time_s": wall,
+            "trainable": _to_cpu(trainable.state_dict()),
+            "rng": batches.rng_state(),
+        },
+    )
+
+
+def _restore(path: Path, identity: dict, trainable: Trainable, batches: TensorBatches) -> tuple[int, float]:
+    state = safe_torch_load(path, "training state")
+    if not isinstance(state, dict) or state.get("format") != TRAINSTATE_FORMAT:
+        raise FairbenchError(f"{path}: not a fairbench training state; remove it or choose another --out")
+    if state.get("identity") != identity:
+        raise FairbenchError(
+            f"{path}: belongs to a different run (task, method, seed, config or batch size differ); "
+            "choose another --out or remove that folder"
+        )
+    try:
+        trainable.load_state_dict(state["trainable"])
+        batches.set_rng_state(state["rng"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise FairbenchError(f"{path}: training state does not fit this run ({exc})") from None
+    return int(state["step"]), float(state["wall_time_s"])
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C so a killed-by-scheduler run still leaves its checkpoint."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

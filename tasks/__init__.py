@@ -1,0 +1,1 @@
+"""Task specs shipped with fairbench (installed as the package fairbench._tasks)."""

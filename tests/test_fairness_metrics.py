@@ -1,0 +1,535 @@
+"""Fairness metrics, judge correction and bootstrap intervals, each checked against an independent computation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fairbench.errors import FairbenchError
+from fairbench.metrics import fairness as fm
+from fairbench.metrics.fairness import (
+    FAIRNESS_METRICS,
+    MetricValue,
+    conditional_fairness_report,
+    correct_proportions,
+    fairness_report,
+    fd_l1,
+    fd_l2,
+    group_counts,
+    kl_uniform,
+    kl_uniform_normalized,
+    proportions,
+)
+
+BASE_METRICS = ["kl_uniform", "kl_uniform_normalized", "fd_l1", "fd_l2"]
+ALL_METRICS = [m for name in BASE_METRICS for m in (name, f"{name}_corrected")]
+
+
+def labels_with_counts(counts, seed=0):
+    """Predicted labels with exactly these per-group counts, shuffled so order cannot matter."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return np.random.default_rng(seed).permutation(labels)
+
+
+def noisy_confusion(k, rng, accuracy=0.8):
+    """A well-conditioned, diagonally dominant row-stochastic matrix."""
+    off = rng.dirichlet(np.ones(k - 1), size=k) * (1 - accuracy)
+    c = np.empty((k, k))
+    for i in range(k):
+        c[i, i] = accuracy
+        c[i, np.arange(k) != i] = off[i]
+    return c
+
+
+def slsqp_simplex_lsq(c, p_hat):
+    """Reference solution of min over the simplex of ‖Cᵀp − p̂‖² by a general-purpose solver."""
+    k = c.shape[0]
+    res = scipy.optimize.minimize(
+        lambda p: float(np.sum((c.T @ p - p_hat) ** 2)),
+        np.full(k, 1.0 / k),
+        jac=lambda p: 2 * c @ (c.T @ p - p_hat),
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * k,
+        constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1.0, "jac": lambda p: np.ones(k)}],
+        options={"ftol": 1e-15, "maxiter": 1000},
+    )
+    assert res.success, res.message
+    return res.x
+
+
+def objective(c, p, p_hat):
+    return float(np.sum((c.T @ p - p_hat) ** 2))
+
+
+# ------------------------------------------------------------------------------------------ metric values
+
+
+def test_hand_worked_two_groups():
+    p = np.array([0.75, 0.25])
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert kl_uniform(p) == pytest.approx(kl, abs=1e-15)
+    assert kl_uniform_normalized(p) == pytest.approx(kl / math.log(2), abs=1e-15)
+    assert fd_l1(p) == pytest.approx(0.5, abs=1e-15)
+    assert fd_l2(p) == pytest.approx(math.sqrt(0.125), abs=1e-15)
+
+
+def test_hand_worked_three_groups():
+    p = np.array([0.5, 0.3, 0.2])
+    kl = 0.5 * math.log(1.5) + 0.3 * math.log(0.9) + 0.2 * math.log(0.6)
+    assert kl_uniform(p) == pytest.approx(kl, abs=1e-15)
+    assert fd_l1(p) == pytest.approx(1 / 6 + 1 / 30 + 2 / 15, abs=1e-15)
+    assert fd_l2(p) == pytest.approx(math.sqrt((1 / 6) ** 2 + (1 / 30) ** 2 + (2 / 15) ** 2), abs=1e-15)
+
+
+def test_kl_matches_scipy_entropy_on_random_distributions():
+    rng = np.random.default_rng(123)
+    for _ in range(200):
+        k = int(rng.integers(2, 12))
+        p = rng.dirichlet(np.full(k, rng.uniform(0.1, 3)))
+        if rng.random() < 0.3:  # exact zeros exercise 0 ln 0 = 0
+            p[rng.integers(0, k)] = 0.0
+            p /= p.sum()
+        uniform = np.full(k, 1.0 / k)
+        assert kl_uniform(p) == pytest.approx(scipy.stats.entropy(p, uniform), abs=1e-12)
+        assert kl_uniform_normalized(p) == pytest.approx(scipy.stats.entropy(p, uniform) / math.log(k), abs=1e-12)
+        assert fd_l1(p) == pytest.approx(np.linalg.norm(p - uniform, ord=1), abs=1e-12)
+        assert fd_l2(p) == pytest.approx(np.linalg.norm(p - uniform), abs=1e-12)
+
+
+def test_registry_holds_the_public_functions():
+    assert list(FAIRNESS_METRICS) == BASE_METRICS
+    p = np.array([0.1, 0.6, 0.3])
+    assert FAIRNESS_METRICS["kl_uniform"](p) == kl_uniform(p)
+    assert FAIRNESS_METRICS["fd_l2"](p) == fd_l2(p)
+
+
+def test_empty_groups_are_kept():
+    pred = np.zeros(50, dtype=int)  # every sample judged as group 0 of 3
+    counts = group_counts(pred, 3)
+    assert counts.tolist() == [50, 0, 0]
+    assert counts.dtype == np.int64
+    p = proportions(counts)
+    assert p.tolist() == [1.0, 0.0, 0.0]
+    assert kl_uniform(p) == pytest.approx(math.log(3), abs=1e-15)
+    assert kl_uniform_normalized(p) == pytest.approx(1.0, abs=1e-15)
+    assert fd_l1(p) == pytest.approx(4 / 3, abs=1e-15)
+    assert fd_l2(p) == pytest.approx(math.sqrt(2 / 3), abs=1e-15)
+
+    # The bug we guard against: building p̂ only from the labels that occur.
+    present, present_counts = np.unique(pred, return_counts=True)
+    dropped = present_counts / present_counts.sum()
+    assert float(np.sum(dropped * np.log(dropped * len(present)))) == 0.0  # "perfectly fair"
+
+    # Same with two of three groups used equally: dropping gives 0 instead of ln 1.5.
+    pred2 = labels_with_counts([10, 10, 0])
+    assert kl_uniform(proportions(group_counts(pred2, 3))) == pytest.approx(math.log(1.5), abs=1e-15)
+    _, c2 = np.unique(pred2, return_counts=True)
+    assert scipy.stats.entropy(c2 / c2.sum(), np.full(len(c2), 1 / len(c2))) == 0.0
+
+
+def test_single_sample_and_one_group_are_maximally_unfair():
+    for k in (2, 3, 7):
+        for pred in (np.array([k - 1]), np.full(1000, 1)):
+            p = proportions(group_counts(pred, k))
+            assert kl_uniform(p) == pytest.approx(math.log(k), abs=1e-12)
+            assert kl_uniform_normalized(p) == pytest.approx(1.0, abs=1e-12)
+            assert fd_l1(p) == pytest.approx(2 * (1 - 1 / k), abs=1e-12)
+            assert fd_l2(p) == pytest.approx(math.sqrt(1 - 1 / k), abs=1e-12)
+
+
+def test_uniform_scores_zero():
+    for k in (2, 3, 5, 10):
+        p = proportions(group_counts(labels_with_counts([7] * k), k))
+        for fn in FAIRNESS_METRICS.values():
+            assert fn(p) == pytest.approx(0.0, abs=1e-15)
+            assert fn(p) >= 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=2, max_size=12).filter(lambda w: sum(w) > 1e-6))
+def test_bounds(weights):
+    p = np.array(weights) / np.sum(weights)
+    k = p.size
+    assert 0.0 <= kl_uniform(p) <= math.log(k)
+    assert 0.0 <= kl_uniform_normalized(p) <= 1.0
+    assert 0.0 <= fd_l1(p) <= 2 * (1 - 1 / k) + 1e-12
+    assert 0.0 <= fd_l2(p) <= math.sqrt(1 - 1 / k) + 1e-12
+
+
+# ------------------------------------------------------------------------------------------- correction
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_correction_recovers_known_proportions(k):
+    rng = np.random.default_rng(k)
+    for _ in range(20):
+        c = noisy_confusion(k, rng, accuracy=rng.uniform(0.55, 0.95))
+        p_true = rng.dirichlet(np.ones(k))
+        p_hat = c.T @ p_true
+        got = correct_proportions(p_hat, c)
+        np.testing.assert_allclose(got, p_true, atol=1e-10)
+        assert np.all(got >= 0) and abs(got.sum() - 1) <= 1e-12
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_identity_confusion_returns_p_hat(k):
+    p_hat = np.random.default_rng(0).dirichlet(np.ones(k))
+    np.testing.assert_allclose(correct_proportions(p_hat, np.eye(k)), p_hat, atol=1e-14)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 8])
+def test_projection_outside_the_feasible_image_matches_slsqp(k):
+    rng = np.random.default_rng(100 + k)
+    outside = 0
+    for _ in range(15):
+        c = noisy_confusion(k, rng, accuracy=rng.uniform(0.5, 0.9))
+        # Sparse p̂: a judge with these errors could not produce it from any distribution, so it projects.
+        p_hat = rng.dirichlet(np.full(k, 0.3))
+        p_hat[rng.integers(0, k)] = 0.0
+        p_hat /= p_hat.sum()
+        outside += bool(np.any(np.linalg.solve(c.T, p_hat) < 0))
+        got = correct_proportions(p_hat, c)
+        ref = slsqp_simplex_lsq(c, p_hat)
+        assert np.all(got >= 0) and abs(got.sum() - 1) <= 1e-12
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+        assert objective(c, got, p_hat) <= objective(c, ref, p_hat) + 1e-13
+    assert outside >= 10  # the test really exercises the constrained case
+
+
+def test_projection_matches_grid_search_three_groups():
+    c = np.array([[0.7, 0.2, 0.1], [0.15, 0.75, 0.1], [0.1, 0.3, 0.6]])
+    step = 1 / 400
+    a, b = np.meshgrid(np.arange(0, 1 + step / 2, step), np.arange(0, 1 + step / 2, step), indexing="ij")
+    grid = np.stack([a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()], axis=1)
+    grid = grid[grid[:, 2] >= -1e-12].clip(0, 1)
+    for p_hat in ([1.0, 0.0, 0.0], [0.0, 0.05, 0.95], [0.5, 0.5, 0.0], [0.02, 0.9, 0.08]):
+        p_hat = np.array(p_hat)
+        got = correct_proportions(p_hat, c)
+        losses = np.sum((grid @ c - p_hat) ** 2, axis=1)
+        best = grid[np.argmin(losses)]
+        assert objective(c, got, p_hat) <= losses.min() + 1e-15
+        np.testing.assert_allclose(got, best, atol=3 * step)
+
+
+def test_kkt_conditions_hold_on_constrained_solutions():
+    """Certificate of optimality independent of the solver: stationarity, complementary slackness, signs."""
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        k = int(rng.integers(3, 9))
+        c = noisy_confusion(k, rng, accuracy=rng.uniform(0.4, 0.9))
+        p_hat = rng.dirichlet(np.full(k, 0.2))
+        x = correct_proportions(p_hat, c)
+        grad = 2 * c @ (c.T @ x - p_hat)
+        support = x > 1e-12
+        lam = grad[support].mean()
+        np.testing.assert_allclose(grad[support], lam, atol=1e-10)  # equal gradient on the support
+        assert np.all(grad[~support] >= lam - 1e-10)  # no descent into a zero coordinate
+
+
+def test_two_group_closed_form_equals_cleam_and_general_solver():
+    rng = np.random.default_rng(11)
+    outside = 0
+    for _ in range(500):
+        c00, c11 = rng.uniform(0.05, 1.0, size=2)
+        c = np.array([[c00, 1 - c00], [1 - c11, c11]])
+        if abs(np.linalg.det(c)) < 0.05:
+            continue
+        p1 = rng.uniform()
+        p_hat = np.array([1 - p1, p1])
+        got = correct_proportions(p_hat, c)
+        c01 = c[0, 1]
+        cleam = min(1.0, max(0.0, (p1 - c01) / (c11 - c01)))
+        outside += not 0.0 < (p1 - c01) / (c11 - c01) < 1.0
+        assert got[1] == pytest.approx(cleam, abs=1e-12)
+        general = fm._simplex_lsq(c.T, p_hat[None, :])[0]
+        np.testing.assert_allclose(got, general, atol=1e-10)
+    assert outside > 50
+
+
+def test_batched_solver_matches_one_row_at_a_time():
+    rng = np.random.default_rng(5)
+    c = noisy_confusion(6, rng, accuracy=0.6)
+    b = rng.dirichlet(np.full(6, 0.3), size=40)
+    batched = fm._simplex_lsq(c.T, b)
+    for i in range(len(b)):
+        np.testing.assert_allclose(batched[i], fm._simplex_lsq(c.T, b[i : i + 1])[0], atol=1e-12)
+
+
+def test_simulated_judge_noise_is_undone():
+    rng = np.random.default_rng(2024)
+    n = 200_000
+    for p_true, c in (
+        (np.array([0.3, 0.7]), np.array([[0.8, 0.2], [0.25, 0.75]])),
+        (np.array([0.5, 0.2, 0.3]), np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.05, 0.25, 0.7]])),
+    ):
+        k = p_true.size
+        true_groups = rng.choice(k, size=n, p=p_true)
+        # The judge says j for a sample of true group i with probability C[i, j] (inverse-CDF per row).
+        u = rng.random(n)
+        judged = (u[:, None] > np.cumsum(c, axis=1)[true_groups]).sum(axis=1).clip(0, k - 1)
+        report = fairness_report(judged, k, c, n_resamples=100, seed=0)
+        assert np.max(np.abs(np.array(report.corrected) - p_true)) < 0.01
+        assert np.max(np.abs(np.array(report.observed) - p_true)) > 0.05
+
+
+# -------------------------------------------------------------------------------------------- bootstrap
+
+
+def test_report_structure_and_no_confusion_means_no_correction():
+    pred = labels_with_counts([30, 50, 20])
+    report = fairness_report(pred, 3, None, n_resamples=200)
+    assert list(report.metrics) == ALL_METRICS
+    assert report.counts == [30, 50, 20]
+    assert report.observed == pytest.approx([0.3, 0.5, 0.2])
+    assert report.corrected == report.observed
+    for name in BASE_METRICS:
+        m, mc = report.metrics[name], report.metrics[f"{name}_corrected"]
+        assert m == mc
+        assert m.value == pytest.approx(FAIRNESS_METRICS[name](np.array([0.3, 0.5, 0.2])), abs=1e-15)
+        assert m.higher_is_better is False
+        assert m.to_json() == {"value": m.value, "ci95": [m.ci95[0], m.ci95[1]], "higher_is_better": False}
+
+
+def test_corrected_metrics_use_the_corrected_distribution():
+    c = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7]])
+    pred = labels_with_counts([500, 300, 200])
+    report = fairness_report(pred, 3, c, n_resamples=200)
+    p_tilde = correct_proportions(np.array([0.5, 0.3, 0.2]), c)
+    assert report.corrected == pytest.approx(p_tilde.tolist(), abs=1e-14)
+    for name in BASE_METRICS:
+        assert report.metrics[f"{name}_corrected"].value == pytest.approx(FAIRNESS_METRICS[name](p_tilde), abs=1e-14)
+
+
+def test_ci_contains_point_value_for_a_reasonable_sample():
+    c = np.array([[0.85, 0.15], [0.2, 0.8]])
+    report = fairness_report(labels_with_counts([1300, 700]), 2, c, n_resamples=1000, seed=3)
+    for name, m in report.metrics.items():
+        assert m.ci95[0] <= m.value <= m.ci95[1], name
+        assert m.ci95[0] < m.ci95[1], name
+
+
+def test_same_seed_same_output_different_seed_different_bounds():
+    pred = labels_with_counts([120, 200, 80])
+    c = noisy_confusion(3, np.random.default_rng(0))
+    a = fairness_report(pred, 3, c, n_resamples=300, seed=1)
+    b = fairness_report(pred, 3, c, n_resamples=300, seed=1)
+    other = fairness_report(pred, 3, c, n_resamples=300, seed=2)
+    assert a == b
+    assert all(a.metrics[n].value == other.metrics[n].value for n in ALL_METRICS)
+    assert any(a.metrics[n].ci95 != other.metrics[n].ci95 for n in ALL_METRICS)
+
+
+def test_single_sample_ci_collapses():
+    c = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    for confusion in (None, c):
+        report = fairness_report(np.array([1]), 3, confusion, n_resamples=50)
+        for name, m in report.metrics.items():
+            assert m.ci95 == (m.value, m.value), name
+
+
+def test_ci_width_shrinks_like_one_over_sqrt_n():
+    widths = []
+    for n in (400, 6400):
+        pred = labels_with_counts([int(0.7 * n), n - int(0.7 * n)])
+        m = fairness_report(pred, 2, None, n_resamples=2000, seed=0).metrics["fd_l1"]
+        widths.append(m.ci95[1] - m.ci95[0])
+    # Theory: fd_l1 = 2|p - 1/2|, width ≈ 2 * 3.92 * sqrt(p(1-p)/N); N x16 -> width /4.
+    assert widths[0] == pytest.approx(2 * 3.92 * math.sqrt(0.21 / 400), rel=0.15)
+    assert 2.5 < widths[0] / widths[1] < 6.0
+
+
+def test_multinomial_bootstrap_agrees_with_resampling_labels():
+    """The shortcut (multinomial counts) against the textbook bootstrap (resample labels with replacement)."""
+    pred = labels_with_counts([260, 160, 80])
+    ours = fairness_report(pred, 3, None, n_resamples=4000, seed=0).metrics["fd_l2"]
+    rng = np.random.default_rng(99)
+    values = []
+    for _ in range(4000):
+        resample = rng.choice(pred, size=pred.size, replace=True)
+        p = np.bincount(resample, minlength=3) / pred.size
+        values.append(np.linalg.norm(p - 1 / 3))
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    assert ours.ci95[0] == pytest.approx(lo, abs=0.01)
+    assert ours.ci95[1] == pytest.approx(hi, abs=0.01)
+
+
+# ---------------------------------------------------------------------------------- conditional report
+
+
+def make_conditional(n=3000, k=3, n_conditions=5, seed=0, skip=None):
+    rng = np.random.default_rng(seed)
+    conds = rng.integers(0, n_conditions, size=n)
+    if skip is not None:
+        conds[conds == skip] = (skip + 1) % n_conditions
+    # Each condition has its own skew, so per-condition values really differ.
+    skews = rng.dirichlet(np.ones(k), size=n_conditions)
+    pred = np.array([rng.choice(k, p=skews[c]) for c in conds])
+    return pred, conds
+
+
+def test_per_condition_equals_unconditional_on_the_subset():
+    pred, conds = make_conditional()
+    c = noisy_confusion(3, np.random.default_rng(1))
+    report = conditional_fairness_report(pred, conds, 3, 5, c, n_resamples=200, seed=4)
+    assert report.conditions == [0, 1, 2, 3, 4]
+    for cond, sub in zip(report.conditions, report.per_condition):
+        alone = fairness_report(pred[conds == cond], 3, c, n_resamples=200, seed=4)
+        assert sub.counts == alone.counts
+        assert sub.observed == alone.observed
+        assert sub.corrected == alone.corrected
+        for name in ALL_METRICS:
+            assert sub.metrics[name].value == alone.metrics[name].value
+
+
+def test_summary_values_are_mean_and_max_over_conditions():
+    pred, conds = make_conditional(seed=3)
+    report = conditional_fairness_report(pred, conds, 3, 5, noisy_confusion(3, np.random.default_rng(2)), 200)
+    assert set(report.summary) == {f"{m}_cond_{s}" for m in ALL_METRICS for s in ("mean", "worst")}
+    for name in ALL_METRICS:
+        values = np.array([r.metrics[name].value for r in report.per_condition])
+        assert report.summary[f"{name}_cond_mean"].value == pytest.approx(np.mean(values), abs=1e-15)
+        assert report.summary[f"{name}_cond_worst"].value == np.max(values)
+        for s in ("mean", "worst"):
+            m = report.summary[f"{name}_cond_{s}"]
+            assert m.higher_is_better is False
+            assert m.ci95[0] <= m.value <= m.ci95[1]
+
+
+def test_summary_ci_is_a_stratified_bootstrap():
+    """Rebuild the cond_worst / cond_mean intervals by hand: one generator, conditions in sorted order."""
+    pred, conds = make_conditional(n=800, k=2, n_conditions=4, seed=8)
+    r = 300
+    report = conditional_fairness_report(pred, conds, 2, 4, None, n_resamples=r, seed=5)
+    rng = np.random.default_rng(5)
+    per_cond = []
+    for cond in range(4):
+        counts = np.bincount(pred[conds == cond], minlength=2)
+        draws = rng.multinomial(counts.sum(), counts / counts.sum(), size=r) / counts.sum()
+        per_cond.append([scipy.stats.entropy(p, [0.5, 0.5]) for p in draws])
+    per_cond = np.array(per_cond)
+    np.testing.assert_allclose(
+        report.summary["kl_uniform_cond_worst"].ci95, np.percentile(per_cond.max(axis=0), [2.5, 97.5]), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        report.summary["kl_uniform_cond_mean"].ci95, np.percentile(per_cond.mean(axis=0), [2.5, 97.5]), atol=1e-12
+    )
+
+
+def test_single_condition_summary_equals_its_report():
+    pred = labels_with_counts([40, 25, 35])
+    conds = np.full(pred.size, 2)
+    report = conditional_fairness_report(pred, conds, 3, 4, None, n_resamples=150, seed=9)
+    assert report.conditions == [2]
+    alone = fairness_report(pred, 3, None, n_resamples=150, seed=9)
+    assert report.per_condition == [alone]
+    for name in ALL_METRICS:
+        assert report.summary[f"{name}_cond_mean"] == alone.metrics[name]
+        assert report.summary[f"{name}_cond_worst"] == alone.metrics[name]
+
+
+def test_empty_condition_is_skipped():
+    pred, conds = make_conditional(skip=2)
+    report = conditional_fairness_report(pred, conds, 3, 5, None, n_resamples=100)
+    assert report.conditions == [0, 1, 3, 4]
+    assert len(report.per_condition) == 4
+    values = [r.metrics["fd_l1"].value for r in report.per_condition]
+    assert report.summary["fd_l1_cond_mean"].value == pytest.approx(np.mean(values), abs=1e-15)
+
+
+def test_conditional_report_is_deterministic():
+    pred, conds = make_conditional(n=500)
+    a = conditional_fairness_report(pred, conds, 3, 5, None, n_resamples=100, seed=1)
+    b = conditional_fairness_report(pred, conds, 3, 5, None, n_resamples=100, seed=1)
+    assert a == b
+    assert a.to_json() == b.to_json()
+
+
+# ----------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "pred, k",
+    [
+        (np.array([0, 1, 3]), 3),  # label out of range
+        (np.array([0, -1]), 3),  # negative label
+        (np.array([0, 1]), 1),  # fewer than 2 groups
+        (np.array([0, 1]), True),  # not an integer count
+        (np.array([0.0, 1.5]), 3),  # non-integer labels
+        (np.zeros((2, 3), dtype=int), 3),  # one-hot rather than ids
+    ],
+)
+def test_group_counts_rejects_bad_input(pred, k):
+    with pytest.raises(FairbenchError):
+        group_counts(pred, k)
+
+
+def test_empty_input_is_an_error():
+    assert group_counts(np.array([], dtype=int), 3).tolist() == [0, 0, 0]
+    with pytest.raises(FairbenchError):
+        proportions(np.zeros(3, dtype=np.int64))
+    with pytest.raises(FairbenchError):
+        fairness_report(np.array([], dtype=int), 3, None)
+
+
+@pytest.mark.parametrize("p", [[0.5, 0.4], [1.2, -0.2], [1.0], [[0.5, 0.5]], [np.nan, 1.0]])
+def test_metrics_reject_non_distributions(p):
+    for fn in FAIRNESS_METRICS.values():
+        with pytest.raises(FairbenchError):
+            fn(np.array(p))
+
+
+@pytest.mark.parametrize(
+    "confusion",
+    [
+        np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0]]),  # not square
+        np.eye(2),  # wrong size for 3 groups
+        np.array([[0.9, 0.1, np.nan], [0.1, 0.8, 0.1], [0.0, 0.1, 0.9]]),  # non-finite
+        np.array([[1.1, -0.1, 0.0], [0.1, 0.8, 0.1], [0.0, 0.1, 0.9]]),  # negative
+        np.array([[0.9, 0.2, 0.0], [0.1, 0.8, 0.1], [0.0, 0.1, 0.9]]),  # row sums to 1.1
+        np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.1, 0.9]]),  # singular: groups 0, 1 indistinguishable
+    ],
+)
+def test_bad_confusion_matrix(confusion):
+    p_hat = np.array([0.2, 0.3, 0.5])
+    with pytest.raises(FairbenchError):
+        correct_proportions(p_hat, confusion)
+    with pytest.raises(FairbenchError):
+        fairness_report(labels_with_counts([2, 3, 5]), 3, confusion, n_resamples=10)
+
+
+def test_conditional_report_rejects_bad_input():
+    pred = np.array([0, 1, 1, 0])
+    conds = np.array([0, 1, 1, 0])
+    with pytest.raises(FairbenchError):  # mismatched lengths
+        conditional_fairness_report(pred, conds[:3], 2, 2, None)
+    with pytest.raises(FairbenchError):  # condition id out of range
+        conditional_fairness_report(pred, np.array([0, 1, 2, 0]), 2, 2, None)
+    with pytest.raises(FairbenchError):  # negative condition id
+        conditional_fairness_report(pred, np.array([0, -1, 1, 0]), 2, 2, None)
+    with pytest.raises(FairbenchError):  # no condition has samples
+        conditional_fairness_report(np.array([], dtype=int), np.array([], dtype=int), 2, 2, None)
+    with pytest.raises(FairbenchError):  # label out of range
+        conditional_fairness_report(np.array([0, 2, 1, 0]), conds, 2, 2, None)
+    with pytest.raises(FairbenchError):  # n_conditions must be positive
+        conditional_fairness_report(pred, conds, 2, 0, None)
+    with pytest.raises(FairbenchError):  # n_groups < 2
+        conditional_fairness_report(np.zeros(4, dtype=int), conds, 1, 2, None)
+    with pytest.raises(FairbenchError):  # bad confusion
+        conditional_fairness_report(pred, conds, 2, 2, np.eye(3))
+
+
+def test_bad_n_resamples():
+    with pytest.raises(FairbenchError):
+        fairness_report(np.array([0, 1]), 2, None, n_resamples=0)
+
+
+def test_metric_value_json_round_trip():
+    m = MetricValue(0.25, (0.1, 0.4), higher_is_better=False)
+    assert m.to_json() == {"value": 0.25, "ci95": [0.1, 0.4], "higher_is_better": False}
+    assert list(m.to_json()) == ["value", "ci95", "higher_is_better"]

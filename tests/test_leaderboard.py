@@ -1,0 +1,376 @@
+"""Leaderboard: aggregation against numpy, ranking by direction, refusals, rendering and determinism."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairbench.errors import FairbenchError
+from fairbench.leaderboard import (
+    build_leaderboard,
+    read_results,
+    render_csv,
+    render_markdown,
+    write_leaderboard,
+)
+
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+# Direction of each metric used below.
+HIB = {"kl_uniform_corrected": False, "kl_uniform": False, "fd_l1": False, "accuracy_like": True}
+
+
+def make_result(
+    task: str = "digits-bicolor",
+    method: str | None = "vanilla",
+    seed: int | None = 0,
+    metrics: dict[str, float | None] | None = None,
+    task_hash: str = HASH_A,
+    submission_name: str | None = None,
+    train: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    metrics = {"kl_uniform_corrected": 0.1, "kl_uniform": 0.2} if metrics is None else metrics
+    name = submission_name or method or "images"
+    default_train = {"steps": 100, "wall_time_s": 2.0, "device": "cpu"}
+    data: dict[str, Any] = {
+        "schema": "fairbench-result/1",
+        "task": task,
+        "task_version": 1,
+        "task_hash": task_hash,
+        "method": method,
+        "submission": {"kind": "checkpoint" if method else "npz", "name": name, "path": "x", "sha256": "0" * 64},
+        "seed": seed,
+        "train": train if train is not None else (default_train if method else None),
+        "n_samples": 1000,
+        "groups": ["black", "white"],
+        "group_proportions": {"observed": [0.5, 0.5], "corrected": [0.5, 0.5]},
+        "metrics": {
+            k: {"value": v, "ci95": None if v is None else [v - 0.01, v + 0.01], "higher_is_better": HIB.get(k, False)}
+            for k, v in metrics.items()
+        },
+        "per_condition": None,
+        "judge": {"id": "j", "sha256": "1" * 64, "accuracy": 0.99, "confusion": [[0.99, 0.01], [0.01, 0.99]]},
+        "feature_network": None,
+        "versions": {"fairbench": "0.1.0"},
+        "created": "2026-11-23T05:00:00+00:00",
+        "elapsed_s": 1.0,
+    }
+    data.update(overrides)
+    return data
+
+
+def without(key: str) -> dict[str, Any]:
+    return {k: v for k, v in make_result().items() if k != key}
+
+
+def put(root: Path, data: Any, name: str | None = None) -> Path:
+    if name is None:
+        entry = data["method"] or data["submission"]["name"]
+        name = f"{data['task']}/{entry}/seed{data['seed']}.json"
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+def boards_for(root: Path, primary: str | None = None):
+    return build_leaderboard(read_results(root), primary)
+
+
+def row_of(board, entry):
+    return next(r for r in board.rows if r.entry == entry)
+
+
+# ------------------------------------------------------------------------------------------- aggregation
+
+
+def test_mean_and_sample_std_match_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    kl = rng.random(4)
+    fd = rng.random(4)
+    for seed in range(4):
+        put(tmp_path, make_result(seed=seed, metrics={"kl_uniform_corrected": kl[seed], "fd_l1": fd[seed]},
+                                  train={"steps": 100 * (seed + 1), "wall_time_s": float(seed)}))
+    (board,) = boards_for(tmp_path)
+    row = row_of(board, "vanilla")
+    assert row.n_runs == 4 and row.seeds == (0, 1, 2, 3)
+    for name, values in (("kl_uniform_corrected", kl), ("fd_l1", fd)):
+        s = row.metrics[name]
+        assert s.n == 4
+        assert s.mean == pytest.approx(float(np.mean(values)), rel=1e-12)
+        assert s.std == pytest.approx(float(np.std(values, ddof=1)), rel=1e-12)
+    assert row.train_steps == pytest.approx(250.0)
+    assert row.train_wall_time_s == pytest.approx(1.5)
+
+
+def test_single_run_has_no_std(tmp_path: Path) -> None:
+    put(tmp_path, make_result(seed=7, metrics={"kl_uniform_corrected": 0.25}))
+    (board,) = boards_for(tmp_path)
+    s = board.rows[0].metrics["kl_uniform_corrected"]
+    assert (s.mean, s.std, s.n) == (0.25, None, 1)
+    md = render_markdown([board])
+    assert "| 1 | vanilla | 1 | 7 | 0.2500 | 100 | 2.0 |" in md.splitlines()
+    assert "from 1 result file; do not edit." in md
+
+
+def test_image_set_entry_uses_submission_name(tmp_path: Path) -> None:
+    put(tmp_path, make_result(method=None, seed=None, submission_name="my-diffusion"))
+    (board,) = boards_for(tmp_path)
+    assert board.rows[0].entry == "my-diffusion"
+    assert board.rows[0].seeds == (None,)
+    assert board.rows[0].train_steps is None
+
+
+# ------------------------------------------------------------------------------------------- ranking
+
+
+def test_ranks_follow_direction_with_min_ties(tmp_path: Path) -> None:
+    values = {  # entry -> (kl (lower better), accuracy_like (higher better))
+        "a": (0.30, 0.5),
+        "b": (0.10, 0.9),
+        "c": (0.10, 0.7),
+        "d": (0.50, 0.9),
+    }
+    for entry, (kl, acc) in values.items():
+        put(tmp_path, make_result(method=entry, metrics={"kl_uniform_corrected": kl, "accuracy_like": acc}))
+    (board,) = boards_for(tmp_path)
+    assert board.primary_metric == "kl_uniform_corrected"
+    assert board.higher_is_better == {"kl_uniform_corrected": False, "accuracy_like": True}
+    ranks_kl = {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows}
+    ranks_acc = {r.entry: r.rank["accuracy_like"] for r in board.rows}
+    assert ranks_kl == {"b": 1, "c": 1, "a": 3, "d": 4}
+    assert ranks_acc == {"b": 1, "d": 1, "c": 3, "a": 4}
+    # rows by primary rank, ties broken by entry name
+    assert [r.entry for r in board.rows] == ["b", "c", "a", "d"]
+
+    # a higher-is-better primary metric reorders the rows
+    (board2,) = boards_for(tmp_path, primary="accuracy_like")
+    assert board2.metric_names[0] == "accuracy_like"
+    assert [r.entry for r in board2.rows] == ["b", "d", "c", "a"]
+
+
+def test_default_primary_without_kl_corrected_is_first_sorted(tmp_path: Path) -> None:
+    put(tmp_path, make_result(metrics={"fd_l1": 0.1, "accuracy_like": 0.2}))
+    (board,) = boards_for(tmp_path)
+    assert board.primary_metric == "accuracy_like"
+    assert board.metric_names == ("accuracy_like", "fd_l1")
+
+
+def test_unknown_primary_metric_names_known_ones(tmp_path: Path) -> None:
+    put(tmp_path, make_result())
+    with pytest.raises(FairbenchError, match=r"unknown primary metric 'nope'.*kl_uniform, kl_uniform_corrected"):
+        boards_for(tmp_path, primary="nope")
+
+
+def test_tasks_sorted_by_id(tmp_path: Path) -> None:
+    put(tmp_path, make_result(task="zeta"))
+    put(tmp_path, make_result(task="alpha", task_hash=HASH_B))  # different tasks may have different hashes
+    assert [b.task for b in boards_for(tmp_path)] == ["alpha", "zeta"]
+
+
+# ------------------------------------------------------------------------------------------- refusals
+
+
+def test_refuses_mixed_task_hashes(tmp_path: Path) -> None:
+    fa = put(tmp_path, make_result(method="x", task_hash=HASH_A))
+    fb = put(tmp_path, make_result(method="y", task_hash=HASH_B))
+    with pytest.raises(FairbenchError) as info:
+        boards_for(tmp_path)
+    msg = str(info.value)
+    assert "digits-bicolor" in msg and HASH_A[:12] in msg and HASH_B[:12] in msg
+    assert str(fa) in msg and str(fb) in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("field", "other", "what"),
+    [
+        ("task_version", 2, "task versions"),
+        ("n_samples", 500, "sample counts"),
+        ("feature_network", {"id": "inception", "sha256": "c" * 64}, "feature networks"),
+    ],
+)
+def test_refuses_other_mixes_within_a_task(tmp_path: Path, field: str, other: Any, what: str) -> None:
+    put(tmp_path, make_result(method="x"))
+    put(tmp_path, make_result(method="y", **{field: other}))
+    with pytest.raises(FairbenchError, match=f"different {what}"):
+        boards_for(tmp_path)
+
+
+def test_method_and_same_named_image_set_are_refused(tmp_path: Path) -> None:
+    put(tmp_path, make_result(method="repfair", seed=0))
+    put(tmp_path, make_result(method=None, seed=None, submission_name="repfair"))
+    with pytest.raises(FairbenchError, match="names both a method"):
+        boards_for(tmp_path)
+
+
+def test_feature_network_in_header(tmp_path: Path) -> None:
+    put(tmp_path, make_result(feature_network={"id": "lenet-digits", "sha256": "d" * 64}))
+    md = render_markdown(boards_for(tmp_path))
+    assert "feature network: lenet-digits (dddddddddddd)" in md
+
+
+def test_missing_metric_is_missing_not_averaged(tmp_path: Path) -> None:
+    put(tmp_path, make_result(method="full", seed=0, metrics={"kl_uniform_corrected": 0.1, "fd_l1": 0.3}))
+    put(tmp_path, make_result(method="full", seed=1, metrics={"kl_uniform_corrected": 0.2, "fd_l1": 0.5}))
+    put(tmp_path, make_result(method="partial", seed=0, metrics={"kl_uniform_corrected": 0.05, "fd_l1": 0.01}))
+    put(tmp_path, make_result(method="partial", seed=1, metrics={"kl_uniform_corrected": 0.06}))
+    put(tmp_path, make_result(method="nulled", seed=0, metrics={"kl_uniform_corrected": 0.5, "fd_l1": None}))
+    (board,) = boards_for(tmp_path)
+    partial = row_of(board, "partial").metrics["fd_l1"]
+    assert partial.mean is None and partial.std is None and partial.n == 1
+    assert row_of(board, "partial").rank["fd_l1"] is None
+    assert row_of(board, "nulled").metrics["fd_l1"].mean is None
+    assert row_of(board, "full").rank["fd_l1"] == 1  # partial's 0.01 would otherwise win
+    assert row_of(board, "partial").rank["kl_uniform_corrected"] == 1
+
+    md = render_markdown([board])
+    partial_line = next(line for line in md.splitlines() if "| partial |" in line)
+    assert partial_line.count("—") == 1 and "0.01" not in partial_line
+
+    frame = pd.read_csv(io.StringIO(render_csv([board])))
+    p = frame.set_index("entry").loc["partial"]
+    assert pd.isna(p["fd_l1_mean"]) and pd.isna(p["fd_l1_std"]) and pd.isna(p["fd_l1_rank"])
+    assert p["fd_l1_n"] == 1
+
+
+def test_duplicate_entry_seed_is_refused(tmp_path: Path) -> None:
+    f1 = put(tmp_path, make_result(seed=3), name="run1.json")
+    f2 = put(tmp_path, make_result(seed=3), name="sub/run2.json")
+    with pytest.raises(FairbenchError, match="duplicate result") as info:
+        boards_for(tmp_path)
+    assert str(f1) in str(info.value) and str(f2) in str(info.value)
+
+
+def test_conflicting_direction_is_refused(tmp_path: Path) -> None:
+    put(tmp_path, make_result(method="x"))
+    bad = make_result(method="y")
+    bad["metrics"]["kl_uniform"]["higher_is_better"] = True
+    put(tmp_path, bad)
+    with pytest.raises(FairbenchError, match="conflicting directions"):
+        boards_for(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (json.dumps({**make_result(), "schema": "something-else/2"}), "schema"),
+        (json.dumps(without("task_hash")), "missing required field 'task_hash'"),
+        (json.dumps(without("metrics")), "missing required field 'metrics'"),
+        (json.dumps({**make_result(), "seed": "zero"}), "'seed'"),
+        (json.dumps({**make_result(), "metrics": {"kl": {"value": 0.1}}}), "higher_is_better"),
+        (json.dumps({**make_result(), "task_hash": "abc"}), "task_hash"),
+        (json.dumps({**make_result(method=None), "submission": None}), "submission.name"),
+    ],
+)
+def test_malformed_files_name_the_file(tmp_path: Path, content: str, problem: str) -> None:
+    put(tmp_path, make_result(method="good"))
+    bad = put(tmp_path, content, name="bad/result.json")
+    with pytest.raises(FairbenchError) as info:
+        read_results(tmp_path)
+    msg = str(info.value)
+    assert str(bad) in msg and problem in msg
+    assert "\n" not in msg
+
+
+def test_empty_results_dir(tmp_path: Path) -> None:
+    (tmp_path / ".tmp.json").write_text("{half", encoding="utf-8")  # hidden temp files are ignored
+    with pytest.raises(FairbenchError, match=f"^no result files in {tmp_path}$"):
+        read_results(tmp_path)
+    with pytest.raises(FairbenchError, match="no result files"):
+        write_leaderboard(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+
+def _populate(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    for task, h in (("mnist-bicolor", HASH_A), ("digits-bicolor", HASH_B)):
+        for method in ("vanilla", "repfair", "rebalance"):
+            for seed in range(3):
+                metrics = {
+                    "kl_uniform_corrected": float(rng.random()),
+                    "kl_uniform": float(rng.random()),
+                    "accuracy_like": float(rng.random() * 100),
+                }
+                put(root, make_result(task=task, task_hash=h, method=method, seed=seed, metrics=metrics))
+        put(root, make_result(task=task, task_hash=h, method=None, seed=None, submission_name="images|v2",
+                              metrics={"kl_uniform_corrected": 0.5}))
+
+
+def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _populate(results)
+    csv1, md1 = write_leaderboard(results, tmp_path / "out1")
+    csv2, md2 = write_leaderboard(results, tmp_path / "out2")
+    assert (csv1.name, md1.name) == ("leaderboard.csv", "leaderboard.md")
+    assert csv1.read_bytes() == csv2.read_bytes()
+    assert md1.read_bytes() == md2.read_bytes()
+    # and in place: a second run over the same output folder changes nothing
+    before = (csv1.read_bytes(), md1.read_bytes())
+    write_leaderboard(results, tmp_path / "out1")
+    assert (csv1.read_bytes(), md1.read_bytes()) == before
+    assert sorted(p.name for p in (tmp_path / "out1").iterdir()) == ["leaderboard.csv", "leaderboard.md"]
+
+
+def test_markdown_layout(tmp_path: Path) -> None:
+    _populate(tmp_path)
+    boards = boards_for(tmp_path)
+    md = render_markdown(boards)
+    assert "Generated by `fairbench leaderboard` from 20 result files; do not edit." in md
+    first = md.index("## digits-bicolor (v1, hash `bbbbbbbbbbbb`)")
+    assert first < md.index("## mnist-bicolor (v1, hash `aaaaaaaaaaaa`)")
+    header = next(line for line in md.splitlines() if line.startswith("| rank |"))
+    expected = "| rank | entry | runs | seeds | kl_uniform_corrected ↓ | accuracy_like ↑ | kl_uniform ↓ |"
+    assert header.startswith(expected)
+    assert "train steps" in header and "train time (s)" in header
+    assert "images\\|v2" in md  # pipes in names are escaped
+    board = boards[0]
+    top = board.rows[0]
+    s = top.metrics["kl_uniform_corrected"]
+    assert f"| 1 | {top.entry} | 3 | 0, 1, 2 | {s.mean:#.4g} ± {s.std:#.4g} |" in md
+    image_line = next(line for line in md.splitlines() if "images" in line)
+    assert "| 1 | — |" in image_line  # one run, no seeds
+    assert "2026" not in md  # no timestamps
+
+
+def test_csv_round_trips_numbers(tmp_path: Path) -> None:
+    _populate(tmp_path)
+    boards = boards_for(tmp_path)
+    frame = pd.read_csv(io.StringIO(render_csv(boards)), dtype={"seeds": str})
+    assert list(frame.columns[:6]) == ["task", "task_version", "task_hash", "entry", "n_runs", "seeds"]
+    assert len(frame) == sum(len(b.rows) for b in boards)
+    for board in boards:
+        for row in board.rows:
+            line = frame[(frame.task == board.task) & (frame.entry == row.entry)]
+            assert len(line) == 1
+            line = line.iloc[0]
+            assert line["task_hash"] == board.task_hash
+            assert line["n_runs"] == row.n_runs
+            expected_seeds = ";".join(str(s) for s in row.seeds if s is not None)
+            assert (line["seeds"] if isinstance(line["seeds"], str) else "") == expected_seeds
+            for name in board.metric_names:
+                s = row.metrics[name]
+                for col, value in ((f"{name}_mean", s.mean), (f"{name}_std", s.std)):
+                    if value is None:
+                        assert pd.isna(line[col])
+                    else:
+                        assert line[col] == value  # exact: CSV floats round-trip
+                assert line[f"{name}_n"] == s.n
+                rank = row.rank[name]
+                assert pd.isna(line[f"{name}_rank"]) if rank is None else line[f"{name}_rank"] == rank
+    # the image-set entry lacks accuracy_like: empty cells, not zeros
+    img = frame[(frame.task == "digits-bicolor") & (frame.entry == "images|v2")].iloc[0]
+    assert pd.isna(img["accuracy_like_mean"]) and img["accuracy_like_n"] == 0
