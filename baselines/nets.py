@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fairbench.generators import ARCHITECTURES
 
 
 class ConditionalGenerator(nn.Module):
-    """z (+ class embedding) -> linear -> two stride-2 transposed convs -> tanh."""
+    """[z, one-hot class] -> linear -> two stride-2 transposed convs -> tanh.
+
+    A one-hot input (rather than a learned embedding as wide as z) keeps the class from drowning out the
+    latent: with a 64-wide embedding we measured total within-class collapse on mnist-bicolor.
+    """
 
     def __init__(
         self, latent_dim: int, num_classes: int, image_shape: list[int] | tuple[int, ...], width: int = 32
@@ -19,8 +24,7 @@ class ConditionalGenerator(nn.Module):
         if h % 4 or w % 4:
             raise ValueError(f"image height and width must be divisible by 4, got {h}x{w}")
         self.latent_dim, self.num_classes, self.image_shape = latent_dim, num_classes, (c, h, w)
-        self.embed = nn.Embedding(num_classes, latent_dim) if num_classes > 0 else None
-        in_dim = latent_dim * (2 if self.embed is not None else 1)
+        in_dim = latent_dim + num_classes
         self.project = nn.Sequential(
             nn.Linear(in_dim, 2 * width * (h // 4) * (w // 4)),
             nn.Unflatten(1, (2 * width, h // 4, w // 4)),
@@ -36,10 +40,10 @@ class ConditionalGenerator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
+        if self.num_classes > 0:
             if y is None:
                 raise ValueError("this generator is conditional: pass class labels y")
-            z = torch.cat([z, self.embed(y)], dim=1)
+            z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
         return self.upsample(self.project(z))
 
 

@@ -7,6 +7,7 @@ carries code is refused before any of it runs.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,8 +50,12 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     if not path.is_file():
         raise FairbenchError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about legacy pickle protocols; the error line says enough
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _looks_like_torch_file(path):
+            raise FairbenchError(f"{path}: not a readable {what} (neither a torch zip archive nor a pickle)") from None
         detail = str(exc).strip().splitlines()
         hint = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
         raise FairbenchError(
@@ -60,6 +65,16 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FairbenchError(f"{path}: not a readable {what} (corrupt or truncated: {first[:200]})") from None
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A torch zip archive (PK) or a pickle with a protocol header (0x80); anything else is corrupt bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
 def save_checkpoint(path: str | Path, ckpt: GeneratorCheckpoint) -> None:
@@ -90,10 +105,13 @@ def load_checkpoint(path: str | Path) -> GeneratorCheckpoint:
 def build_generator(ckpt: GeneratorCheckpoint, source: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild the registered architecture and load the weights; mismatches are the file's fault."""
     load_plugins()
-    factory = ARCHITECTURES.get(ckpt.arch)
+    try:
+        factory = ARCHITECTURES.get(ckpt.arch)
+    except FairbenchError as exc:
+        raise FairbenchError(f"{source}: {exc}") from None
     try:
         model = factory(**ckpt.arch_kwargs)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise FairbenchError(f"{source}: cannot build architecture {ckpt.arch!r}: {exc}") from None
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -36,7 +37,7 @@ def user_errors(fn: F) -> F:
         except FairbenchError as exc:
             if _DEBUG["on"] or os.environ.get("FAIRBENCH_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -183,7 +184,8 @@ def score_cmd(
             default_out = checkpoint.parent / "result.json"
         else:
             result = score_image_set(task, images, options)  # type: ignore[arg-type]
-            default_out = (images.parent if images.is_file() else images) / "result.json"  # type: ignore[union-attr]
+            # Beside the input, never inside an image folder (it would become part of the submission).
+            default_out = images.parent / "result.json"  # type: ignore[union-attr]
     path = write_result(out or default_out, result)
     if as_json:
         typer.echo(dumps(result), nl=False)
@@ -238,7 +240,10 @@ def grid_cmd(
     from fairbench.tasks import get_task
 
     ckpt = ckpt_io.load_checkpoint(checkpoint)
-    task = get_task(ckpt.task)
+    try:
+        task = get_task(ckpt.task)
+    except FairbenchError as exc:
+        raise FairbenchError(f"{checkpoint}: {exc}") from None
     model = ckpt_io.build_generator(ckpt, checkpoint)
     classes = task.num_classes if task.conditional else 0
     n = per_condition * max(classes, 1)

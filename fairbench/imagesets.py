@@ -39,6 +39,9 @@ def load_image_set(task: TaskSpec, path: str | Path) -> ImageSet:
 
 
 def _load_npz(task: TaskSpec, path: Path) -> ImageSet:
+    # np.load would return a bare array for .npy bytes and call any other non-zip file "pickled": check first.
+    if not zipfile.is_zipfile(path):
+        raise FairbenchError(f"{path}: not a readable .npz (not a zip archive; save with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)

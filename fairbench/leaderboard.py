@@ -35,6 +35,15 @@ from fairbench.errors import FairbenchError
 RESULT_SCHEMA = "fairbench-result/1"
 DEFAULT_PRIMARY_METRIC = "kl_uniform_corrected"
 MISSING_MD = "—"
+# The Markdown board shows these (when present) after the primary metric; the CSV always has every metric.
+HEADLINE_METRICS = (
+    "kl_uniform_corrected",
+    "kl_uniform",
+    "fd_l1_corrected",
+    "fd_l2_corrected",
+    "kl_uniform_corrected_cond_mean",
+    "kl_uniform_corrected_cond_worst",
+)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -458,11 +467,14 @@ def render_markdown(boards: Sequence[TaskBoard]) -> str:
             info.append(f"feature network: {fn}")
         lines += ["; ".join(info) + ".", ""]
 
+        shown = _markdown_metrics(board)
+        if len(shown) < len(board.metric_names):
+            lines += [f"{len(shown)} of {len(board.metric_names)} metrics shown; all are in leaderboard.csv.", ""]
         show_steps = any(row.train_steps is not None for row in board.rows)
         show_wall = any(row.train_wall_time_s is not None for row in board.rows)
         header = ["rank", "entry", "runs", "seeds"]
-        header += [f"{name} {_arrow(board.higher_is_better[name])}" for name in board.metric_names]
-        align = ["---:", "---", "---:", "---"] + ["---:"] * len(board.metric_names)
+        header += [f"{name} {_arrow(board.higher_is_better[name])}" for name in shown]
+        align = ["---:", "---", "---:", "---"] + ["---:"] * len(shown)
         if show_steps:
             header.append("train steps")
             align.append("---:")
@@ -475,7 +487,7 @@ def render_markdown(boards: Sequence[TaskBoard]) -> str:
             rank = row.rank[board.primary_metric]
             cells = [str(rank) if rank is not None else MISSING_MD, _md_escape(row.entry), str(row.n_runs)]
             cells.append(_fmt_seeds(row.seeds))
-            for name in board.metric_names:
+            for name in shown:
                 summary = row.metrics[name]
                 if summary.mean is None:
                     cells.append(MISSING_MD)
@@ -489,6 +501,14 @@ def render_markdown(boards: Sequence[TaskBoard]) -> str:
                 cells.append(f"{row.train_wall_time_s:.1f}" if row.train_wall_time_s is not None else MISSING_MD)
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _markdown_metrics(board: TaskBoard) -> list[str]:
+    """Primary metric first, then the headline metrics the board has; every metric if it has none of them."""
+    rest = [m for m in HEADLINE_METRICS if m in board.metric_names and m != board.primary_metric]
+    if not rest:
+        rest = [m for m in board.metric_names if m != board.primary_metric]
+    return [board.primary_metric, *rest]
 
 
 def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:

@@ -36,7 +36,10 @@ def score_checkpoint(path: str | Path, options: ScoreOptions = ScoreOptions()) -
     started = time.perf_counter()
     path = Path(path)
     ckpt = ckpt_io.load_checkpoint(path)
-    task = get_task(ckpt.task)
+    try:
+        task = get_task(ckpt.task)
+    except FairbenchError as exc:
+        raise FairbenchError(f"{path}: {exc}") from None
     if ckpt.task_hash != task.task_hash:
         raise FairbenchError(
             f"{path}: made for task {ckpt.task} with hash {ckpt.task_hash[:12]}…, but the installed spec hashes to "

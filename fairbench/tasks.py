@@ -134,9 +134,15 @@ class TaskSpec:
 
 
 def task_hash(spec: TaskSpec) -> str:
+    from fairbench import transforms  # late, like _validate
+
     data = dataclasses.asdict(spec)
     for key in _UNHASHED_KEYS:
         data.pop(key, None)
+    # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
+    # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
+    params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")
+    data["transform"]["params"] = dataclasses.asdict(params)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -173,17 +179,34 @@ def _validate(spec: TaskSpec, where: str) -> None:
         raise FairbenchError(f"{where}: dataset.num_classes must be >= 1")
     if spec.dataset.class_names is not None and len(spec.dataset.class_names) != spec.dataset.num_classes:
         raise FairbenchError(f"{where}: dataset.class_names must have num_classes entries")
-    for name in ("train", "judge", "test"):
+    names = ("train", "judge", "test")
+    for name in names:
         split: SplitSpec = getattr(spec.dataset, name)
         if not 0 <= split.start < split.stop:
             raise FairbenchError(f"{where}: dataset.{name} needs 0 <= start < stop")
+    # Methods never see the judge's or the test images: slices of the same part must not overlap.
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            sa, sb = getattr(spec.dataset, a), getattr(spec.dataset, b)
+            if sa.part == sb.part and sa.start < sb.stop and sb.start < sa.stop:
+                raise FairbenchError(
+                    f"{where}: dataset.{a} [{sa.start}, {sa.stop}) and dataset.{b} [{sb.start}, {sb.stop}) "
+                    f"overlap in part {sa.part!r}"
+                )
     if spec.sampling.n_samples < 1:
         raise FairbenchError(f"{where}: sampling.n_samples must be positive")
     if spec.training.steps < 1 or spec.training.batch_size < 1 or spec.training.checkpoint_every < 1:
         raise FairbenchError(f"{where}: training.steps, batch_size and checkpoint_every must be positive")
     if spec.bootstrap.n_resamples < 1:
         raise FairbenchError(f"{where}: bootstrap.n_resamples must be positive")
-    data.SOURCES.get(spec.dataset.source)
+    try:
+        data.SOURCES.get(spec.dataset.source)
+    except FairbenchError as exc:
+        raise FairbenchError(f"{where}.dataset.source: {exc}") from None
+    try:
+        transforms.TRANSFORMS.get(spec.transform.kind)
+    except FairbenchError as exc:
+        raise FairbenchError(f"{where}.transform.kind: {exc}") from None
     transforms.parse_params(spec.transform, f"{where}.transform")
 
 

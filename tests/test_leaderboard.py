@@ -333,8 +333,12 @@ def test_markdown_layout(tmp_path: Path) -> None:
     first = md.index("## digits-bicolor (v1, hash `bbbbbbbbbbbb`)")
     assert first < md.index("## mnist-bicolor (v1, hash `aaaaaaaaaaaa`)")
     header = next(line for line in md.splitlines() if line.startswith("| rank |"))
-    expected = "| rank | entry | runs | seeds | kl_uniform_corrected ↓ | accuracy_like ↑ | kl_uniform ↓ |"
+    # Markdown shows the primary metric, then the headline metrics; the CSV keeps all of them.
+    expected = "| rank | entry | runs | seeds | kl_uniform_corrected ↓ | kl_uniform ↓ |"
     assert header.startswith(expected)
+    assert "accuracy_like" not in header
+    assert "2 of 3 metrics shown; all are in leaderboard.csv." in md
+    assert "accuracy_like_mean" in render_csv(boards)
     assert "train steps" in header and "train time (s)" in header
     assert "images\\|v2" in md  # pipes in names are escaped
     board = boards[0]

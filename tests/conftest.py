@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated fairbench home per test, one trained checkpoint per session, real MNIST."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Nothing a test does may write to ~/.cache or reach the network."""
+    home = tmp_path_factory.mktemp("fairbench-home")
+    monkeypatch.setenv("FAIRBENCH_HOME", str(home))
+    monkeypatch.setenv("FAIRBENCH_OFFLINE", "1")
+    monkeypatch.delenv("FAIRBENCH_DEBUG", raising=False)  # CLI error tests expect the one-line form
+    return home
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`vanilla` trained for 60 steps on digits-bicolor (CPU, seed 0): a real checkpoint, made once."""
+    from fairbench.tasks import get_task
+    from fairbench.training import RunOptions, train
+
+    out = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAIRBENCH_HOME", str(tmp_path_factory.mktemp("session-home")))
+        mp.setenv("FAIRBENCH_OFFLINE", "1")
+        path = train(
+            RunOptions(
+                method="vanilla",
+                task=get_task("digits-bicolor"),
+                seed=0,
+                steps=60,
+                out=out,
+                device="cpu",
+                checkpoint_every=30,
+            )
+        )
+    assert path.is_file()
+    return path
+
+
+def _mnist_data_root() -> Path:
+    root = Path(os.environ.get("FAIRBENCH_DATA", "../shared/data")).expanduser()
+    return root if root.is_absolute() else (REPO_ROOT / root).resolve()
+
+
+@pytest.fixture(scope="session")
+def mnist_root() -> Path:
+    """The data root holding real MNIST (torchvision layout); tests that need it skip without it."""
+    root = _mnist_data_root()
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.skip(f"real MNIST not found under {root}/MNIST/raw (set FAIRBENCH_DATA)")
+    return root

@@ -1,0 +1,164 @@
+"""Training harness: RepFair's clipping and group batches, exact resume, Ctrl-C safety, config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fairbench import data
+from fairbench.checkpoint import load_checkpoint, safe_torch_load
+from fairbench.errors import FairbenchError
+from fairbench.methods import METHODS
+from fairbench.plugins import load_plugins
+from fairbench.tasks import get_task
+from fairbench.training import RunOptions, TensorBatches, TrainingInterrupted, parse_config, train
+
+TASK = get_task("digits-bicolor")
+
+
+def _options(out: Path, **kw) -> RunOptions:
+    base = dict(method="vanilla", task=TASK, seed=3, steps=30, out=out, device="cpu", checkpoint_every=10)
+    base.update(kw)
+    return RunOptions(**base)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path).state_dict
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return float(torch.cat(grads).norm())
+
+
+class RecordingBatches(TensorBatches):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups_asked: list[int | None] = []
+
+    def real(self, batch_size, group=None):
+        self.groups_asked.append(group)
+        return super().real(batch_size, group)
+
+
+@pytest.fixture(scope="module")
+def train_split():
+    return data.load_split(TASK, "train")
+
+
+def _repfair(clip_norm: float, train_split):
+    load_plugins()
+    method = METHODS.get("repfair")
+    config = parse_config("repfair", {"clip_norm": clip_norm})
+    torch.manual_seed(0)
+    trainable = method.create(TASK, config, torch.device("cpu"))
+    batches = RecordingBatches(train_split, TASK.n_groups, 0, torch.device("cpu"))
+    return method, config, trainable, batches
+
+
+def test_repfair_clipping_bounds_discriminator_gradient_norm(train_split):
+    method, config, trainable, batches = _repfair(0.01, train_split)
+    disc = trainable.modules["discriminator"]
+    applied: list[float] = []  # D's gradient norm at the moment its optimiser steps
+    trainable.optimizers["discriminator"].register_step_pre_hook(lambda opt, a, k: applied.append(_grad_norm(disc)))
+    for step in range(4):
+        before = {k: v.clone() for k, v in disc.state_dict().items()}
+        logs = method.step(trainable, config, batches, 16, step)
+        assert logs["grad_norm_d"] > 0.01  # clipping was active: the raw norm exceeded C
+        assert applied[-1] <= 0.01 * (1 + 1e-5)
+        assert any(not torch.equal(before[k], v) for k, v in disc.state_dict().items())
+    assert len(applied) == 4
+    assert batches.groups_asked == [0, 1, 0, 1]
+
+
+def test_repfair_large_clip_leaves_gradient_untouched(train_split):
+    method, config, trainable, batches = _repfair(1e9, train_split)
+    disc = trainable.modules["discriminator"]
+    applied: list[float] = []
+    trainable.optimizers["discriminator"].register_step_pre_hook(lambda opt, a, k: applied.append(_grad_norm(disc)))
+    logs = method.step(trainable, config, batches, 16, 0)
+    assert applied[0] == pytest.approx(logs["grad_norm_d"], rel=1e-5)
+
+
+def test_group_batches_come_from_one_group_only(train_split):
+    batches = TensorBatches(train_split, 2, 0, torch.device("cpu"))
+    white = train_split.images[train_split.groups == 1].float().div(127.5).sub(1)
+    black = train_split.images[train_split.groups == 0].float().div(127.5).sub(1)
+    for group, pool in ((0, black), (1, white)):
+        images, _ = batches.real(32, group)
+        # every drawn image is one of that group's images
+        matches = (images[:, None] == pool[None]).flatten(2).all(2).any(1)
+        assert bool(matches.all())
+
+
+def test_vanilla_draws_both_groups(train_split):
+    batches = TensorBatches(train_split, 2, 0, torch.device("cpu"))
+    images, _ = batches.real(256)
+    mean = images.flatten(1).mean(1)
+    assert (mean > 0).any() and (mean < 0).any()  # white (bright) and black (dark) backgrounds both appear
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    full = train(_options(tmp_path / "full"))
+    part = _options(tmp_path / "split", steps=12)
+    train(part)
+    assert load_checkpoint(tmp_path / "split/digits-bicolor/vanilla/seed3/checkpoint.pt").train["steps"] == 12
+    resumed = train(_options(tmp_path / "split"))
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_checkpoint(resumed).train["steps"] == 30
+
+
+def test_ctrl_c_leaves_usable_checkpoint_and_resumes_exactly(tmp_path):
+    full = train(_options(tmp_path / "full"))
+
+    def interrupt_at_17(step, total, logs):
+        if step == 17:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as info:
+        train(_options(tmp_path / "int"), progress=interrupt_at_17)
+    assert info.value.step == 17
+    assert load_checkpoint(info.value.checkpoint).train["steps"] == 17
+    resumed = train(_options(tmp_path / "int"))
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_finished_run_is_not_retrained(tmp_path):
+    path = train(_options(tmp_path, steps=5))
+    stamp = path.stat().st_mtime_ns
+    assert train(_options(tmp_path, steps=5)) == path
+    assert path.stat().st_mtime_ns == stamp
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    train(_options(tmp_path, steps=5))
+    with pytest.raises(FairbenchError, match="different run"):
+        train(_options(tmp_path, steps=10, overrides={"lr_g": 1e-3}))
+
+
+def test_checkpoint_has_design_contract_keys(tmp_path):
+    path = train(_options(tmp_path, steps=5))
+    raw = safe_torch_load(path)
+    assert {"format", "arch", "arch_kwargs", "state_dict", "task", "task_hash", "method", "config", "seed",
+            "versions"} <= set(raw)
+    assert raw["format"] == "fairbench-generator/1" and raw["task_hash"] == TASK.task_hash and raw["seed"] == 3
+    assert not list(path.parent.glob("*.tmp"))  # atomic writes leave no temp files behind
+
+
+@pytest.mark.parametrize(
+    "method, overrides, message",
+    [
+        ("repfair", {"clip_norm": "abc"}, "clip_norm"),
+        ("repfair", {"clip_norm": -1.0}, "clip_norm must be positive"),
+        ("vanilla", {"no_such_option": 1}, "unknown key"),
+        ("nope", {}, "unknown method"),
+    ],
+)
+def test_bad_method_config_is_a_user_error(tmp_path, method, overrides, message):
+    with pytest.raises(FairbenchError, match=message):
+        train(_options(tmp_path, method=method, overrides=overrides, steps=2))
