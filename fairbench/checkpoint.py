@@ -116,6 +116,6 @@ def build_generator(ckpt: GeneratorCheckpoint, source: str | Path, device: torch
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise FairbenchError(f"{source}: weights do not fit architecture {ckpt.arch!r} ({first[:200]})") from None
+        detail = " ".join(str(exc).split())  # torch's first line names only the class; the keys follow
+        raise FairbenchError(f"{source}: weights do not fit architecture {ckpt.arch!r} ({detail[:300]})") from None
     return model.to(device).eval()

@@ -47,7 +47,7 @@ def score_checkpoint(path: str | Path, options: ScoreOptions = ScoreOptions()) -
         )
     device = resolve_device(options.device)
     model = ckpt_io.build_generator(ckpt, path, device)
-    n = options.n_samples or task.sampling.n_samples
+    n = task.sampling.n_samples if options.n_samples is None else options.n_samples
     if n < 1:
         raise FairbenchError("--samples must be positive")
     progress = options.progress
@@ -93,6 +93,8 @@ def _score(
     device: torch.device,
     started: float,
 ) -> ScoreResult:
+    if options.batch_size < 1:
+        raise FairbenchError(f"--batch-size must be positive, got {options.batch_size}")
     judge = load_judge(task)
     judge.net.to(device)
     predicted = np.concatenate(

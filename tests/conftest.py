@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The networks here are tiny: one intra-op thread is as fast on an idle machine and avoids a tenfold slowdown
+# from OpenMP spin-waiting when other processes share the cores. Results do not depend on it.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

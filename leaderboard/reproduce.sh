@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Reproduce the committed reference results: train (resumable: rerun to continue), score, grid, leaderboard.
+#   FAIRBENCH_DATA=/path/to/data leaderboard/reproduce.sh [SEEDS...]      (default seeds: 0 1 2)
+# Each run is `fairbench run`, so an interrupted script picks up where it stopped when run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FB=${FAIRBENCH:-.venv/bin/fairbench}
+SEEDS=${*:-0 1 2}
+TASKS="mnist-bicolor mnist-bicolor-imbalanced"
+METHODS="vanilla repfair"
+for seed in $SEEDS; do
+  for task in $TASKS; do
+    for method in $METHODS; do
+      ckpt=$($FB run --method "$method" --task "$task" --seed "$seed" --out runs | tail -n 1)
+      $FB score "$ckpt" --out "leaderboard/results/$task/$method/seed$seed.json" >/dev/null
+      if [ "$seed" = 0 ]; then
+        $FB grid "$ckpt" --out "leaderboard/samples/$task-$method-seed0.png" --per-condition 10 --scale 2 >/dev/null
+      fi
+    done
+  done
+done
+$FB leaderboard --results leaderboard/results --out leaderboard

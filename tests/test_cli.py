@@ -1,0 +1,289 @@
+"""The `fairbench` command end to end through typer's CliRunner: list, train, resume, score, judge, leaderboard."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from fairbench import data
+from fairbench.cli import app
+from fairbench.judges import PACKAGE_DIR
+from fairbench.tasks import get_task
+
+DIGITS = "digits-bicolor"
+CHECKPOINT_KEYS = {
+    "format", "arch", "arch_kwargs", "state_dict", "task", "task_hash", "method", "config", "seed", "versions",
+}
+
+
+def invoke(*args: str) -> Any:
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result
+
+
+def ok(*args: str) -> Any:
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def score_json(*args: str) -> dict[str, Any]:
+    return json.loads(ok("score", *args, "--json", "--device", "cpu").stdout)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def digits_test_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real held-out digits test split as an image-set submission (NHWC uint8 + labels)."""
+    split = data.load_split(get_task(DIGITS), "test")
+    path = tmp_path_factory.mktemp("npz") / "digits_test.npz"
+    np.savez(path, images=split.images.numpy().transpose(0, 2, 3, 1), labels=split.labels.numpy())
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ listing
+
+
+def test_tasks_table_lists_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # keep rich from wrapping ids inside cells
+    out = ok("tasks").stdout
+    for task_id in ("digits-bicolor", "mnist-bicolor", "mnist-bicolor-imbalanced"):
+        assert task_id in out
+    assert get_task(DIGITS).task_hash[:12] in out
+
+
+def test_tasks_json_parses_with_promised_fields() -> None:
+    rows = json.loads(ok("tasks", "--json").stdout)
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        assert {"id", "version", "task_hash", "groups", "conditional", "image_shape"} <= set(row)
+        assert isinstance(row["version"], int)
+        assert len(row["task_hash"]) == 64
+        assert isinstance(row["conditional"], bool)
+        assert len(row["image_shape"]) == 3
+    digits = next(r for r in rows if r["id"] == DIGITS)
+    assert digits["groups"] == ["black", "white"]
+    assert digits["conditional"] is True
+    assert digits["image_shape"] == [1, 16, 16]
+
+
+def test_methods_lists_baselines_with_hyperparameters() -> None:
+    lines = ok("methods").stdout.splitlines()
+    by_name = {line.split(":", 1)[0]: line for line in lines}
+    assert {"vanilla", "repfair"} <= set(by_name)
+    assert "clip_norm=" in by_name["repfair"]
+    assert "latent_dim=" in by_name["vanilla"]
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def test_run_prints_checkpoint_path_last_and_resumes(tmp_path: Path) -> None:
+    args = ["run", "--method", "vanilla", "--task", DIGITS, "--steps", "40", "--out", str(tmp_path), "--device", "cpu"]
+    first = ok(*args)
+    expected = tmp_path / DIGITS / "vanilla" / "seed0" / "checkpoint.pt"
+    assert first.stdout.strip().splitlines()[-1] == str(expected)
+    assert expected.is_file()
+
+    raw = torch.load(expected, map_location="cpu", weights_only=True)
+    assert CHECKPOINT_KEYS <= set(raw)
+    assert raw["format"] == "fairbench-generator/1"
+    assert raw["task"] == DIGITS
+    assert raw["task_hash"] == get_task(DIGITS).task_hash
+    assert raw["method"] == "vanilla" and raw["seed"] == 0
+    assert raw["arch"] == "dcgan-conditional"
+    assert all(isinstance(v, torch.Tensor) for v in raw["state_dict"].values())
+    assert raw["train"]["steps"] == 40
+
+    before = sha256(expected)
+    second = ok(*args)
+    assert second.stdout.strip().splitlines()[-1] == str(expected)
+    assert sha256(expected) == before, "a finished run must not train again"
+
+
+def test_run_with_bad_override_is_exit_2(tmp_path: Path) -> None:
+    result = invoke(
+        "run", "--method", "repfair", "--task", DIGITS, "--steps", "2", "--out", str(tmp_path),
+        "--set", "clip_norm=abc",
+    )
+    assert result.exit_code == 2
+    assert "clip_norm" in result.output
+    assert not any(tmp_path.iterdir()), "nothing is written for a rejected config"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--method", "vanila"], "Did you mean 'vanilla'"),
+        (["--method", "vanilla", "--set", "no_such=1"], "no_such"),
+        (["--method", "vanilla", "--set", "missing-equals"], "KEY=VALUE"),
+        (["--method", "repfair", "--set", "clip_norm=-1"], "clip_norm"),
+    ],
+)
+def test_run_rejects_bad_options(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = invoke("run", "--task", DIGITS, "--steps", "2", "--out", str(tmp_path), *args)
+    assert result.exit_code == 2
+    assert needle in result.output
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+
+
+def test_score_checkpoint_json_has_required_fields(digits_checkpoint: Path, tmp_path: Path) -> None:
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+    shutil.copy(digits_checkpoint, ckpt)
+    result = score_json(str(ckpt))
+    for key in (
+        "schema", "task", "task_version", "task_hash", "method", "n_samples", "group_proportions", "metrics",
+        "per_condition", "judge", "versions", "created",
+    ):
+        assert key in result, key
+    task = get_task(DIGITS)
+    assert result["schema"] == "fairbench-result/1"
+    assert result["task"] == DIGITS and result["task_version"] == task.version
+    assert result["task_hash"] == task.task_hash
+    assert result["method"] == "vanilla"
+    assert result["n_samples"] == task.sampling.n_samples
+    for kind in ("observed", "corrected"):
+        props = result["group_proportions"][kind]
+        assert len(props) == 2 and abs(sum(props) - 1) < 1e-9
+    assert sum(result["group_counts"]) == result["n_samples"]
+    assert result["metrics"]
+    for name, metric in result["metrics"].items():
+        assert set(metric) == {"value", "ci95", "higher_is_better"}, name
+        low, high = metric["ci95"]
+        assert math.isfinite(metric["value"]) and low <= high, name
+        assert isinstance(metric["higher_is_better"], bool)
+    assert {"kl_uniform", "kl_uniform_corrected", "fd_l2", "kl_uniform_cond_worst"} <= set(result["metrics"])
+    assert result["per_condition"]["conditions"] == [str(i) for i in range(10)]
+    assert result["judge"]["sha256"] == task.judge.sha256
+    assert 0.5 < result["judge"]["accuracy"] <= 1.0
+    assert len(result["judge"]["confusion"]) == 2
+    assert "torch" in result["versions"] and "fairbench" in result["versions"]
+
+    written = ckpt.parent / "result.json"
+    assert written.is_file()
+    assert json.loads(written.read_text())["metrics"] == result["metrics"]
+
+
+def test_score_image_set_from_real_test_split(digits_test_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    result = score_json("--task", DIGITS, "--images", str(digits_test_npz), "--out", str(out))
+    split = data.load_split(get_task(DIGITS), "test")
+    assert result["method"] is None
+    assert result["submission"]["kind"] == "npz"
+    assert result["n_samples"] == len(split)
+    # The shipped judge is perfect on this split, so the judged proportions are the true ones.
+    white = split.groups.numpy().mean()
+    judge_error = 1 - result["judge"]["accuracy"]
+    assert result["group_proportions"]["observed"][1] == pytest.approx(white, abs=judge_error + 1e-9)
+    assert out.is_file()
+
+
+def test_score_batch_size_never_changes_a_score(digits_checkpoint: Path, tmp_path: Path) -> None:
+    small = score_json(str(digits_checkpoint), "--batch-size", "7", "--out", str(tmp_path / "a.json"))
+    large = score_json(str(digits_checkpoint), "--batch-size", "500", "--out", str(tmp_path / "b.json"))
+    assert small["metrics"] == large["metrics"]
+    assert small["group_counts"] == large["group_counts"]
+    assert small["per_condition"] == large["per_condition"]
+
+
+def test_score_same_seed_twice_is_identical(digits_checkpoint: Path, tmp_path: Path) -> None:
+    first = score_json(str(digits_checkpoint), "--samples", "600", "--out", str(tmp_path / "a.json"))
+    second = score_json(str(digits_checkpoint), "--samples", "600", "--out", str(tmp_path / "b.json"))
+    assert first["n_samples"] == 600
+    assert first["metrics"] == second["metrics"]
+    assert first["group_counts"] == second["group_counts"]
+
+
+def test_score_image_set_batch_size_independent(digits_test_npz: Path, tmp_path: Path) -> None:
+    common = ["--task", DIGITS, "--images", str(digits_test_npz)]
+    a = score_json(*common, "--batch-size", "7", "--out", str(tmp_path / "a.json"))
+    b = score_json(*common, "--batch-size", "500", "--out", str(tmp_path / "b.json"))
+    assert a["metrics"] == b["metrics"]
+
+
+def test_score_folder_twice_writes_result_beside_the_folder(tmp_path: Path) -> None:
+    split = data.load_split(get_task(DIGITS), "test")
+    root = tmp_path / "samples"
+    for i in range(40):
+        folder = root / str(int(split.labels[i]))
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(split.images[i, 0].numpy()).save(folder / f"{i}.png")
+    first = ok("score", "--task", DIGITS, "--images", str(root), "--device", "cpu")
+    assert first.stdout.strip().splitlines()[-1] == str(tmp_path / "result.json")
+    assert not (root / "result.json").exists(), "the result must not land inside the submission"
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["submission"]["kind"] == "folder" and saved["n_samples"] == 40
+    second = score_json("--task", DIGITS, "--images", str(root))
+    assert second["submission"]["sha256"] == saved["submission"]["sha256"]
+    assert second["metrics"] == saved["metrics"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--task", DIGITS],
+        ["CKPT", "--task", DIGITS],
+        ["--images", "x.npz"],
+        ["CKPT", "--device", "tpu"],
+        ["CKPT", "--samples", "0"],
+        ["CKPT", "--batch-size", "0"],
+        ["--task", DIGITS, "--images", "NPZ", "--batch-size", "0"],
+    ],
+    ids=[
+        "nothing", "task-only", "ckpt-and-task", "images-without-task", "bad-device", "zero-samples",
+        "zero-batch", "zero-batch-images",
+    ],
+)
+def test_score_argument_errors(args: list[str], digits_checkpoint: Path, digits_test_npz: Path) -> None:
+    args = [{"CKPT": str(digits_checkpoint), "NPZ": str(digits_test_npz)}.get(a, a) for a in args]
+    result = invoke("score", *args)
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.strip().startswith("error:")
+
+
+# ----------------------------------------------------------------------------------- judge and leaderboard
+
+
+def test_judge_eval_prints_accuracy() -> None:
+    out = ok("judge", "eval", "--task", DIGITS).stdout
+    assert "accuracy" in out
+    card = json.loads((PACKAGE_DIR / "digits-bicolor.json").read_text())
+    assert f"accuracy {card['accuracy']:.4f}" in out
+    assert "black" in out and "white" in out
+
+
+def test_leaderboard_builds_from_two_scored_results(
+    digits_checkpoint: Path, digits_test_npz: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    n = str(len(data.load_split(get_task(DIGITS), "test")))  # the leaderboard refuses to mix sample counts
+    ok("score", str(digits_checkpoint), "--samples", n, "--device", "cpu", "--out", str(results / "vanilla.json"))
+    ok("score", "--task", DIGITS, "--images", str(digits_test_npz), "--device", "cpu",
+       "--out", str(results / "real.json"))
+    board = tmp_path / "board"
+    out = ok("leaderboard", "--results", str(results), "--out", str(board)).stdout
+    csv_path, md_path = board / "leaderboard.csv", board / "leaderboard.md"
+    assert out.strip().splitlines()[-2:] == [str(csv_path), str(md_path)]
+    markdown = md_path.read_text()
+    assert "vanilla" in markdown and "digits_test" in markdown
+    csv = csv_path.read_text()
+    assert "vanilla" in csv and "digits_test" in csv

@@ -1,0 +1,84 @@
+"""Oracle checks on real MNIST: image sets with a known white fraction f must score what f implies.
+
+The sets are drawn from the held-out MNIST test split, whose true groups the bicolor transform records, so
+the exact answer is known: p = (1 - f, f) and KL(p ‖ U) = f ln(2f) + (1 - f) ln(2(1 - f)).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fairbench import data
+from fairbench.scoring import ScoreOptions, score_image_set
+from fairbench.tasks import get_task
+
+TASK = "mnist-bicolor"
+N = 2000
+SAMPLING_SLACK = 0.01
+KL_TOLERANCE = 0.005
+
+
+def exact_kl_to_uniform(f: float) -> float:
+    terms = [p * math.log(2 * p) for p in (f, 1 - f) if p > 0]  # 0 ln 0 = 0
+    return sum(terms)
+
+
+def build_image_set(mnist_root: Path, f: float, path: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Write an npz of N real test images, exactly round(f N) of them white; return (labels, groups)."""
+    split = data.load_split(get_task(TASK), "test", mnist_root)
+    groups = split.groups.numpy()
+    rng = np.random.default_rng(seed)
+    n_white = round(f * N)
+    white = rng.choice(np.flatnonzero(groups == 1), n_white, replace=False)
+    black = rng.choice(np.flatnonzero(groups == 0), N - n_white, replace=False)
+    chosen = rng.permutation(np.concatenate([white, black]))
+    images = split.images.numpy()[chosen].transpose(0, 2, 3, 1)  # NCHW -> NHWC
+    labels = split.labels.numpy()[chosen]
+    np.savez(path, images=images, labels=labels)
+    return labels, groups[chosen]
+
+
+@pytest.mark.parametrize("f", [0.0, 0.3, 0.5])
+def test_known_white_fraction_is_recovered(mnist_root: Path, tmp_path: Path, f: float) -> None:
+    path = tmp_path / f"white_{f}.npz"
+    labels, truth = build_image_set(mnist_root, f, path)
+    assert truth.mean() == pytest.approx(f, abs=1 / N)
+
+    result = score_image_set(get_task(TASK), path, ScoreOptions(device="cpu"))
+    assert result.n_samples == N
+    assert result.method is None
+
+    judge_error = 1.0 - result.judge.accuracy
+    observed = result.group_proportions["observed"]
+    corrected = result.group_proportions["corrected"]
+    assert observed[1] == pytest.approx(f, abs=judge_error + SAMPLING_SLACK)
+    assert corrected[1] == pytest.approx(f, abs=judge_error + SAMPLING_SLACK)
+    assert sum(result.group_counts) == N
+
+    exact = exact_kl_to_uniform(f)
+    assert result.metrics["kl_uniform"]["value"] == pytest.approx(exact, abs=KL_TOLERANCE)
+    assert result.metrics["kl_uniform_corrected"]["value"] == pytest.approx(exact, abs=KL_TOLERANCE)
+    assert result.metrics["kl_uniform_normalized"]["value"] == pytest.approx(exact / math.log(2), abs=0.01)
+    # |S| = 2 groups are always both reported, so f = 0 scores the maximum (ln 2, fd_l1 = 1), never 0.
+    assert len(observed) == 2
+    assert result.metrics["fd_l1"]["value"] == pytest.approx(2 * abs(f - 0.5), abs=2 * (judge_error + SAMPLING_SLACK))
+    low, high = result.metrics["kl_uniform"]["ci95"]
+    assert 0.0 <= low <= high <= math.log(2)
+
+    per = result.per_condition
+    assert per is not None
+    assert per["conditions"] == [str(d) for d in range(10)]
+    for d in range(10):
+        mask = labels == d
+        assert sum(per["counts"][d]) == mask.sum()
+        true_fraction = truth[mask].mean()
+        assert per["observed"][d][1] == pytest.approx(true_fraction, abs=judge_error + SAMPLING_SLACK)
+        true_kl = exact_kl_to_uniform(float(true_fraction))
+        assert per["metrics"]["kl_uniform"][d]["value"] == pytest.approx(true_kl, abs=KL_TOLERANCE)
+    worst = max(exact_kl_to_uniform(float(truth[labels == d].mean())) for d in range(10))
+    assert result.metrics["kl_uniform_cond_worst"]["value"] == pytest.approx(worst, abs=KL_TOLERANCE)
+

@@ -1,0 +1,55 @@
+"""A built, non-editable wheel carries the task specs and judge weights, and loads them from site-packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    build = tmp_path_factory.mktemp("build")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=build, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheels = list(out.glob("fairbench-*.whl"))
+    assert len(wheels) == 1
+    return wheels[0]
+
+
+def test_wheel_contains_tasks_judges_and_both_packages(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for task in ROOT.glob("tasks/*.yaml"):
+        assert f"fairbench/_tasks/{task.name}" in names
+    for weights in ROOT.glob("fairbench/judge_weights/*.safetensors"):
+        assert f"fairbench/judge_weights/{weights.name}" in names
+        assert f"fairbench/judge_weights/{weights.stem}.json" in names
+    assert "baselines/repfair.py" in names and "fairbench/cli.py" in names
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "fairbench = fairbench.cli:main" in text and "[fairbench.plugins]" in text
+
+
+def test_installed_wheel_loads_tasks_outside_the_checkout(wheel, tmp_path):
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import fairbench.tasks as t, fairbench.judges as j, json; "
+        "assert t.__file__.startswith(%r), t.__file__; "
+        "specs = t.list_tasks(); "
+        "[j.load_judge(s) for s in specs]; "
+        "print(json.dumps(sorted(s.id for s in specs)))" % str(site)
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = sorted(p.stem for p in ROOT.glob("tasks/*.yaml"))
+    assert proc.stdout.strip() == str(expected).replace("'", '"')
