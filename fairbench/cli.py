@@ -131,7 +131,7 @@ def run_cmd(
         method=method, task=spec, seed=seed, steps=steps, out=out, data_root=data_root, device=device,
         batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides),
     )
-    total = steps or spec.training.steps
+    total = spec.training.steps if steps is None else steps
     with _progress() as bar:
         handle = bar.add_task(f"{method} on {spec.id} (seed {seed})", total=total, info="")
 
@@ -152,10 +152,12 @@ def run_cmd(
 @user_errors
 def score_cmd(
     checkpoint: Path | None = typer.Argument(None, help="Generator checkpoint (.pt) to sample and score."),
-    task: str | None = typer.Option(None, "--task", "-t", help="Task of an image set (with --images)."),
+    task: str | None = typer.Option(
+        None, "--task", "-t", help="Task id/alias/YAML: required with --images; for a checkpoint, a custom task file."
+    ),
     images: Path | None = typer.Option(None, "--images", help="Image set: .npz or a folder of images."),
     samples: int | None = typer.Option(None, "--samples", "-n", help="Samples to draw (default: the task's)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Result JSON (default: result.json beside the input)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Result JSON (default: result.json beside a checkpoint, NAME.result.json beside an image set)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result JSON."),
     batch_size: int = typer.Option(500, "--batch-size", help="Batch size (speed only; never changes a score)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -168,8 +170,8 @@ def score_cmd(
         raise FairbenchError("give either a CHECKPOINT or --task ID --images FILE.npz|DIR")
     if images is not None and task is None:
         raise FairbenchError("--images needs --task ID")
-    if checkpoint is not None and task is not None:
-        raise FairbenchError("--task goes with --images; a checkpoint names its own task")
+    if images is not None and samples is not None:
+        raise FairbenchError("--samples applies to checkpoints; an image set is scored as it is")
     with _progress() as bar:
         handles: dict[str, Any] = {}
 
@@ -180,12 +182,13 @@ def score_cmd(
 
         options = ScoreOptions(n_samples=samples, batch_size=batch_size, device=device, progress=progress)
         if checkpoint is not None:
-            result = score_checkpoint(checkpoint, options)
+            result = score_checkpoint(checkpoint, options, task=task)
             default_out = checkpoint.parent / "result.json"
         else:
             result = score_image_set(task, images, options)  # type: ignore[arg-type]
             # Beside the input, never inside an image folder (it would become part of the submission).
-            default_out = images.parent / "result.json"  # type: ignore[union-attr]
+            name = images.stem if images.is_file() else images.name  # type: ignore[union-attr]
+            default_out = images.parent / f"{name}.result.json"  # type: ignore[union-attr]
     path = write_result(out or default_out, result)
     if as_json:
         typer.echo(dumps(result), nl=False)

@@ -18,6 +18,8 @@ from fairbench.errors import FairbenchError
 from fairbench.tasks import TaskSpec
 
 MIN_SAMPLES = 10  # fewer cannot support a bootstrap interval worth printing
+# Modes converted without losing or inventing information for the task's channel count.
+_ACCEPTED_MODES = {1: {"L", "1"}, 3: {"RGB", "P"}}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
@@ -119,6 +121,9 @@ def _read_image(task: TaskSpec, path: Path) -> np.ndarray:
     c, h, w = task.image_shape
     try:
         with Image.open(path) as img:
+            if img.mode not in _ACCEPTED_MODES[c]:
+                want = "greyscale (1 channel)" if c == 1 else "RGB (3 channels)"
+                raise FairbenchError(f"{path}: image mode {img.mode}, task {task.id} needs {want}")
             img = img.convert("L" if c == 1 else "RGB")
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as exc:

@@ -32,14 +32,19 @@ class ScoreOptions:
     progress: ProgressFn | None = None
 
 
-def score_checkpoint(path: str | Path, options: ScoreOptions = ScoreOptions()) -> ScoreResult:
+def score_checkpoint(
+    path: str | Path, options: ScoreOptions = ScoreOptions(), task: TaskSpec | str | None = None
+) -> ScoreResult:
+    """Sample the checkpoint's generator and score it. `task` is only needed for a custom (YAML) task."""
     started = time.perf_counter()
     path = Path(path)
     ckpt = ckpt_io.load_checkpoint(path)
     try:
-        task = get_task(ckpt.task)
+        task = get_task(ckpt.task if task is None else task) if not isinstance(task, TaskSpec) else task
     except FairbenchError as exc:
         raise FairbenchError(f"{path}: {exc}") from None
+    if task.id != ckpt.task:
+        raise FairbenchError(f"{path}: made for task {ckpt.task!r}, not {task.id!r}")
     if ckpt.task_hash != task.task_hash:
         raise FairbenchError(
             f"{path}: made for task {ckpt.task} with hash {ckpt.task_hash[:12]}…, but the installed spec hashes to "

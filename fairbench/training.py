@@ -107,9 +107,9 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
     task = options.task
     method = METHODS.get(options.method)
     config = parse_config(options.method, options.overrides)
-    steps = options.steps or task.training.steps
-    batch_size = options.batch_size or task.training.batch_size
-    every = options.checkpoint_every or task.training.checkpoint_every
+    steps = task.training.steps if options.steps is None else options.steps
+    batch_size = task.training.batch_size if options.batch_size is None else options.batch_size
+    every = task.training.checkpoint_every if options.checkpoint_every is None else options.checkpoint_every
     if steps < 1 or batch_size < 1 or every < 1:
         raise FairbenchError("steps, batch size and checkpoint interval must be positive")
     device = resolve_device(options.device)

@@ -125,9 +125,21 @@ def test_run_with_bad_override_is_exit_2(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir()), "nothing is written for a rejected config"
 
 
+def test_checkpoint_of_a_custom_yaml_task_scores_with_task_option(tmp_path: Path) -> None:
+    custom = tmp_path / "my-digits.yaml"
+    text = (Path(__file__).resolve().parent.parent / "tasks" / f"{DIGITS}.yaml").read_text()
+    custom.write_text(text.replace("\nid: digits-bicolor", "\nid: my-digits").replace("aliases: [digits]", "aliases: []"))
+    ckpt = ok("run", "--method", "vanilla", "--task", str(custom), "--steps", "3", "--out", str(tmp_path)).stdout
+    ckpt_path = ckpt.strip().splitlines()[-1]
+    assert invoke("score", ckpt_path).exit_code == 2  # its task is not installed: the YAML must be given
+    result = score_json(ckpt_path, "--task", str(custom))
+    assert result["task"] == "my-digits" and result["n_samples"] == 2000
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
+        (["--method", "vanilla", "--steps", "0"], "positive"),
         (["--method", "vanila"], "Did you mean 'vanilla'"),
         (["--method", "vanilla", "--set", "no_such=1"], "no_such"),
         (["--method", "vanilla", "--set", "missing-equals"], "KEY=VALUE"),
@@ -226,9 +238,9 @@ def test_score_folder_twice_writes_result_beside_the_folder(tmp_path: Path) -> N
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(split.images[i, 0].numpy()).save(folder / f"{i}.png")
     first = ok("score", "--task", DIGITS, "--images", str(root), "--device", "cpu")
-    assert first.stdout.strip().splitlines()[-1] == str(tmp_path / "result.json")
+    assert first.stdout.strip().splitlines()[-1] == str(tmp_path / "samples.result.json")
     assert not (root / "result.json").exists(), "the result must not land inside the submission"
-    saved = json.loads((tmp_path / "result.json").read_text())
+    saved = json.loads((tmp_path / "samples.result.json").read_text())
     assert saved["submission"]["kind"] == "folder" and saved["n_samples"] == 40
     second = score_json("--task", DIGITS, "--images", str(root))
     assert second["submission"]["sha256"] == saved["submission"]["sha256"]
@@ -240,7 +252,8 @@ def test_score_folder_twice_writes_result_beside_the_folder(tmp_path: Path) -> N
     [
         [],
         ["--task", DIGITS],
-        ["CKPT", "--task", DIGITS],
+        ["CKPT", "--task", "mnist-bicolor"],
+        ["--task", DIGITS, "--images", "NPZ", "--samples", "5"],
         ["--images", "x.npz"],
         ["CKPT", "--device", "tpu"],
         ["CKPT", "--samples", "0"],
@@ -248,7 +261,7 @@ def test_score_folder_twice_writes_result_beside_the_folder(tmp_path: Path) -> N
         ["--task", DIGITS, "--images", "NPZ", "--batch-size", "0"],
     ],
     ids=[
-        "nothing", "task-only", "ckpt-and-task", "images-without-task", "bad-device", "zero-samples",
+        "nothing", "task-only", "ckpt-and-other-task", "samples-with-images", "images-without-task", "bad-device", "zero-samples",
         "zero-batch", "zero-batch-images",
     ],
 )

@@ -400,7 +400,15 @@ def _too_few_images(tmp_path: Path) -> tuple[Path, Path]:
     return root, root
 
 
+def _rgb_in_greyscale_task(tmp_path: Path) -> tuple[Path, Path]:
+    root = _class_folders(tmp_path)
+    bad = root / "6" / "colour.png"
+    Image.fromarray(np.full((16, 16, 3), 40, dtype=np.uint8)).save(bad)
+    return root, bad
+
+
 FOLDER_CASES: dict[str, tuple[Callable[[Path], tuple[Path, Path]], str]] = {
+    "rgb-in-greyscale-task": (_rgb_in_greyscale_task, "needs greyscale"),
     "non-image-file": (_non_image, "not an image file"),
     "corrupt-png": (_corrupt_png, "cannot read image"),
     "mixed-sizes": (_mixed_sizes, "28x28"),
