@@ -36,6 +36,7 @@ class GeneratorCheckpoint:
     seed: int
     versions: dict[str, str] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)  # steps, wall_time_s
+    data_hash: str | None = None  # the task's data_hash at training time: what the method saw
     format: str = FORMAT
 
 
@@ -87,7 +88,7 @@ def load_checkpoint(path: str | Path) -> GeneratorCheckpoint:
         found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise FairbenchError(f"{path}: not a fairbench generator checkpoint (format {found!r}, expected {FORMAT!r})")
     expected = {f for f in GeneratorCheckpoint.__dataclass_fields__}
-    missing = sorted(k for k in expected - set(raw) if k not in ("versions", "train"))
+    missing = sorted(k for k in expected - set(raw) if k not in ("versions", "train", "data_hash"))
     if missing:
         raise FairbenchError(f"{path}: checkpoint lacks {', '.join(missing)}")
     unknown = sorted(set(raw) - expected)

@@ -45,10 +45,11 @@ def score_checkpoint(
         raise FairbenchError(f"{path}: {exc}") from None
     if task.id != ckpt.task:
         raise FairbenchError(f"{path}: made for task {ckpt.task!r}, not {task.id!r}")
-    if ckpt.task_hash != task.task_hash:
+    same_data = ckpt.data_hash == task.data_hash if ckpt.data_hash else ckpt.task_hash == task.task_hash
+    if not same_data:
         raise FairbenchError(
-            f"{path}: made for task {ckpt.task} with hash {ckpt.task_hash[:12]}…, but the installed spec hashes to "
-            f"{task.task_hash[:12]}… (the task changed); retrain, or score with the fairbench version it was made for"
+            f"{path}: trained on task {ckpt.task} as it was defined then (hash {ckpt.task_hash[:12]}…); the installed "
+            f"spec trains on different data now; retrain, or score with the fairbench version it was made for"
         )
     device = resolve_device(options.device)
     model = ckpt_io.build_generator(ckpt, path, device)

@@ -20,6 +20,8 @@ from fairbench.strict import from_dict
 # Keys that do not change what a score means (prose, and the default budget for training a reference
 # method); left out of the hash so editing them does not orphan existing results.
 _UNHASHED_KEYS = ("description", "aliases", "training")
+# The part of a spec that decides what a method trains on.
+_DATA_KEYS = ("id", "dataset", "groups", "transform", "conditional")
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ class TaskSpec:
     def task_hash(self) -> str:
         return task_hash(self)
 
+    @property
+    def data_hash(self) -> str:
+        """Hash of what a method trains on (dataset, groups, transform, conditioning): a checkpoint stays
+        scorable when only the scoring protocol (judge, samples, metrics) of its task changes."""
+        return task_hash(self, only=_DATA_KEYS)
+
     def summary(self) -> dict[str, Any]:
         """The fields `fairbench tasks --json` promises."""
         return {
@@ -133,12 +141,15 @@ class TaskSpec:
         }
 
 
-def task_hash(spec: TaskSpec) -> str:
+def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
+    """sha256 of the canonical JSON of the resolved spec (or of just the keys in `only`)."""
     from fairbench import transforms  # late, like _validate
 
     data = dataclasses.asdict(spec)
     for key in _UNHASHED_KEYS:
         data.pop(key, None)
+    if only is not None:
+        data = {k: v for k, v in data.items() if k in only}
     # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
     # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
     params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")

@@ -121,7 +121,7 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
     trainable = method.create(task, config, device)
     batches = TensorBatches(split, task.n_groups, options.seed, device)
     identity = {
-        "task_hash": task.task_hash,
+        "data_hash": task.data_hash,
         "method": options.method,
         "seed": options.seed,
         "config": dataclasses.asdict(config),
@@ -164,6 +164,7 @@ def _generator_checkpoint(task, options, config, trainable: Trainable, step: int
         state_dict={k: v.detach().cpu().clone() for k, v in gen.state_dict().items()},
         task=task.id,
         task_hash=task.task_hash,
+        data_hash=task.data_hash,
         method=options.method,
         config=dataclasses.asdict(config),
         seed=options.seed,

@@ -168,7 +168,10 @@ CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
         "cannot build",
     ),
     "unknown-task": (_edited("task", lambda r: r.update(task="mnist-tricolor")), "mnist-tricolor"),
-    "task-hash-mismatch": (_edited("hash", lambda r: r.update(task_hash="0" * 64)), "task changed"),
+    "data-hash-mismatch": (_edited("hash", lambda r: r.update(data_hash="0" * 64)), "different data"),
+    "old-task-hash-mismatch": (
+        _edited("oldhash", lambda r: (r.pop("data_hash"), r.update(task_hash="0" * 64))), "different data"
+    ),
     "missing-keys": (_edited("keys", lambda r: r.pop("arch")), "lacks arch"),
     "extra-keys": (_edited("extra", lambda r: r.update(secret=1)), "unknown keys secret"),
     "wrong-format": (_edited("format", lambda r: r.update(format="fairbench-generator/99")), "format"),

@@ -272,3 +272,23 @@ def test_builtin_judge_sha256_matches_shipped_file(task) -> None:
     assert card["groups"] == task.groups.names
     assert card["in_channels"] == task.image_shape[0]
 
+
+
+@pytest.mark.parametrize(
+    ("mutate", "data_changes"),
+    [
+        (lambda d: d["transform"]["params"].update(white_probability=0.3), True),
+        (lambda d: d["dataset"]["train"].update(stop=1000), True),
+        (lambda d: d["judge"].update(sha256="0" * 64), False),
+        (lambda d: d["sampling"].update(n_samples=1000), False),
+        (lambda d: d["bootstrap"].update(n_resamples=10), False),
+        (lambda d: d.update(version=2), False),
+    ],
+    ids=["white_probability", "train-split", "judge", "n_samples", "bootstrap", "version"],
+)
+def test_data_hash_follows_only_what_methods_train_on(tmp_path: Path, mutate, data_changes: bool) -> None:
+    """A checkpoint stays scorable when only its task's scoring protocol changes."""
+    changed = get_task(mutated(tmp_path, mutate))
+    base = get_task("digits-bicolor")
+    assert changed.task_hash != base.task_hash
+    assert (changed.data_hash != base.data_hash) is data_changes
