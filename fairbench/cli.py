@@ -2,63 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 import yaml
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fairbench.cli_common import DEBUG, err, progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
 judge_app = typer.Typer(no_args_is_help=True, help="Train or evaluate a task's pinned judge (attribute classifier).")
 app.add_typer(judge_app, name="judge")
 
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-_DEBUG = {"on": False}
-
-
-def user_errors(fn: F) -> F:
-    """A FairbenchError becomes one line on stderr and exit code 2; --debug keeps the traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FairbenchError as exc:
-            if _DEBUG["on"] or os.environ.get("FAIRBENCH_DEBUG"):
-                raise
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
-    _DEBUG["on"] = debug
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
+    DEBUG["on"] = debug
 
 
 @app.command("tasks")
@@ -132,7 +94,7 @@ def run_cmd(
         batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides),
     )
     total = spec.training.steps if steps is None else steps
-    with _progress() as bar:
+    with progress_bar() as bar:
         handle = bar.add_task(f"{method} on {spec.id} (seed {seed})", total=total, info="")
 
         def progress(step: int, total_steps: int, logs: dict[str, float]) -> None:
@@ -172,7 +134,7 @@ def score_cmd(
         raise FairbenchError("--images needs --task ID")
     if images is not None and samples is not None:
         raise FairbenchError("--samples applies to checkpoints; an image set is scored as it is")
-    with _progress() as bar:
+    with progress_bar() as bar:
         handles: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -270,7 +232,7 @@ def judge_train_cmd(
     from fairbench.tasks import get_task
 
     spec = get_task(task)
-    with _progress() as bar:
+    with progress_bar() as bar:
         handle = bar.add_task(f"judge {spec.judge.id}", total=None, info="")
         card = train_judge(
             spec, out or paths.fairbench_home() / "judges", data_root,
