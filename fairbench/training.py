@@ -134,8 +134,10 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
         return ckpt_path
 
     def save(at_step: int, elapsed: float) -> None:
-        _save_state(state_path, identity, trainable, batches, at_step, elapsed)
+        # Checkpoint first: the training state is then never ahead of it, so a kill between the two writes
+        # at most repeats a few (deterministic) steps on resume and never leaves a stale final checkpoint.
         save_checkpoint(ckpt_path, _generator_checkpoint(task, options, config, trainable, at_step, elapsed))
+        _save_state(state_path, identity, trainable, batches, at_step, elapsed)
 
     for module in trainable.modules.values():
         module.train()
