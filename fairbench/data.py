@@ -128,7 +128,7 @@ _SPLIT_CACHE: dict[tuple[str, str, str], RealSplit] = {}
 
 
 def _build_split(task, split: str, root: Path) -> RealSplit:
-    split_spec = getattr(task.dataset, split)
+    split_spec = task.split_spec(split)
     raw = SOURCES.get(task.dataset.source).load(split_spec.part, root)
     if split_spec.stop > len(raw.images):
         raise FairbenchError(

@@ -76,6 +76,29 @@ class BootstrapSpec:
 
 
 @dataclass(frozen=True)
+class FeatureRef:
+    id: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """The quality half of the score card (DESIGN.md section 6).
+
+    `reference` is a split no method trains on, grouped like the *training* split (same minority fraction),
+    so plain `fid` shows what an imbalanced reference rewards and `fid_balanced` corrects it.
+    """
+
+    feature_network: FeatureRef
+    reference: SplitSpec
+    metrics: list[str] = field(default_factory=lambda: ["fid", "fid_balanced", "fid_intra", "kid"])
+    iqa: list[str] = field(default_factory=list)  # no-reference IQA (niqe, brisque, clipiqa); off for digits
+    n_resamples: int = 100  # bootstrap resamples for FID intervals
+    kid_subsets: int = 100
+    seed: int = 0  # balanced-reference subsampling and KID subsets
+
+
+@dataclass(frozen=True)
 class TrainingDefaults:
     steps: int
     batch_size: int = 64
@@ -94,6 +117,7 @@ class TaskSpec:
     sampling: SamplingSpec
     training: TrainingDefaults
     bootstrap: BootstrapSpec = BootstrapSpec()
+    quality: QualitySpec | None = None
     description: str = ""
     aliases: list[str] = field(default_factory=list)
 
@@ -113,6 +137,16 @@ class TaskSpec:
     @property
     def class_names(self) -> list[str]:
         return self.dataset.class_names or [str(i) for i in range(self.dataset.num_classes)]
+
+    def split_spec(self, name: str) -> SplitSpec:
+        """"train", "judge", "test", or the quality "reference" split."""
+        if name == "reference":
+            if self.quality is None:
+                raise FairbenchError(f"task {self.id} defines no quality metrics, so no reference split")
+            return self.quality.reference
+        if name not in ("train", "judge", "test"):
+            raise FairbenchError(f"task {self.id}: unknown split {name!r}")
+        return getattr(self.dataset, name)
 
     @property
     def task_hash(self) -> str:
@@ -150,6 +184,7 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
         data.pop(key, None)
     if only is not None:
         data = {k: v for k, v in data.items() if k in only}
+    data = {k: v for k, v in data.items() if v is not None}  # an absent optional section hashes as before
     # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
     # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
     params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")
@@ -204,6 +239,8 @@ def _validate(spec: TaskSpec, where: str) -> None:
                     f"{where}: dataset.{a} [{sa.start}, {sa.stop}) and dataset.{b} [{sb.start}, {sb.stop}) "
                     f"overlap in part {sa.part!r}"
                 )
+    if spec.quality is not None:
+        _validate_quality(spec, where)
     if spec.sampling.n_samples < 1:
         raise FairbenchError(f"{where}: sampling.n_samples must be positive")
     if spec.training.steps < 1 or spec.training.batch_size < 1 or spec.training.checkpoint_every < 1:
@@ -219,6 +256,28 @@ def _validate(spec: TaskSpec, where: str) -> None:
     except FairbenchError as exc:
         raise FairbenchError(f"{where}.transform.kind: {exc}") from None
     transforms.parse_params(spec.transform, f"{where}.transform")
+
+
+QUALITY_METRICS = ("fid", "fid_balanced", "fid_intra", "kid")
+IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
+
+
+def _validate_quality(spec: TaskSpec, where: str) -> None:
+    quality = spec.quality
+    assert quality is not None
+    ref, train = quality.reference, spec.dataset.train
+    if not 0 <= ref.start < ref.stop:
+        raise FairbenchError(f"{where}: quality.reference needs 0 <= start < stop")
+    if ref.part == train.part and ref.start < train.stop and train.start < ref.stop:
+        raise FairbenchError(f"{where}: quality.reference overlaps dataset.train: methods would have seen it")
+    for name in quality.metrics:
+        if name not in QUALITY_METRICS:
+            raise FairbenchError(f"{where}: quality.metrics: unknown {name!r} (known: {', '.join(QUALITY_METRICS)})")
+    for name in quality.iqa:
+        if name not in IQA_METRICS:
+            raise FairbenchError(f"{where}: quality.iqa: unknown {name!r} (known: {', '.join(IQA_METRICS)})")
+    if quality.n_resamples < 1 or quality.kid_subsets < 1:
+        raise FairbenchError(f"{where}: quality.n_resamples and quality.kid_subsets must be positive")
 
 
 def _builtin_task_dir() -> Path:

@@ -11,7 +11,7 @@ from fairbench.errors import FairbenchError
 from fairbench.registry import Registry
 from fairbench.strict import from_dict
 
-SPLIT_INDEX = {"train": 0, "judge": 1, "test": 2}
+SPLIT_INDEX = {"train": 0, "judge": 1, "test": 2, "reference": 3}
 
 
 class GroupTransform(Protocol):
@@ -44,7 +44,9 @@ class Bicolor:
     def apply(
         self, images: np.ndarray, labels: np.ndarray, split: str, params: BicolorParams
     ) -> tuple[np.ndarray, np.ndarray]:
-        probability = params.white_probability if split == "train" else params.eval_white_probability
+        # The quality reference split is grouped like the training split, so plain FID sees its imbalance.
+        train_like = split in ("train", "reference")
+        probability = params.white_probability if train_like else params.eval_white_probability
         rng = np.random.default_rng([params.seed, SPLIT_INDEX[split]])
         white = rng.random(len(images)) < probability
         out = images.copy()
