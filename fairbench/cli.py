@@ -123,6 +123,8 @@ def score_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the whole result JSON."),
     batch_size: int = typer.Option(500, "--batch-size", help="Batch size (speed only; never changes a score)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Dataset root for the quality reference split."),
+    ref_stats: Path | None = typer.Option(None, "--ref-stats", help="Precomputed reference statistics for fid."),
 ) -> None:
     """Score a checkpoint, or an image set with --task and --images."""
     from fairbench.results import dumps, write_result
@@ -142,7 +144,10 @@ def score_cmd(
                 handles[stage] = bar.add_task(stage, total=total, info="")
             bar.update(handles[stage], completed=done, total=total)
 
-        options = ScoreOptions(n_samples=samples, batch_size=batch_size, device=device, progress=progress)
+        options = ScoreOptions(
+            n_samples=samples, batch_size=batch_size, device=device, progress=progress, data_root=data_root,
+            ref_stats=ref_stats,
+        )
         if checkpoint is not None:
             result = score_checkpoint(checkpoint, options, task=task)
             default_out = checkpoint.parent / "result.json"
@@ -173,6 +178,11 @@ def _print_score(result: Any) -> None:
         lo, hi = m["ci95"]
         table.add_row(name, f"{m['value']:.4f}", f"[{lo:.4f}, {hi:.4f}]", "higher" if m["higher_is_better"] else "lower")
     console.print(table)
+    if result.feature_network:
+        fn = result.feature_network
+        console.print(f"FID family on feature network {fn['id']} ({fn['sha256'][:12]}…); not comparable across networks")
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
 
 
 @app.command("leaderboard")

@@ -52,7 +52,8 @@ class ScoreResult:
     git_revision: str | None
     created: str
     elapsed_s: float
-    feature_network: dict[str, str] | None = None
+    per_group: dict[str, dict[str, Any]] | None = None  # quality metric -> group -> {value, ci95, ...} or None
+    feature_network: dict[str, Any] | None = None  # id, sha256, dim, resize_rule of the FID feature network
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
     schema: str = SCHEMA
 

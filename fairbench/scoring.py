@@ -18,6 +18,7 @@ from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.metrics.fairness import conditional_fairness_report, fairness_report
 from fairbench.provenance import git_revision, versions
+from fairbench.quality import quality_report
 from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
 from fairbench.tasks import TaskSpec, get_task
 
@@ -30,6 +31,8 @@ class ScoreOptions:
     batch_size: int = 500  # speed only; never changes a score
     device: str = "auto"
     progress: ProgressFn | None = None
+    data_root: Path | None = None  # for the quality reference split
+    ref_stats: Path | None = None  # precomputed reference statistics for `fid`
 
 
 def score_checkpoint(
@@ -129,6 +132,10 @@ def _score(
                 name: [r.metrics[name].to_json() for r in cond.per_condition] for name in overall.metrics
             },
         }
+    quality = quality_report(task, images, predicted, options.batch_size, device, options.data_root, options.ref_stats)
+    if options.progress and task.quality is not None:
+        options.progress("quality", len(images), len(images))
+    metrics.update(quality.metrics)
     card = judge.card
     return ScoreResult(
         task=task.id,
@@ -152,4 +159,7 @@ def _score(
         git_revision=git_revision(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         elapsed_s=round(time.perf_counter() - started, 3),
+        per_group=quality.per_group or None,
+        feature_network=quality.feature_network,
+        skipped=quality.skipped,
     )

@@ -1,0 +1,168 @@
+"""The quality half of the score card: the FID family on the task's feature network, and no-reference IQA.
+
+Every metric that can be computed is; one that cannot (a missing optional asset or package, a group with
+too few samples) is listed in `skipped` with the reason, and never fails the score as a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fairbench import data
+from fairbench.errors import FairbenchError
+from fairbench.tasks import TaskSpec
+
+
+@dataclass
+class QualityReport:
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {value, ci95, higher_is_better}
+    per_group: dict[str, dict[str, dict[str, Any] | None]] = field(default_factory=dict)  # metric -> group -> ...
+    feature_network: dict[str, Any] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _metric(value: float, ci95: tuple[float, float], higher_is_better: bool = False) -> dict[str, Any]:
+    return {"value": float(value), "ci95": [float(ci95[0]), float(ci95[1])], "higher_is_better": higher_is_better}
+
+
+def quality_report(
+    task: TaskSpec,
+    images: torch.Tensor,
+    predicted: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    data_root: Path | None = None,
+    ref_stats: Path | None = None,
+) -> QualityReport:
+    report = QualityReport()
+    quality = task.quality
+    if quality is None:
+        return report
+    if quality.metrics:
+        _fid_family(task, images, predicted, batch_size, device, data_root, ref_stats, report)
+    for name in quality.iqa:
+        _iqa(name, images, predicted, task, batch_size, device, report)
+    return report
+
+
+def _fid_family(task, images, predicted, batch_size, device, data_root, ref_stats, report: QualityReport) -> None:
+    from fairbench import refstats
+    from fairbench.features import load_feature_network
+    from fairbench.metrics import frechet
+
+    quality = task.quality
+    try:
+        net = load_feature_network(quality.feature_network.id, quality.feature_network.sha256)
+    except FairbenchError as exc:
+        for name in quality.metrics:
+            report.skipped[name] = str(exc)
+        return
+    report.feature_network = {"id": net.id, "sha256": net.sha256, "dim": net.dim, "resize_rule": net.resize_rule}
+    generated = net.extract(images, batch_size, device)
+    reference = data.load_split(task, "reference", data_root)
+    groups = task.groups.names
+    key_base = {
+        "data_hash": task.data_hash,
+        "split": "reference",
+        "split_spec": [quality.reference.part, quality.reference.start, quality.reference.stop],
+        "feature_network": [net.id, net.sha256],
+        "resize_rule": net.resize_rule,
+        "seed": quality.seed,
+    }
+    ref_features: dict[str, np.ndarray] = {}
+
+    def features_of(variant: str, index: np.ndarray) -> np.ndarray:
+        if variant not in ref_features:
+            ref_features[variant] = net.extract(reference.images[torch.from_numpy(index)], batch_size, device)
+        return ref_features[variant]
+
+    def stats_of(variant: str, index: np.ndarray):
+        return refstats.get_or_compute({**key_base, "variant": variant}, lambda: frechet.feature_stats(features_of(variant, index)))
+
+    ref_groups = reference.groups.numpy()
+    all_index = np.arange(len(reference))
+    n_boot, seed = quality.n_resamples, quality.seed
+
+    if "fid" in quality.metrics:
+        stats = frechet.load_stats(ref_stats)[0] if ref_stats is not None else stats_of("as-is", all_index)
+        value, ci = frechet.fid_with_interval(generated, stats, n_boot, seed)
+        report.metrics["fid"] = _metric(value, ci)
+    if "fid_balanced" in quality.metrics:
+        balanced = _balanced_index(ref_groups, len(groups), quality.seed)
+        if balanced is None:
+            report.skipped["fid_balanced"] = "the reference split lacks a group, so it cannot be balanced"
+        else:
+            value, ci = frechet.fid_with_interval(generated, stats_of("balanced", balanced), n_boot, seed)
+            report.metrics["fid_balanced"] = _metric(value, ci)
+    if "fid_intra" in quality.metrics:
+        per_group: dict[str, dict[str, Any] | None] = {}
+        missing = []
+        for g, name in enumerate(groups):
+            mine = generated[predicted == g]
+            ref_index = np.flatnonzero(ref_groups == g)
+            if len(mine) < 2 or len(ref_index) < 2:
+                per_group[name] = None
+                missing.append(f"group {name} has {len(mine)} generated and {len(ref_index)} reference samples")
+                continue
+            value, ci = frechet.fid_with_interval(mine, stats_of(f"group:{name}", ref_index), n_boot, seed)
+            per_group[name] = _metric(value, ci)
+        report.per_group["fid_intra"] = per_group
+        if missing:
+            why = "; ".join(missing) + " (FID needs at least 2 in each)"
+            report.skipped["fid_intra_mean"] = report.skipped["fid_intra_worst"] = why
+        else:
+            values = np.array([per_group[n]["value"] for n in groups])  # type: ignore[index]
+            los = np.array([per_group[n]["ci95"][0] for n in groups])  # type: ignore[index]
+            his = np.array([per_group[n]["ci95"][1] for n in groups])  # type: ignore[index]
+            # Intervals of a mean/max of independent per-group estimates, bounded by the per-group bounds.
+            report.metrics["fid_intra_mean"] = _metric(values.mean(), (los.mean(), his.mean()))
+            worst = int(values.argmax())
+            report.metrics["fid_intra_worst"] = _metric(values[worst], (los.max(), his.max()))
+    if "kid" in quality.metrics:
+        try:
+            value, ci = frechet.kid(generated, features_of("as-is", all_index), None, quality.kid_subsets, seed)
+            report.metrics["kid"] = _metric(value, ci)
+        except FairbenchError as exc:
+            report.skipped["kid"] = str(exc)
+
+
+def _balanced_index(groups: np.ndarray, n_groups: int, seed: int) -> np.ndarray | None:
+    """Equal counts per group: every group subsampled (seeded) to the smallest group's size."""
+    pools = [np.flatnonzero(groups == g) for g in range(n_groups)]
+    smallest = min(len(p) for p in pools)
+    if smallest == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.choice(p, smallest, replace=False) for p in pools]))
+
+
+def _iqa(name, images, predicted, task, batch_size, device, report: QualityReport) -> None:
+    from fairbench.metrics import iqa
+
+    ok, why = iqa.available(name)
+    if not ok:
+        report.skipped[name] = why
+        return
+    metric = iqa.IQA_METRICS.get(name)
+    scores = np.asarray(metric.compute(images, batch_size, device), dtype=np.float64)
+    rng = np.random.default_rng(task.bootstrap.seed)
+    report.metrics[name] = _metric(scores.mean(), _mean_interval(scores, rng, task.bootstrap.n_resamples), metric.higher_is_better)
+    report.per_group[name] = {
+        g: (
+            _metric(scores[predicted == i].mean(), _mean_interval(scores[predicted == i], rng, task.bootstrap.n_resamples), metric.higher_is_better)
+            if (predicted == i).any()
+            else None
+        )
+        for i, g in enumerate(task.groups.names)
+    }
+
+
+def _mean_interval(scores: np.ndarray, rng: np.random.Generator, n_resamples: int) -> tuple[float, float]:
+    idx = rng.integers(0, len(scores), size=(n_resamples, len(scores)))
+    means = scores[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
