@@ -40,9 +40,11 @@ HEADLINE_METRICS = (
     "kl_uniform_corrected",
     "kl_uniform",
     "fd_l1_corrected",
-    "fd_l2_corrected",
-    "kl_uniform_corrected_cond_mean",
     "kl_uniform_corrected_cond_worst",
+    "fid",
+    "fid_balanced",
+    "fid_intra_worst",
+    "kid",
 )
 
 
@@ -438,6 +440,18 @@ def _fmt_steps(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
+# Metrics whose values depend on the feature network: their columns carry its id, so no column ever holds
+# values from two networks.
+FEATURE_METRICS = ("fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid")
+
+
+def _column(board: TaskBoard, name: str) -> str:
+    fn = board.feature_network
+    if name in FEATURE_METRICS and fn:
+        return f"{name}@{fn.get('id', '?')}"
+    return name
+
+
 def _feature_network_label(fn: Mapping[str, Any] | None) -> str | None:
     if not fn:
         return None
@@ -473,7 +487,7 @@ def render_markdown(boards: Sequence[TaskBoard]) -> str:
         show_steps = any(row.train_steps is not None for row in board.rows)
         show_wall = any(row.train_wall_time_s is not None for row in board.rows)
         header = ["rank", "entry", "runs", "seeds"]
-        header += [f"{name} {_arrow(board.higher_is_better[name])}" for name in shown]
+        header += [f"{_column(board, name)} {_arrow(board.higher_is_better[name])}" for name in shown]
         align = ["---:", "---", "---:", "---"] + ["---:"] * len(shown)
         if show_steps:
             header.append("train steps")
@@ -513,7 +527,7 @@ def _markdown_metrics(board: TaskBoard) -> list[str]:
 
 def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
     """One row per (task, entry); metric columns are the union over tasks, sorted by name."""
-    all_metrics = sorted({name for board in boards for name in board.metric_names})
+    all_metrics = sorted({_column(board, name) for board in boards for name in board.metric_names})
     records = []
     for board in boards:
         for row in board.rows:
@@ -531,13 +545,15 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 "train_steps_mean": row.train_steps,
                 "train_wall_time_s_mean": row.train_wall_time_s,
             }
-            for name in all_metrics:
-                summary = row.metrics.get(name)
-                rec[f"{name}_mean"] = summary.mean if summary else None
-                rec[f"{name}_std"] = summary.std if summary else None
-                rec[f"{name}_n"] = summary.n if summary else None
-                rec[f"{name}_rank"] = row.rank.get(name)
-                rec[f"{name}_higher_is_better"] = board.higher_is_better.get(name)
+            own = {_column(board, name): name for name in board.metric_names}
+            for column in all_metrics:
+                name = own.get(column)
+                summary = row.metrics.get(name) if name else None
+                rec[f"{column}_mean"] = summary.mean if summary else None
+                rec[f"{column}_std"] = summary.std if summary else None
+                rec[f"{column}_n"] = summary.n if summary else None
+                rec[f"{column}_rank"] = row.rank.get(name) if name else None
+                rec[f"{column}_higher_is_better"] = board.higher_is_better.get(name) if name else None
             records.append(rec)
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:

@@ -378,3 +378,23 @@ def test_csv_round_trips_numbers(tmp_path: Path) -> None:
     # the image-set entry lacks accuracy_like: empty cells, not zeros
     img = frame[(frame.task == "digits-bicolor") & (frame.entry == "images|v2")].iloc[0]
     assert pd.isna(img["accuracy_like_mean"]) and img["accuracy_like_n"] == 0
+
+
+def test_feature_network_metrics_carry_the_network_in_their_columns(tmp_path: Path) -> None:
+    fn_a = {"id": "domain-mnist", "sha256": "a" * 64}
+    fn_b = {"id": "inception", "sha256": "b" * 64}
+    for seed in range(2):
+        put(tmp_path, make_result(task="mnist-bicolor", task_hash=HASH_A, method="vanilla", seed=seed,
+                                  metrics={"kl_uniform_corrected": 0.1, "fid": 3.0 + seed}, feature_network=fn_a))
+        put(tmp_path, make_result(task="digits-bicolor", task_hash=HASH_B, method="vanilla", seed=seed,
+                                  metrics={"kl_uniform_corrected": 0.2, "fid": 30.0 + seed}, feature_network=fn_b))
+    boards = boards_for(tmp_path)
+    md = render_markdown(boards)
+    assert "fid@domain-mnist ↓" in md and "fid@inception ↓" in md
+    frame = pd.read_csv(io.StringIO(render_csv(boards)))
+    # never one column holding values from two networks
+    assert "fid_mean" not in frame.columns
+    mnist = frame[frame.task == "mnist-bicolor"].iloc[0]
+    digits = frame[frame.task == "digits-bicolor"].iloc[0]
+    assert mnist["fid@domain-mnist_mean"] == pytest.approx(3.5) and pd.isna(mnist["fid@inception_mean"])
+    assert digits["fid@inception_mean"] == pytest.approx(30.5) and pd.isna(digits["fid@domain-mnist_mean"])
