@@ -278,6 +278,15 @@ def judge_eval_cmd(
     console.print(table)
 
 
+def _add_sub_apps() -> None:
+    from fairbench.cli_assets import assets_app
+
+    app.add_typer(assets_app, name="assets", help="List, fetch and verify downloadable assets (weights).")
+
+
+_add_sub_apps()
+
+
 def main() -> None:
     app()
 

@@ -150,19 +150,27 @@ def _iqa(name, images, predicted, task, batch_size, device, report: QualityRepor
         return
     metric = iqa.IQA_METRICS.get(name)
     scores = np.asarray(metric.compute(images, batch_size, device), dtype=np.float64)
+    unscorable = ~np.isfinite(scores)  # e.g. NIQE and BRISQUE on flat images
+    if unscorable.all():
+        report.skipped[name] = f"{name} could score none of the {len(scores)} images"
+        return
+    if unscorable.any():
+        report.skipped[f"{name}_unscorable_images"] = f"{int(unscorable.sum())} of {len(scores)} images left out"
     rng = np.random.default_rng(task.bootstrap.seed)
-    report.metrics[name] = _metric(scores.mean(), _mean_interval(scores, rng, task.bootstrap.n_resamples), metric.higher_is_better)
-    report.per_group[name] = {
-        g: (
-            _metric(scores[predicted == i].mean(), _mean_interval(scores[predicted == i], rng, task.bootstrap.n_resamples), metric.higher_is_better)
-            if (predicted == i).any()
-            else None
-        )
-        for i, g in enumerate(task.groups.names)
-    }
+    n_boot = task.bootstrap.n_resamples
+
+    def summary(mask: np.ndarray) -> dict[str, Any] | None:
+        values = scores[mask & ~unscorable]
+        if len(values) == 0:
+            return None
+        return _metric(values.mean(), _mean_interval(values, rng, n_boot), metric.higher_is_better)
+
+    report.metrics[name] = summary(np.ones(len(scores), dtype=bool))  # type: ignore[assignment]
+    report.per_group[name] = {g: summary(predicted == i) for i, g in enumerate(task.groups.names)}
 
 
 def _mean_interval(scores: np.ndarray, rng: np.random.Generator, n_resamples: int) -> tuple[float, float]:
-    idx = rng.integers(0, len(scores), size=(n_resamples, len(scores)))
-    means = scores[idx].mean(axis=1)
+    """Percentile bootstrap of a mean, via multinomial counts (memory O(resamples), not O(resamples x N))."""
+    counts = rng.multinomial(len(scores), np.full(len(scores), 1.0 / len(scores)), size=n_resamples)
+    means = counts @ scores / len(scores)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

@@ -1,0 +1,128 @@
+"""`fairbench assets list | fetch | verify`: the downloadable files, their state, and getting them."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fairbench import assets as store
+from fairbench.cli_common import err, progress_bar, user_errors
+from fairbench.errors import FairbenchError
+
+assets_app = typer.Typer(
+    no_args_is_help=True,
+    help="List, download and verify the files fairbench downloads (feature networks, IQA weights).",
+)
+
+_STYLE = {
+    store.AssetState.VERIFIED: "green",
+    store.AssetState.UNVERIFIED: "yellow",
+    store.AssetState.MISSING: "yellow",
+    store.AssetState.CORRUPT: "bold red",
+    store.AssetState.USER_SUPPLIED_MISSING: "dim",
+}
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _selected(manifest: dict[str, store.Asset], ids: list[str] | None) -> list[store.Asset]:
+    if not ids:
+        return list(manifest.values())
+    return [store.get_asset(i, manifest) for i in ids]
+
+
+@assets_app.command("list")
+@user_errors
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
+    """Every asset in the manifest: size, licence, whether it is here, and where it lives."""
+    manifest = store.load_manifest()
+    needed = store.assets_needed_by_tasks(manifest=manifest)
+    rows = []
+    for asset in manifest.values():
+        st = store.status(asset)
+        size = asset.size_bytes
+        if size is None and st.path.is_file():
+            size = st.path.stat().st_size
+        rows.append((asset, st, size))
+    if as_json:
+        out = [
+            {
+                "id": a.id, "state": st.state.value, "path": str(st.path), "size_bytes": size, "licence": a.licence,
+                "sha256": a.sha256, "url": a.url, "user_supplied": a.user_supplied, "used_by": list(a.used_by),
+                "needed": a.id in needed,
+            }
+            for a, st, size in rows
+        ]
+        typer.echo(json.dumps(out, indent=2))
+        return
+    table = Table(title=f"fairbench assets ({store.assets_root()})")
+    for col in ("id", "size", "licence", "state", "path"):
+        table.add_column(col, overflow="fold")
+    for a, st, size in rows:
+        state = f"[{_STYLE[st.state]}]{escape(st.label)}[/]"
+        table.add_row(a.id, _size(size), escape(a.licence.split(" (")[0]), state, escape(str(st.path)))
+    Console().print(table)
+
+
+@assets_app.command("fetch")
+@user_errors
+def fetch_cmd(
+    ids: list[str] | None = typer.Argument(None, help="Asset ids (see `fairbench assets list`)."),
+    all_assets: bool = typer.Option(False, "--all", help="Every downloadable asset."),
+) -> None:
+    """Download assets into the fairbench home, each checked against its sha256 before it is kept."""
+    manifest = store.load_manifest()
+    if not ids and not all_assets:
+        raise FairbenchError("name the assets to fetch (see `fairbench assets list`) or pass --all")
+    targets = list(manifest.values()) if all_assets else _selected(manifest, ids)
+    with progress_bar() as bar:
+        for asset in targets:
+            if asset.user_supplied:
+                if not all_assets:
+                    raise FairbenchError(f"asset {asset.id!r} is user-supplied: {store.placement_hint(asset)}")
+                st = store.status(asset)
+                if not st.usable:
+                    err.print(f"skipped {asset.id}: user-supplied, not present ({escape(str(st.path))})")
+                continue
+            handle = bar.add_task(asset.id, total=asset.size_bytes, info="")
+
+            def progress(done: int, total: int | None, handle=handle) -> None:
+                info = f"{done / 1e6:.1f}" + (f"/{total / 1e6:.1f} MB" if total else " MB")
+                bar.update(handle, completed=done, total=total, info=info)
+
+            path = store.fetch(asset, progress, manifest=manifest)
+            bar.update(handle, info="verified")
+            typer.echo(f"{asset.id}: {path}")
+
+
+@assets_app.command("verify")
+@user_errors
+def verify_cmd(ids: list[str] | None = typer.Argument(None, help="Asset ids; default: all.")) -> None:
+    """Re-check the local files; exit 1 if an asset the tasks use (or one named here) is missing or corrupt.
+
+    Other missing assets, and user-supplied ones that no task needs, are listed only."""
+    manifest = store.load_manifest()
+    selected = _selected(manifest, ids)
+    needed = store.assets_needed_by_tasks(manifest=manifest) | set(ids or ())
+    failed = []
+    for asset in selected:
+        st = store.status(asset)
+        mark = "needed" if asset.id in needed else "optional"
+        typer.echo(f"{asset.id}\t{st.label}\t{mark}\t{st.path}")
+        if asset.id in needed and not st.usable:
+            failed.append(st)
+    for st in failed:
+        err.print(f"[bold red]error:[/] {escape(store.problem_message(st))}", soft_wrap=True, highlight=False)
+    if failed:
+        raise typer.Exit(1)
