@@ -104,19 +104,52 @@ def load_checkpoint(path: str | Path) -> GeneratorCheckpoint:
 
 
 def build_generator(ckpt: GeneratorCheckpoint, source: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild the registered architecture and load the weights; mismatches are the file's fault."""
+    """Rebuild the registered architecture and load the weights; mismatches are the file's fault.
+
+    The architecture is first built on the meta device (shapes only, no memory) and its parameter shapes are
+    compared with the file's weights, so `arch_kwargs` that ask for a huge network are refused before anything
+    is allocated: the real network is never larger than the weights the file actually holds. (An architecture
+    that cannot be built on meta skips this pre-check.)
+    """
     load_plugins()
     try:
         factory = ARCHITECTURES.get(ckpt.arch)
     except FairbenchError as exc:
         raise FairbenchError(f"{source}: {exc}") from None
     try:
-        model = factory(**ckpt.arch_kwargs)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise FairbenchError(f"{source}: cannot build architecture {ckpt.arch!r}: {exc}") from None
+        with torch.device("meta"):
+            skeleton = factory(**ckpt.arch_kwargs)
+    except Exception:  # noqa: BLE001 - bad kwargs, or a plugin that cannot build on meta: the real build decides
+        skeleton = None
+    if skeleton is not None:
+        _check_weights_fit(ckpt, source, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()})
+    model = _build(factory, ckpt, source)
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())  # torch's first line names only the class; the keys follow
         raise FairbenchError(f"{source}: weights do not fit architecture {ckpt.arch!r} ({detail[:300]})") from None
     return model.to(device).eval()
+
+
+def _build(factory: Any, ckpt: GeneratorCheckpoint, source: str | Path) -> nn.Module:
+    try:
+        return factory(**ckpt.arch_kwargs)
+    except (TypeError, ValueError, RuntimeError, NotImplementedError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise FairbenchError(f"{source}: cannot build architecture {ckpt.arch!r}: {detail}") from None
+
+
+def _check_weights_fit(ckpt: GeneratorCheckpoint, source: str | Path, expected: dict[str, tuple[int, ...]]) -> None:
+    got = {k: tuple(v.shape) for k, v in ckpt.state_dict.items()}
+    problems = []
+    if missing := sorted(set(expected) - set(got)):
+        problems.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    if unexpected := sorted(set(got) - set(expected)):
+        problems.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
+    for key in sorted(set(got) & set(expected)):
+        if got[key] != expected[key]:
+            problems.append(f"{key} has shape {list(got[key])}, the architecture needs {list(expected[key])}")
+            break
+    if problems:
+        raise FairbenchError(f"{source}: weights do not fit architecture {ckpt.arch!r} ({'; '.join(problems)})")

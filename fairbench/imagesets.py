@@ -6,7 +6,9 @@ naming the file; nothing is unpickled (`allow_pickle=False`).
 
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,20 +47,20 @@ def _load_npz(task: TaskSpec, path: Path) -> ImageSet:
     if not zipfile.is_zipfile(path):
         raise FairbenchError(f"{path}: not a readable .npz (not a zip archive; save with numpy.savez)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            if "images" not in keys:
-                raise FairbenchError(f"{path}: missing array 'images' (found: {', '.join(sorted(keys)) or 'none'})")
-            images = npz["images"]
-            labels = npz["labels"] if "labels" in keys else None
+        with zipfile.ZipFile(path) as archive:
+            members = _npz_members(path, archive)
+            if "images" not in members:
+                found = ", ".join(sorted(members)) or "none"
+                raise FairbenchError(f"{path}: missing array 'images' (found: {found})")
+            images = _read_member(path, archive, members["images"], "images")
+            labels = _read_member(path, archive, members["labels"], "labels") if "labels" in members else None
     except FairbenchError:
         raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise FairbenchError(f"{path}: refused: holds Python objects (allow_pickle is never used)") from None
-        raise FairbenchError(f"{path}: not a readable .npz ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise FairbenchError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError) as exc:
+        # RuntimeError: an encrypted member; NotImplementedError: an unsupported compression method.
+        kind = "corrupt compressed data" if isinstance(exc, zlib.error) else type(exc).__name__
+        detail = " ".join(str(exc).split())[:200]
+        raise FairbenchError(f"{path}: not a readable .npz ({kind}: {detail})") from None
     c, h, w = task.image_shape
     if images.dtype != np.uint8:
         raise FairbenchError(f"{path}: 'images' must be uint8 (0-255), got {images.dtype}")
@@ -66,6 +68,50 @@ def _load_npz(task: TaskSpec, path: Path) -> ImageSet:
         raise FairbenchError(f"{path}: 'images' must have shape N x {h} x {w} x {c} (NHWC), got {images.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     return ImageSet(images=tensor, labels=_check_labels(task, path, labels, len(images)))
+
+
+def _npz_members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Array name -> zip member, the way numpy.savez names them (`NAME.npy`); other members are ignored."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if name in members:
+            raise FairbenchError(f"{path}: array {name!r} is stored twice")
+        members[name] = info
+    return members
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> np.ndarray:
+    """Read one .npy member with allow_pickle=False, checking its header before allocating anything.
+
+    A header is only a claim: a few bytes can declare a petabyte array, so its size is checked against the
+    member's stored (uncompressed) size before numpy allocates the array.
+    """
+    if not info.filename.endswith(".npy"):
+        raise FairbenchError(f"{path}: member {info.filename!r} is not a .npy array (save with numpy.savez)")
+    with archive.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in ((1, 0), (2, 0)):
+            raise FairbenchError(f"{path}: '{key}' uses .npy format version {version}; save with numpy.savez")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        try:
+            shape, _, dtype = read_header(fh)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError):
+            raise
+        except Exception as exc:  # numpy's header parser lets e.g. tokenize.TokenError through on garbled text
+            detail = " ".join(str(exc).split())[:200]
+            raise FairbenchError(f"{path}: '{key}' has an unreadable .npy header ({type(exc).__name__}: {detail})") from None
+        if dtype.hasobject:
+            raise FairbenchError(f"{path}: refused: '{key}' holds Python objects (allow_pickle is never used)")
+        needed = math.prod(shape) * dtype.itemsize
+        available = info.file_size - fh.tell()
+        if needed > available:
+            raise FairbenchError(
+                f"{path}: '{key}' is truncated: its header declares shape {shape} ({dtype}, {needed} bytes), "
+                f"the file holds {max(available, 0)}"
+            )
+    with archive.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
 
 
 def _check_labels(task: TaskSpec, path: Path, labels: np.ndarray | None, n: int) -> torch.Tensor | None:
@@ -120,13 +166,17 @@ def _image_files(folder: Path) -> list[Path]:
 def _read_image(task: TaskSpec, path: Path) -> np.ndarray:
     c, h, w = task.image_shape
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only; pixels are decoded by convert()
             if img.mode not in _ACCEPTED_MODES[c]:
                 want = "greyscale (1 channel)" if c == 1 else "RGB (3 channels)"
                 raise FairbenchError(f"{path}: image mode {img.mode}, task {task.id} needs {want}")
+            if img.size != (w, h):  # checked before decoding: a header can claim any size
+                raise FairbenchError(f"{path}: image is {img.size[0]}x{img.size[1]}, task {task.id} needs {w}x{h}")
             img = img.convert("L" if c == 1 else "RGB")
             array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        raise FairbenchError(f"{path}: refused: the image header claims a huge size (decompression bomb)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:  # SyntaxError: some plugins' parse errors
         raise FairbenchError(f"{path}: cannot read image ({type(exc).__name__})") from None
     if array.shape[:2] != (h, w):
         raise FairbenchError(f"{path}: image is {array.shape[1]}x{array.shape[0]}, task {task.id} needs {w}x{h}")

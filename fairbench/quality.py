@@ -26,6 +26,11 @@ class QualityReport:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+# Features are always extracted in batches of this size, whatever --batch-size says: per-image results are
+# then bit-identical, so no quality score moves in its last digits with the user's batch size.
+FEATURE_BATCH = 250
+
+
 def _metric(value: float, ci95: tuple[float, float], higher_is_better: bool = False) -> dict[str, Any]:
     return {"value": float(value), "ci95": [float(ci95[0]), float(ci95[1])], "higher_is_better": higher_is_better}
 
@@ -34,7 +39,6 @@ def quality_report(
     task: TaskSpec,
     images: torch.Tensor,
     predicted: np.ndarray,
-    batch_size: int,
     device: torch.device,
     data_root: Path | None = None,
     ref_stats: Path | None = None,
@@ -44,13 +48,13 @@ def quality_report(
     if quality is None:
         return report
     if quality.metrics:
-        _fid_family(task, images, predicted, batch_size, device, data_root, ref_stats, report)
+        _fid_family(task, images, predicted, device, data_root, ref_stats, report)
     for name in quality.iqa:
-        _iqa(name, images, predicted, task, batch_size, device, report)
+        _iqa(name, images, predicted, task, device, report)
     return report
 
 
-def _fid_family(task, images, predicted, batch_size, device, data_root, ref_stats, report: QualityReport) -> None:
+def _fid_family(task, images, predicted, device, data_root, ref_stats, report: QualityReport) -> None:
     from fairbench import refstats
     from fairbench.features import load_feature_network
     from fairbench.metrics import frechet
@@ -63,7 +67,7 @@ def _fid_family(task, images, predicted, batch_size, device, data_root, ref_stat
             report.skipped[name] = str(exc)
         return
     report.feature_network = {"id": net.id, "sha256": net.sha256, "dim": net.dim, "resize_rule": net.resize_rule}
-    generated = net.extract(images, batch_size, device)
+    generated = net.extract(images, FEATURE_BATCH, device)
     reference = data.load_split(task, "reference", data_root)
     groups = task.groups.names
     key_base = {
@@ -78,7 +82,7 @@ def _fid_family(task, images, predicted, batch_size, device, data_root, ref_stat
 
     def features_of(variant: str, index: np.ndarray) -> np.ndarray:
         if variant not in ref_features:
-            ref_features[variant] = net.extract(reference.images[torch.from_numpy(index)], batch_size, device)
+            ref_features[variant] = net.extract(reference.images[torch.from_numpy(index)], FEATURE_BATCH, device)
         return ref_features[variant]
 
     def stats_of(variant: str, index: np.ndarray):
@@ -141,7 +145,7 @@ def _balanced_index(groups: np.ndarray, n_groups: int, seed: int) -> np.ndarray 
     return np.sort(np.concatenate([rng.choice(p, smallest, replace=False) for p in pools]))
 
 
-def _iqa(name, images, predicted, task, batch_size, device, report: QualityReport) -> None:
+def _iqa(name, images, predicted, task, device, report: QualityReport) -> None:
     from fairbench.metrics import iqa
 
     ok, why = iqa.available(name)
@@ -149,7 +153,7 @@ def _iqa(name, images, predicted, task, batch_size, device, report: QualityRepor
         report.skipped[name] = why
         return
     metric = iqa.IQA_METRICS.get(name)
-    scores = np.asarray(metric.compute(images, batch_size, device), dtype=np.float64)
+    scores = np.asarray(metric.compute(images, FEATURE_BATCH, device), dtype=np.float64)
     unscorable = ~np.isfinite(scores)  # e.g. NIQE and BRISQUE on flat images
     if unscorable.all():
         report.skipped[name] = f"{name} could score none of the {len(scores)} images"

@@ -42,6 +42,11 @@ def generate(
     latent_dim = int(getattr(model, "latent_dim", 0))
     if latent_dim < 1:
         raise FairbenchError(f"{source}: generator has no positive `latent_dim`")
+    model_classes = getattr(model, "num_classes", None)
+    if isinstance(model_classes, int) and not isinstance(model_classes, bool) and model_classes != num_classes:
+        built = f"conditional on {model_classes} classes" if model_classes > 0 else "unconditional"
+        wanted = f"{num_classes} classes" if num_classes > 0 else "no classes (unconditional)"
+        raise FairbenchError(f"{source}: generator is {built}; the task needs {wanted}")
     rng = torch.Generator().manual_seed(seed)
     z_all = torch.randn(n_samples, latent_dim, generator=rng)
     labels = condition_labels(n_samples, num_classes) if num_classes > 0 else None
@@ -50,7 +55,11 @@ def generate(
     for start in range(0, n_samples, batch_size):
         z = z_all[start : start + batch_size].to(device)
         y = labels[start : start + batch_size].to(device) if labels is not None else None
-        out = model(z, y)
+        try:
+            out = model(z, y)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # the submitted network's fault
+            detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise FairbenchError(f"{source}: generator failed on a batch of shape {tuple(z.shape)} ({detail})") from None
         expected = (len(z), *image_shape)
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

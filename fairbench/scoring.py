@@ -132,7 +132,7 @@ def _score(
                 name: [r.metrics[name].to_json() for r in cond.per_condition] for name in overall.metrics
             },
         }
-    quality = quality_report(task, images, predicted, options.batch_size, device, options.data_root, options.ref_stats)
+    quality = quality_report(task, images, predicted, device, options.data_root, options.ref_stats)
     if options.progress and task.quality is not None:
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)

@@ -3,7 +3,8 @@
 A run directory `OUT/<task>/<method>/seed<S>/` holds `checkpoint.pt` (the generator, DESIGN.md section 4)
 and `trainstate.pt` (networks, optimisers and RNG states). Running the same command again continues from
 `trainstate.pt`, and because every random draw comes from generators saved there, a resumed run reproduces
-an uninterrupted one exactly.
+an uninterrupted one exactly. A run holds `<run dir>/.lock` (fairbench.locks) while it trains, so a second
+process on the same directory is refused instead of interleaving its checkpoints with the first's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fairbench import data
 from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
+from fairbench.locks import run_lock
 from fairbench.methods import METHODS, Trainable
 from fairbench.plugins import load_plugins
 from fairbench.provenance import versions
@@ -127,35 +129,37 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
         "config": dataclasses.asdict(config),
         "batch_size": batch_size,
     }
-    step, wall = 0, 0.0
-    if state_path.exists():
-        step, wall = _restore(state_path, identity, trainable, batches)
-    if step >= steps and ckpt_path.exists():
-        return ckpt_path
+    # One process per run directory: a second `fairbench run` on it would interleave checkpoints.
+    with run_lock(directory):
+        step, wall = 0, 0.0
+        if state_path.exists():
+            step, wall = _restore(state_path, identity, trainable, batches)
+        if step >= steps and ckpt_path.exists():
+            return ckpt_path
 
-    def save(at_step: int, elapsed: float) -> None:
-        # Checkpoint first: the training state is then never ahead of it, so a kill between the two writes
-        # at most repeats a few (deterministic) steps on resume and never leaves a stale final checkpoint.
-        save_checkpoint(ckpt_path, _generator_checkpoint(task, options, config, trainable, at_step, elapsed))
-        _save_state(state_path, identity, trainable, batches, at_step, elapsed)
+        def save(at_step: int, elapsed: float) -> None:
+            # Checkpoint first: the training state is then never ahead of it, so a kill between the two writes
+            # at most repeats a few (deterministic) steps on resume and never leaves a stale final checkpoint.
+            save_checkpoint(ckpt_path, _generator_checkpoint(task, options, config, trainable, at_step, elapsed))
+            _save_state(state_path, identity, trainable, batches, at_step, elapsed)
 
-    for module in trainable.modules.values():
-        module.train()
-    started = time.perf_counter() - wall
-    try:
-        with _sigterm_as_interrupt():
-            while step < steps:
-                logs = method.step(trainable, config, batches, batch_size, step)
-                step += 1
-                if progress is not None:
-                    progress(step, steps, logs)
-                if step % every == 0 and step < steps:
-                    save(step, time.perf_counter() - started)
-    except KeyboardInterrupt:
+        for module in trainable.modules.values():
+            module.train()
+        started = time.perf_counter() - wall
+        try:
+            with _sigterm_as_interrupt():
+                while step < steps:
+                    logs = method.step(trainable, config, batches, batch_size, step)
+                    step += 1
+                    if progress is not None:
+                        progress(step, steps, logs)
+                    if step % every == 0 and step < steps:
+                        save(step, time.perf_counter() - started)
+        except KeyboardInterrupt:
+            save(step, time.perf_counter() - started)
+            raise TrainingInterrupted(ckpt_path, step) from None
         save(step, time.perf_counter() - started)
-        raise TrainingInterrupted(ckpt_path, step) from None
-    save(step, time.perf_counter() - started)
-    return ckpt_path
+        return ckpt_path
 
 
 def _generator_checkpoint(task, options, config, trainable: Trainable, step: int, wall: float):

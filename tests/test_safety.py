@@ -6,8 +6,13 @@ Each case is checked twice: through the Python API (a FairbenchError naming the 
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import struct
+import warnings
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -262,6 +267,41 @@ def _wrong_extension(tmp_path: Path) -> Path:
     return path
 
 
+def _zip_members(name: str, members: dict[str, bytes]) -> Callable[[Path], Path]:
+    """An .npz zip written by hand, for what numpy.savez never produces but a hostile file may hold."""
+
+    def build(tmp_path: Path) -> Path:
+        path = tmp_path / f"{name}.npz"
+        with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+            warnings.simplefilter("ignore")  # zipfile warns about a duplicate name, which is the point
+            for member, data in members.items():
+                archive.writestr(member.split("#")[0], data)  # "#n" suffix: the same name again
+        return path
+
+    return build
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+_LABELS_NPY = _npy(np.arange(20) % 10)
+# A 300-byte member whose header declares 2.5 PB of images: refused before numpy allocates anything.
+_HUGE_HEADER_NPY = _npy(np.zeros((1, 16, 16, 1), np.uint8)).replace(b"(1, 16, 16, 1)", b"(10000000000000, 16, 16, 1)")
+
+
+def _corrupt_deflate(tmp_path: Path) -> Path:
+    path = tmp_path / "deflate.npz"
+    np.savez_compressed(path, **_valid_arrays(200))
+    data = bytearray(path.read_bytes())
+    for i in range(300, 600):  # inside the images member's compressed stream
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
 NPZ_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "wrong-dtype": (_npz("float", images=_valid_arrays()["images"].astype(np.float32)), "uint8"),
     "nchw-shape": (_npz("nchw", images=_valid_arrays()["images"].transpose(0, 3, 1, 2).copy()), "NHWC"),
@@ -281,6 +321,17 @@ NPZ_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "truncated": (_truncated_npz, "not a readable .npz"),
     "wrong-extension": (_wrong_extension, ".npz"),
     "missing-file": (lambda tmp: tmp / "absent.npz", "no such file"),
+    "raw-member-not-npy": (_zip_members("raw", {"images": b"raw bytes", "labels.npy": _LABELS_NPY}), "not a .npy array"),
+    "same-array-twice": (
+        _zip_members("twice", {"images.npy": _npy(_valid_arrays()["images"]), "images.npy#2": _LABELS_NPY}),
+        "stored twice",
+    ),
+    "huge-declared-shape": (_zip_members("huge", {"images.npy": _HUGE_HEADER_NPY, "labels.npy": _LABELS_NPY}), "truncated"),
+    "corrupt-compressed-data": (_corrupt_deflate, "corrupt compressed data"),
+    "garbled-npy-header": (  # numpy's own parser raises tokenize.TokenError on this one
+        _zip_members("garbled", {"images.npy": _npy(_valid_arrays()["images"]).replace(b"'|u1',", b"'|u1'(")}),
+        "unreadable .npy header",
+    ),
 }
 
 
@@ -410,6 +461,31 @@ def _rgb_in_greyscale_task(tmp_path: Path) -> tuple[Path, Path]:
     return root, bad
 
 
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but holds almost no pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def _decompression_bomb(tmp_path: Path) -> tuple[Path, Path]:
+    root = _class_folders(tmp_path)
+    bad = root / "7" / "bomb.png"
+    bad.write_bytes(_png_header_only(40_000, 40_000))
+    return root, bad
+
+
+def _huge_png_header(tmp_path: Path) -> tuple[Path, Path]:
+    """Under Pillow's bomb limit but 81 MB of pixels: refused from the header, before any decoding."""
+    root = _class_folders(tmp_path)
+    bad = root / "8" / "huge.png"
+    bad.write_bytes(_png_header_only(9000, 9000))
+    return root, bad
+
+
 FOLDER_CASES: dict[str, tuple[Callable[[Path], tuple[Path, Path]], str]] = {
     "rgb-in-greyscale-task": (_rgb_in_greyscale_task, "needs greyscale"),
     "non-image-file": (_non_image, "not an image file"),
@@ -421,6 +497,8 @@ FOLDER_CASES: dict[str, tuple[Callable[[Path], tuple[Path, Path]], str]] = {
     "class-index-too-large": (_class_index_too_large, "not a class"),
     "loose-file": (_loose_file_in_conditional_root, "one folder per class"),
     "too-few": (_too_few_images, "at least"),
+    "decompression-bomb": (_decompression_bomb, "decompression bomb"),
+    "huge-png-header": (_huge_png_header, "image is 9000x9000"),
 }
 
 

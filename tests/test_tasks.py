@@ -201,13 +201,13 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 # Pinned: results record this hash, so a change to hashing (not to the task) would orphan every result.
-DIGITS_BICOLOR_V1_HASH = "dfd8efd2c63e678dc84216a775ab595f935633157486e3f8b92fa399518b765a"
+DIGITS_BICOLOR_V2_HASH = "4aef552646be33adc704e189f7c030f79ed4047f6f61c8cc526d3074ee0512d3"
 
 
 def test_task_hash_is_stable() -> None:
     task = get_task("digits-bicolor")
-    assert task.version == 1, "digits-bicolor changed version: update the pinned hash on purpose"
-    assert task.task_hash == DIGITS_BICOLOR_V1_HASH
+    assert task.version == 2, "digits-bicolor changed version: update the pinned hash on purpose"
+    assert task.task_hash == DIGITS_BICOLOR_V2_HASH
     assert len({t.task_hash for t in list_tasks()}) == len(list_tasks())
 
 
@@ -231,7 +231,7 @@ def test_task_hash_ignores_description_aliases_and_training(tmp_path: Path) -> N
         lambda d: d["sampling"].update(seed=1),
         lambda d: d["dataset"]["test"].update(stop=1700),
         lambda d: d["judge"].update(sha256="0" * 64),
-        lambda d: d.update(version=2),
+        lambda d: d.update(version=d["version"] + 1),
     ],
     ids=["white_probability", "transform-seed", "n_samples", "sampling-seed", "split", "judge", "version"],
 )
@@ -282,7 +282,7 @@ def test_builtin_judge_sha256_matches_shipped_file(task) -> None:
         (lambda d: d["judge"].update(sha256="0" * 64), False),
         (lambda d: d["sampling"].update(n_samples=1000), False),
         (lambda d: d["bootstrap"].update(n_resamples=10), False),
-        (lambda d: d.update(version=2), False),
+        (lambda d: d.update(version=d["version"] + 1), False),
     ],
     ids=["white_probability", "train-split", "judge", "n_samples", "bootstrap", "version"],
 )

@@ -179,7 +179,10 @@ FAIRNESS_METRICS: dict[str, Callable[[np.ndarray], float]] = {
 
 def _check_confusion(confusion: np.ndarray, n_groups: int) -> np.ndarray:
     """Validate C and return it with rows renormalised to sum to exactly 1 (the correction relies on it)."""
-    c = np.asarray(confusion, dtype=np.float64)
+    try:
+        c = np.asarray(confusion, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FairbenchError(f"confusion matrix must be numeric, got {type(confusion).__name__}") from None
     if c.ndim != 2 or c.shape[0] != c.shape[1]:
         raise FairbenchError(f"confusion matrix must be square, got shape {c.shape}")
     if c.shape[0] != n_groups:
@@ -357,12 +360,22 @@ def _metric_values(point: np.ndarray, samples: np.ndarray, names: list[str]) -> 
     }
 
 
+# Far beyond any real sensitive attribute or class set; above it, arrays sized by the count would be huge.
+MAX_CATEGORIES = 100_000
+
+
 def _check_n_groups(n_groups: int) -> int:
     if isinstance(n_groups, bool) or not isinstance(n_groups, (int, np.integer)):
         raise FairbenchError(f"n_groups must be an integer, got {n_groups!r}")
-    if n_groups < 2:
-        raise FairbenchError(f"n_groups must be at least 2, got {n_groups}")
+    if not 2 <= n_groups <= MAX_CATEGORIES:
+        raise FairbenchError(f"n_groups must be within [2, {MAX_CATEGORIES}], got {n_groups}")
     return int(n_groups)
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise FairbenchError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
 
 
 def _check_n_resamples(n_resamples: int) -> int:
@@ -401,7 +414,7 @@ def fairness_report(
     """All fairness metrics on p̂ and p̃ with seeded 95% bootstrap intervals; no confusion means no correction."""
     counts = group_counts(predicted, n_groups)
     c = None if confusion is None else _check_confusion(confusion, n_groups)
-    report, _ = _bootstrap(counts, c, _check_n_resamples(n_resamples), np.random.default_rng(seed))
+    report, _ = _bootstrap(counts, c, _check_n_resamples(n_resamples), np.random.default_rng(_check_seed(seed)))
     return report
 
 
@@ -422,8 +435,11 @@ def conditional_fairness_report(
     Conditions without samples are skipped rather than counted as fair or unfair.
     """
     k = _check_n_groups(n_groups)
-    if isinstance(n_conditions, bool) or not isinstance(n_conditions, (int, np.integer)) or n_conditions < 1:
-        raise FairbenchError(f"n_conditions must be a positive integer, got {n_conditions!r}")
+    if isinstance(n_conditions, bool) or not isinstance(n_conditions, (int, np.integer)):
+        raise FairbenchError(f"n_conditions must be an integer, got {n_conditions!r}")
+    if not 1 <= n_conditions <= MAX_CATEGORIES:
+        raise FairbenchError(f"n_conditions must be within [1, {MAX_CATEGORIES}], got {n_conditions}")
+    _check_seed(seed)
     labels = np.asarray(predicted)
     conds = np.asarray(conditions)
     if conds.ndim != 1:

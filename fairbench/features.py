@@ -1,0 +1,417 @@
+"""Feature networks for the FID family, registered by name and loaded by (id, sha256).
+
+A loaded network has `id`, `sha256` (of its weights file), `dim`, `resize_rule` (how images are prepared,
+recorded in reference-statistics cache keys) and `extract(images, batch_size, device)`, which maps uint8
+N x C x H x W images to an N x dim float64 array. Networks run in eval mode with no batch statistics, so
+each image's features do not depend on the batch size: exactly up to ~1e-13 for the domain networks (they
+run in float64), up to float32 rounding of the matrix kernels for Inception.
+
+- `domain-digits`, `domain-mnist`: small CNN digit classifiers trained on a task's TRAINING split for the
+  class label (both background groups included), shipped inside the package as safetensors with a JSON card,
+  exactly like the judges. The feature is the 128-d penultimate layer *before* its ReLU: a ReLU output has
+  exact zeros and units that are dead on some inputs (a covariance with zero rows, far from Gaussian), while the
+  pre-activation carries everything the classifier head sees, is dense, and is closer to the Gaussian that the
+  Fréchet distance assumes.
+- `inception`: clean-fid's Inception-v3 (TorchScript `inception-2015-12-05.pt`, 2048-d pool features), from
+  the asset manifest (`fairbench.assets.require`). Images are prepared as clean-fid 0.1.35 does in its
+  default "clean" mode: every channel resized to 299x299 by PIL bicubic on float32 values (no quantisation),
+  clipped to [0, 255], then (x - 128) / 128 into the network's `layers`. Grey images are replicated to RGB.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from fairbench import atomic, data, paths
+from fairbench.errors import FairbenchError
+from fairbench.registry import Registry
+
+if TYPE_CHECKING:
+    from fairbench.tasks import TaskSpec
+
+PACKAGE_DIR = Path(__file__).resolve().parent / "feature_weights"
+DOMAIN_ARCH = "domain-cnn/1"
+INCEPTION_ASSET = "inception-2015-12-05"
+INCEPTION_SIZE = 299
+INCEPTION_DIM = 2048
+
+
+class FeatureNetwork:
+    """What the FID family needs from a feature network."""
+
+    id: str
+    sha256: str
+    dim: int
+    resize_rule: str
+
+    def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The fields a result records about the network."""
+        return {"id": self.id, "sha256": self.sha256, "dim": self.dim, "resize_rule": self.resize_rule}
+
+
+FeatureFactory = Callable[[str, "torch.device | str"], FeatureNetwork]
+FEATURE_NETWORKS: Registry[FeatureFactory] = Registry("feature network")
+
+
+def load_feature_network(id: str, sha256: str, device: torch.device | str = "cpu") -> FeatureNetwork:
+    """The network `id` whose weights hash to `sha256`; any other file is refused with a FairbenchError."""
+    return FEATURE_NETWORKS.get(id)(sha256, device)
+
+
+def _check_images(images: torch.Tensor, what: str) -> None:
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        dtype = getattr(images, "dtype", None)
+        raise FairbenchError(f"{what} takes uint8 N x C x H x W images, got {dtype} {shape}")
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise FairbenchError(f"batch size must be positive, got {batch_size}")
+
+
+# --------------------------------------------------------------------------------------- domain networks
+
+
+class DomainNet(nn.Module):
+    """Two conv blocks, max-pooled to 4x4, a 128-d embedding and a linear class head: ~72k parameters."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 16, dim: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d(4),  # 14x14 -> 4x4 for MNIST (average pooling here lost ~1% accuracy)
+            nn.Flatten(),
+        )
+        self.embed = nn.Linear(2 * width * 16, dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def features(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer before its ReLU (see the module docstring for why), in the weights' dtype."""
+        return self.embed(self.body(images_uint8.to(self.embed.weight.dtype) / 255.0))
+
+    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.features(images_uint8)))
+
+
+@dataclass(frozen=True)
+class FeatureCard:
+    """What ships beside a domain network's weights: provenance, input contract, held-out accuracy."""
+
+    id: str
+    sha256: str
+    task: str
+    arch: str
+    in_channels: int
+    image_size: list[int]  # [H, W] the network accepts, as-is
+    num_classes: int
+    width: int
+    dim: int
+    resize_rule: str
+    accuracy: float  # class accuracy on the task's test split
+    n_test: int
+    epochs: int
+    seed: int
+    training: dict[str, Any]  # the rest of the recipe: optimiser, schedule, batch size, augmentation
+
+
+@dataclass(frozen=True)
+class DomainRecipe:
+    """How a shipped domain network is reproduced: which task's training split, for how long."""
+
+    task: str
+    epochs: int
+    width: int = 16
+    dim: int = 128
+    batch_size: int = 64
+    lr: float = 1e-3  # peak of a one-cycle schedule
+    shift: int = 0  # augmentation: random translation by up to this many pixels (edge padding)
+
+
+DOMAIN_RECIPES: dict[str, DomainRecipe] = {
+    "domain-digits": DomainRecipe(task="digits-bicolor", epochs=30, lr=3e-3, shift=1),
+    "domain-mnist": DomainRecipe(task="mnist-bicolor", epochs=2, lr=3e-3, batch_size=64, shift=1),
+}
+
+
+def _domain_resize_rule(in_channels: int, height: int, width: int) -> str:
+    return f"none: uint8 {in_channels}x{height}x{width} exactly as the task defines it, scaled by 1/255"
+
+
+class DomainNetwork(FeatureNetwork):
+    """A domain network at inference. It runs in float64: float32 matrix kernels pick different blockings for
+    different batch sizes, which moved features by ~1e-5; in float64 that noise is ~1e-13, so the batch size
+    cannot change a feature (and the network is small enough that the cost does not matter)."""
+
+    def __init__(self, card: FeatureCard, net: DomainNet) -> None:
+        self.card = card
+        self.net = net.double().eval()
+        self.id = card.id
+        self.sha256 = card.sha256
+        self.dim = card.dim
+        self.resize_rule = card.resize_rule
+
+    def _batches(self, images: torch.Tensor, batch_size: int, device, fn) -> list[torch.Tensor]:
+        _check_images(images, f"feature network {self.id}")
+        _check_batch_size(batch_size)
+        expected = (self.card.in_channels, *self.card.image_size)
+        if tuple(images.shape[1:]) != expected:
+            raise FairbenchError(
+                f"feature network {self.id} takes {'x'.join(map(str, expected))} images (task {self.card.task}), "
+                f"got {'x'.join(map(str, images.shape[1:]))}"
+            )
+        self.net.to(device).eval()
+        with torch.no_grad():
+            return [fn(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+
+    def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
+        out = self._batches(images, batch_size, device, self.net.features)
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float64)
+        return torch.cat(out).numpy().astype(np.float64)
+
+    def classify(self, images: torch.Tensor, batch_size: int = 1000, device: torch.device | str = "cpu") -> np.ndarray:
+        """Predicted class per image (how the card's accuracy is measured)."""
+        out = self._batches(images, batch_size, device, lambda x: self.net(x).argmax(1))
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def _search_dirs() -> list[Path]:
+    return [PACKAGE_DIR, paths.fairbench_home() / "features"]
+
+
+def load_domain_network(id: str, sha256: str, device: torch.device | str = "cpu") -> DomainNetwork:
+    """Find `<id>.safetensors` (package, then $FAIRBENCH_HOME/features/), refuse it unless it hashes to `sha256`."""
+    for directory in _search_dirs():
+        weights = directory / f"{id}.safetensors"
+        if weights.is_file():
+            break
+    else:
+        raise FairbenchError(
+            f"feature network {id!r} not found: place {id}.safetensors (sha256 {sha256}) and its {id}.json card "
+            f"in {_search_dirs()[-1]}/, or create them with fairbench.features.train_domain_network"
+        )
+    digest = atomic.sha256_file(weights)
+    if digest != sha256:
+        raise FairbenchError(
+            f"{weights}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
+            "refusing to compute FID with a different network"
+        )
+    card_path = weights.with_suffix(".json")
+    try:
+        card = FeatureCard(**json.loads(card_path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise FairbenchError(f"{card_path}: feature network card missing or invalid ({exc})") from None
+    if card.id != id or card.sha256 != digest or card.arch != DOMAIN_ARCH:
+        raise FairbenchError(f"{card_path}: card (id {card.id}, arch {card.arch}) does not describe {weights.name}")
+    net = DomainNet(card.in_channels, card.num_classes, card.width, card.dim)
+    try:
+        net.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise FairbenchError(f"{weights}: cannot load feature network weights ({exc})") from None
+    return DomainNetwork(card, net.to(device))
+
+
+def _domain_factory(id: str) -> FeatureFactory:
+    return lambda sha256, device="cpu": load_domain_network(id, sha256, device)
+
+
+for _id in DOMAIN_RECIPES:
+    FEATURE_NETWORKS.register(_id, _domain_factory(_id))
+
+
+def train_domain_network(
+    task: TaskSpec,
+    out_dir: str | Path,
+    data_root: str | Path | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    network_id: str | None = None,
+) -> FeatureCard:
+    """Train a domain network on `task`'s training split for the class label; write `<id>.safetensors` and
+    `<id>.json` into `out_dir`. `network_id` defaults to the recipe trained on this task (`domain-digits` for
+    digits-bicolor, `domain-mnist` for mnist-bicolor); `epochs` defaults to the recipe's.
+
+    Deterministic: the same seed gives the same bytes (sha256) on the same machine. Training runs on one
+    CPU thread so the thread count cannot change the float summation order; a different CPU (vector unit) or
+    torch version may still change the last bits.
+    """
+    if network_id is None:
+        matches = [name for name, r in DOMAIN_RECIPES.items() if r.task == task.id]
+        if not matches:
+            raise FairbenchError(
+                f"no domain feature network is trained on task {task.id}; pass network_id "
+                f"(recipes: {', '.join(f'{k} <- {r.task}' for k, r in DOMAIN_RECIPES.items())})"
+            )
+        network_id = matches[0]
+    recipe = DOMAIN_RECIPES.get(network_id, DomainRecipe(task=task.id, epochs=epochs or 5))
+    epochs = recipe.epochs if epochs is None else epochs
+    if epochs < 1:
+        raise FairbenchError(f"epochs must be >= 1, got {epochs}")
+    c, h, w = task.image_shape
+    train = data.load_split(task, "train", data_root)
+    test = data.load_split(task, "test", data_root)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        net = DomainNet(c, task.num_classes, recipe.width, recipe.dim)
+        opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+        rng = torch.Generator().manual_seed(seed)
+        n_batches = (len(train) + recipe.batch_size - 1) // recipe.batch_size
+        total = epochs * n_batches
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
+        net.train()
+        for epoch in range(epochs):
+            order = torch.randperm(len(train), generator=rng)
+            for b in range(n_batches):
+                idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
+                batch = _random_shift(train.images[idx], recipe.shift, rng)
+                loss = nn.functional.cross_entropy(net(batch), train.labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                if progress is not None:
+                    progress(epoch * n_batches + b + 1, total)
+        net.eval()
+        resize_rule = _domain_resize_rule(c, h, w)
+        provisional = FeatureCard(
+            id=network_id, sha256="", task=task.id, arch=DOMAIN_ARCH, in_channels=c, image_size=[h, w],
+            num_classes=task.num_classes, width=recipe.width, dim=recipe.dim, resize_rule=resize_rule,
+            accuracy=0.0, n_test=len(test), epochs=epochs, seed=seed,
+            training={
+                "optimizer": "adam", "schedule": "one-cycle", "lr_max": recipe.lr, "batch_size": recipe.batch_size,
+                "shift_augmentation_px": recipe.shift, "loss": "cross-entropy on the class label", "threads": 1,
+            },
+        )
+        predicted = DomainNetwork(provisional, copy.deepcopy(net)).classify(test.images)  # float64 copy
+    finally:
+        torch.set_num_threads(threads)
+    accuracy = float((predicted == test.labels.numpy()).mean())
+
+    weights = Path(out_dir) / f"{network_id}.safetensors"
+    with atomic.atomic_path(weights) as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    card = FeatureCard(**{**asdict(provisional), "sha256": atomic.sha256_file(weights), "accuracy": accuracy})
+    atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
+    return card
+
+
+def _random_shift(images: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to `shift` pixels in x and y, filling with the image's border (edge padding
+    keeps a white background white)."""
+    if shift == 0:
+        return images
+    n, _, h, w = images.shape
+    padded = nn.functional.pad(images.float(), (shift, shift, shift, shift), mode="replicate")
+    dy = torch.randint(0, 2 * shift + 1, (n,), generator=rng)
+    dx = torch.randint(0, 2 * shift + 1, (n,), generator=rng)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
+    out = padded[torch.arange(n)[:, None, None, None], torch.arange(images.shape[1])[None, :, None, None], rows, cols]
+    return out.to(torch.uint8)
+
+
+# --------------------------------------------------------------------------------------- Inception
+
+
+INCEPTION_RESIZE_RULE = (
+    "clean-fid 0.1.35 'clean': each channel as float32 resized to 299x299 by PIL bicubic, clipped to [0, 255], "
+    "not quantised; grey replicated to RGB; (x - 128) / 128 into the TorchScript's layers"
+)
+
+
+def clean_resize(channel: np.ndarray, size: tuple[int, int] = (INCEPTION_SIZE, INCEPTION_SIZE)) -> np.ndarray:
+    """One H x W channel (uint8 or float values in [0, 255]) -> float32 (size[1] x size[0]), clean-fid's
+    `make_resizer("PIL", False, "bicubic", size)` applied to a single channel."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(channel, dtype=np.float32))  # a 2-D float32 array is PIL mode "F"
+    out = img.resize(size, resample=Image.BICUBIC)
+    return np.asarray(out, dtype=np.float32).clip(0, 255)
+
+
+def inception_inputs(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x 299 x 299 in [0, 255], resized as clean-fid does."""
+    _check_images(images, "inception")
+    n, c = images.shape[:2]
+    if c not in (1, 3):
+        raise FairbenchError(f"inception takes 1- or 3-channel images, got {c} channels")
+    arr = images.cpu().numpy()
+    out = np.empty((n, 3, INCEPTION_SIZE, INCEPTION_SIZE), dtype=np.float32)
+    for i in range(n):
+        if c == 1:  # replicate after resizing: identical to resizing three identical channels
+            out[i] = clean_resize(arr[i, 0])[None]
+        else:
+            for ch in range(3):
+                out[i, ch] = clean_resize(arr[i, ch])
+    return torch.from_numpy(out)
+
+
+class InceptionNetwork(FeatureNetwork):
+    def __init__(self, module: torch.jit.ScriptModule, sha256: str) -> None:
+        self.module = module.eval()
+        self.id = "inception"
+        self.sha256 = sha256
+        self.dim = INCEPTION_DIM
+        self.resize_rule = INCEPTION_RESIZE_RULE
+
+    def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
+        _check_images(images, "inception")
+        _check_batch_size(batch_size)
+        self.module.to(device)
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = inception_inputs(images[i : i + batch_size]).to(device)
+                feats = self.module.layers.forward((x - 128) / 128)
+                out.append(feats.reshape(len(x), INCEPTION_DIM).cpu())
+        if not out:
+            return np.zeros((0, INCEPTION_DIM), dtype=np.float64)
+        return torch.cat(out).numpy().astype(np.float64)
+
+
+def load_inception(sha256: str, device: torch.device | str = "cpu") -> InceptionNetwork:
+    """clean-fid's Inception TorchScript, from the verified asset; refused unless it hashes to `sha256`."""
+    from fairbench.assets import require  # late: only this network needs the asset machinery
+
+    path = Path(require(INCEPTION_ASSET))  # a verified local file, or a FairbenchError saying where to put it
+    digest = atomic.sha256_file(path)
+    if digest != sha256:
+        raise FairbenchError(
+            f"{path}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
+            "refusing to compute FID with a different network"
+        )
+    try:
+        with warnings.catch_warnings():
+            # torch >= 2.9 marks TorchScript deprecated; these weights exist only as TorchScript.
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise FairbenchError(f"{path}: cannot load the Inception TorchScript ({exc})") from None
+    return InceptionNetwork(module, digest)
+
+
+FEATURE_NETWORKS.register("inception", load_inception)
