@@ -36,6 +36,7 @@ from torch import nn
 
 from fairbench import atomic, data, paths
 from fairbench.errors import FairbenchError
+from fairbench.pinned import find_pinned
 from fairbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -201,27 +202,15 @@ def _search_dirs() -> list[Path]:
 
 def load_domain_network(id: str, sha256: str, device: torch.device | str = "cpu") -> DomainNetwork:
     """Find `<id>.safetensors` (package, then $FAIRBENCH_HOME/features/), refuse it unless it hashes to `sha256`."""
-    for directory in _search_dirs():
-        weights = directory / f"{id}.safetensors"
-        if weights.is_file():
-            break
-    else:
-        raise FairbenchError(
-            f"feature network {id!r} not found: place {id}.safetensors (sha256 {sha256}) and its {id}.json card "
-            f"in {_search_dirs()[-1]}/, or create them with fairbench.features.train_domain_network"
-        )
-    digest = atomic.sha256_file(weights)
-    if digest != sha256:
-        raise FairbenchError(
-            f"{weights}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
-            "refusing to compute FID with a different network"
-        )
+    weights, raw = find_pinned(
+        "feature network", id, sha256, _search_dirs(), "fairbench.features.train_domain_network"
+    )
     card_path = weights.with_suffix(".json")
     try:
-        card = FeatureCard(**json.loads(card_path.read_text()))
-    except (OSError, ValueError, TypeError) as exc:
-        raise FairbenchError(f"{card_path}: feature network card missing or invalid ({exc})") from None
-    if card.id != id or card.sha256 != digest or card.arch != DOMAIN_ARCH:
+        card = FeatureCard(**raw)
+    except TypeError as exc:
+        raise FairbenchError(f"{card_path}: feature network card invalid ({exc})") from None
+    if card.id != id or card.sha256 != sha256 or card.arch != DOMAIN_ARCH:
         raise FairbenchError(f"{card_path}: card (id {card.id}, arch {card.arch}) does not describe {weights.name}")
     net = DomainNet(card.in_channels, card.num_classes, card.width, card.dim)
     try:

@@ -18,6 +18,7 @@ from torch import nn
 
 from fairbench import atomic, data, paths
 from fairbench.errors import FairbenchError
+from fairbench.pinned import find_pinned
 from fairbench.tasks import TaskSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "judge_weights"
@@ -85,26 +86,13 @@ def _search_dirs() -> list[Path]:
 def load_judge(task: TaskSpec) -> Judge:
     """The task's judge, refused unless its file hash matches the sha256 pinned in the task spec."""
     ref = task.judge
-    for directory in _search_dirs():
-        weights = directory / f"{ref.id}.safetensors"
-        if weights.is_file():
-            break
-    else:
-        raise FairbenchError(
-            f"judge {ref.id!r} for task {task.id} not found: place {ref.id}.safetensors (sha256 {ref.sha256}) "
-            f"in {_search_dirs()[-1]}/, or create it with `fairbench judge train --task {task.id}`"
-        )
-    digest = atomic.sha256_file(weights)
-    if digest != ref.sha256:
-        raise FairbenchError(
-            f"{weights}: sha256 {digest[:12]}… does not match the task's pinned judge {ref.sha256[:12]}…; "
-            "refusing to score with a different judge"
-        )
-    card_path = weights.with_suffix(".json")
+    weights, raw = find_pinned(
+        "judge", ref.id, ref.sha256, _search_dirs(), f"`fairbench judge train --task {task.id}`"
+    )
     try:
-        card = JudgeCard(**json.loads(card_path.read_text()))
-    except (OSError, ValueError, TypeError) as exc:
-        raise FairbenchError(f"{card_path}: judge card missing or invalid ({exc})") from None
+        card = JudgeCard(**raw)
+    except TypeError as exc:
+        raise FairbenchError(f"{weights.with_suffix('.json')}: judge card invalid ({exc})") from None
     net = JudgeNet(card.in_channels, len(card.groups))
     net.load_state_dict(load_file(str(weights)))
     return Judge(card=card, net=net.eval())

@@ -135,6 +135,8 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
         if state_path.exists():
             step, wall = _restore(state_path, identity, trainable, batches)
         if step >= steps and ckpt_path.exists():
+            if progress is not None:
+                progress(step, step, {})  # already trained: show it as done
             return ckpt_path
 
         def save(at_step: int, elapsed: float) -> None:
