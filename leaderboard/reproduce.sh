@@ -13,9 +13,7 @@ for seed in $SEEDS; do
     for method in $METHODS; do
       ckpt=$($FB run --method "$method" --task "$task" --seed "$seed" --out runs | tail -n 1)
       $FB score "$ckpt" --out "leaderboard/results/$task/$method/seed$seed.json" >/dev/null
-      if [ "$seed" = 0 ]; then
-        $FB grid "$ckpt" --out "leaderboard/samples/$task-$method-seed0.png" --per-condition 10 --scale 2 >/dev/null
-      fi
+      $FB grid "$ckpt" --out "leaderboard/samples/$task-$method-seed$seed.png" --per-condition 10 --scale 2 >/dev/null
     done
   done
 done
