@@ -419,8 +419,8 @@ def _canonical(value: Any) -> str:
 
 
 def _fmt(x: float) -> str:
-    """Four significant digits, trailing zeros kept so columns read alike ("0.4200", "1.000e-05")."""
-    return f"{x + 0.0:#.4g}"  # + 0.0 turns -0.0 into 0.0
+    """Four significant digits, trailing zeros kept so columns read alike ("0.4200", "1.000e-05", "1125")."""
+    return f"{x + 0.0:#.4g}".removesuffix(".")  # + 0.0 turns -0.0 into 0.0; "1125." reads as a typo
 
 
 def _fmt_seeds(seeds: Sequence[int | None]) -> str:

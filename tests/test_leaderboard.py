@@ -398,3 +398,9 @@ def test_feature_network_metrics_carry_the_network_in_their_columns(tmp_path: Pa
     digits = frame[frame.task == "digits-bicolor"].iloc[0]
     assert mnist["fid@domain-mnist_mean"] == pytest.approx(3.5) and pd.isna(mnist["fid@inception_mean"])
     assert digits["fid@inception_mean"] == pytest.approx(30.5) and pd.isna(digits["fid@domain-mnist_mean"])
+
+
+def test_number_format_keeps_four_significant_digits() -> None:
+    from fairbench.leaderboard import _fmt
+
+    assert [_fmt(x) for x in (0.42, 1e-5, 1125.4, 12345.0, -0.0)] == ["0.4200", "1.000e-05", "1125", "1.234e+04", "0.000"]
