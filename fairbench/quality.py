@@ -82,7 +82,10 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
 
     def features_of(variant: str, index: np.ndarray) -> np.ndarray:
         if variant not in ref_features:
-            ref_features[variant] = net.extract(reference.images[torch.from_numpy(index)], FEATURE_BATCH, device)
+            ref_features[variant] = refstats.get_or_compute_features(
+                {**key_base, "variant": variant},
+                lambda: net.extract(reference.images[torch.from_numpy(index)], FEATURE_BATCH, device),
+            )
         return ref_features[variant]
 
     def stats_of(variant: str, index: np.ndarray):

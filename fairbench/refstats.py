@@ -21,11 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fairbench import paths
+import numpy as np
+
+from fairbench import atomic, paths
 from fairbench.errors import FairbenchError
 from fairbench.metrics.frechet import FeatureStats, load_stats, save_stats
 
@@ -81,3 +84,21 @@ def get_or_compute(key_fields: Mapping[str, Any], compute: Callable[[], FeatureS
     stats = compute()
     save_stats(path, stats, {"key": wanted})
     return stats
+
+
+def get_or_compute_features(key_fields: Mapping[str, Any], compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """The reference split's raw features (KID needs them, not just their moments), cached like the stats."""
+    path = cache_path(key_fields).with_suffix(".features.npz")
+    wanted = _canonical(key_fields)
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if str(npz["key"]) != wanted:
+                    raise FairbenchError(f"{path}: stored key fields do not match the requested ones")
+                return np.asarray(npz["features"], dtype=np.float64)
+        except (FairbenchError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("%s; recomputing the reference features", exc)
+    features = np.asarray(compute(), dtype=np.float64)
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, features=features, key=np.array(wanted))
+    return features

@@ -275,3 +275,26 @@ def test_refstats_key_validation() -> None:
         refstats.cache_key(key(variant="group:"))
     with pytest.raises(ValueError, match="JSON"):
         refstats.cache_key(key(seed=float("nan")))
+
+
+def test_reference_features_cache_hit_miss_and_corruption(_isolated_home, caplog) -> None:
+    features = np.random.default_rng(2).normal(size=(30, 4))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return features
+
+    first = refstats.get_or_compute_features(key(), compute)
+    second = refstats.get_or_compute_features(key(), compute)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(first, features)
+    np.testing.assert_array_equal(second, features)
+    path = refstats.cache_path(key()).with_suffix(".features.npz")
+    assert path.is_file() and not list(path.parent.glob(".*.tmp"))
+    path.write_bytes(b"garbage")  # corrupt: recomputed and repaired
+    np.testing.assert_array_equal(refstats.get_or_compute_features(key(), compute), features)
+    assert len(calls) == 2 and "recomputing" in caplog.text
+    shutil.copy(path, refstats.cache_path(key(seed=5)).with_suffix(".features.npz"))  # another key's file
+    refstats.get_or_compute_features(key(seed=5), compute)
+    assert len(calls) == 3
