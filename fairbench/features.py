@@ -12,10 +12,12 @@ run in float64), up to float32 rounding of the matrix kernels for Inception.
   exact zeros and units that are dead on some inputs (a covariance with zero rows, far from Gaussian), while the
   pre-activation carries everything the classifier head sees, is dense, and is closer to the Gaussian that the
   Fréchet distance assumes.
-- `inception`: clean-fid's Inception-v3 (TorchScript `inception-2015-12-05.pt`, 2048-d pool features), from
-  the asset manifest (`fairbench.assets.require`). Images are prepared as clean-fid 0.1.35 does in its
-  default "clean" mode: every channel resized to 299x299 by PIL bicubic on float32 values (no quantisation),
-  clipped to [0, 255], then (x - 128) / 128 into the network's `layers`. Grey images are replicated to RGB.
+- `inception`: computed by clean-fid 0.1.35 itself (`pip install 'fairbench[quality]'`): its `InceptionV3W`
+  wrapper over the TorchScript `inception-2015-12-05.pt` (2048-d pool features), whose weights come only from
+  the asset manifest (`fairbench.assets.require`, sha256-checked; clean-fid's own download into /tmp is never
+  reached), and its `get_model_features` in the default "clean" mode with that wrapper as the extractor:
+  every channel resized to 299x299 by PIL bicubic on float32 values (no quantisation), clipped to [0, 255],
+  then (x - 128) / 128 into the network's `layers`. Grey images are replicated to RGB first.
 """
 
 from __future__ import annotations
@@ -330,60 +332,90 @@ INCEPTION_RESIZE_RULE = (
     "clean-fid 0.1.35 'clean': each channel as float32 resized to 299x299 by PIL bicubic, clipped to [0, 255], "
     "not quantised; grey replicated to RGB; (x - 128) / 128 into the TorchScript's layers"
 )
+CLEAN_FID_MISSING = "inception FID needs clean-fid: pip install 'fairbench[quality]'"
 
 
-def clean_resize(channel: np.ndarray, size: tuple[int, int] = (INCEPTION_SIZE, INCEPTION_SIZE)) -> np.ndarray:
-    """One H x W channel (uint8 or float values in [0, 255]) -> float32 (size[1] x size[0]), clean-fid's
-    `make_resizer("PIL", False, "bicubic", size)` applied to a single channel."""
-    from PIL import Image
+def _clean_fid() -> tuple[Any, Any]:
+    """clean-fid's `fid` module and its `InceptionV3W` wrapper, or a FairbenchError saying how to install it."""
+    try:
+        from cleanfid import fid
+        from cleanfid.inception_torchscript import InceptionV3W
+    except ImportError:
+        raise FairbenchError(CLEAN_FID_MISSING) from None
+    return fid, InceptionV3W
 
-    img = Image.fromarray(np.asarray(channel, dtype=np.float32))  # a 2-D float32 array is PIL mode "F"
-    out = img.resize(size, resample=Image.BICUBIC)
-    return np.asarray(out, dtype=np.float32).clip(0, 255)
+
+def _rgb(images: torch.Tensor) -> torch.Tensor:
+    _check_images(images, "inception")
+    c = images.shape[1]
+    if c not in (1, 3):
+        raise FairbenchError(f"inception takes 1- or 3-channel images, got {c} channels")
+    return images.expand(-1, 3, -1, -1) if c == 1 else images  # grey -> RGB, as PIL's convert("RGB") does
+
+
+def _through_clean_fid(images: torch.Tensor, model: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
+                       device: torch.device | str) -> np.ndarray:
+    """`model` applied to uint8 N x C x H x W images by clean-fid's own `get_model_features` in "clean" mode: its
+    resizer (`build_resizer("clean")`, image by image on the CPU), then `model` on each resized batch.
+
+    `get_model_features(G, model, ...)` is where `compute_fid(gen=G, custom_feat_extractor=model)` sends its
+    extractor; it is called directly because fairbench needs the features (for its own reference statistics,
+    class-balanced references and KID), not one FID against clean-fid's downloadable statistics or folders on
+    disk. The generator `G` ignores its latents and serves one chunk of our images; one call per chunk, sized
+    to it, because clean-fid indexes exactly `batch_size` images per call. clean-fid draws those latents from
+    torch's global generator, so that draw runs in a forked RNG state: extraction leaves the caller's seed alone.
+    """
+    fid, _ = _clean_fid()
+    images = _rgb(images)
+    _check_batch_size(batch_size)
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        for i in range(0, len(images), batch_size):
+            chunk = images[i : i + batch_size]
+            feats = fid.get_model_features(
+                lambda z, chunk=chunk: chunk, model, mode="clean", z_dim=1, num_gen=len(chunk),
+                batch_size=len(chunk), device=torch.device(device), verbose=False,
+            )
+            out.append(np.asarray(feats).reshape(len(chunk), -1))
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def inception_inputs(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x 299 x 299 in [0, 255], resized as clean-fid does."""
-    _check_images(images, "inception")
-    n, c = images.shape[:2]
-    if c not in (1, 3):
-        raise FairbenchError(f"inception takes 1- or 3-channel images, got {c} channels")
-    arr = images.cpu().numpy()
-    out = np.empty((n, 3, INCEPTION_SIZE, INCEPTION_SIZE), dtype=np.float32)
-    for i in range(n):
-        if c == 1:  # replicate after resizing: identical to resizing three identical channels
-            out[i] = clean_resize(arr[i, 0])[None]
-        else:
-            for ch in range(3):
-                out[i, ch] = clean_resize(arr[i, ch])
-    return torch.from_numpy(out)
+    """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x 299 x 299 in [0, 255]: exactly what clean-fid's
+    pipeline hands the network (the same call as `extract`, with the identity in the network's place)."""
+    n = len(_rgb(images))
+    arr = _through_clean_fid(images, lambda x: x, max(n, 1), "cpu")
+    return torch.from_numpy(arr.reshape(n, 3, INCEPTION_SIZE, INCEPTION_SIZE))
 
 
 class InceptionNetwork(FeatureNetwork):
-    def __init__(self, module: torch.jit.ScriptModule, sha256: str) -> None:
-        self.module = module.eval()
+    """clean-fid's `InceptionV3W` (the network clean-fid's "clean" mode builds), fed by clean-fid's pipeline."""
+
+    def __init__(self, extractor: torch.nn.Module, sha256: str) -> None:
+        self.extractor = extractor.eval()
         self.id = "inception"
         self.sha256 = sha256
         self.dim = INCEPTION_DIM
         self.resize_rule = INCEPTION_RESIZE_RULE
 
     def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
-        _check_images(images, "inception")
-        _check_batch_size(batch_size)
-        self.module.to(device)
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(images), batch_size):
-                x = inception_inputs(images[i : i + batch_size]).to(device)
-                feats = self.module.layers.forward((x - 128) / 128)
-                out.append(feats.reshape(len(x), INCEPTION_DIM).cpu())
-        if not out:
+        self.extractor.to(device).eval()
+        feats = _through_clean_fid(images, self.extractor, batch_size, device)
+        if len(feats) == 0:
             return np.zeros((0, INCEPTION_DIM), dtype=np.float64)
-        return torch.cat(out).numpy().astype(np.float64)
+        return feats.astype(np.float64)
 
 
 def load_inception(sha256: str, device: torch.device | str = "cpu") -> InceptionNetwork:
-    """clean-fid's Inception TorchScript, from the verified asset; refused unless it hashes to `sha256`."""
+    """clean-fid's InceptionV3W over the verified asset; refused unless the file hashes to `sha256`.
+
+    The weights come from `fairbench.assets.require` only (sha256-checked; offline it names the file and where
+    to put it). clean-fid's own download (`check_download_inception` into /tmp, reached through
+    `build_feature_extractor`) is never called: `InceptionV3W(folder, download=False)` loads
+    `<folder>/inception-2015-12-05.pt`, which is the asset's own cache path, so clean-fid's wrapper (its
+    normalisation and 2048-d view) is built over the verified file as it is, with no link or copy.
+    """
+    _, InceptionV3W = _clean_fid()  # before require(): no 95 MB download for a network that cannot run
     from fairbench.assets import require  # late: only this network needs the asset machinery
 
     path = Path(require(INCEPTION_ASSET))  # a verified local file, or a FairbenchError saying where to put it
@@ -393,14 +425,19 @@ def load_inception(sha256: str, device: torch.device | str = "cpu") -> Inception
             f"{path}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
             "refusing to compute FID with a different network"
         )
+    if path.name != f"{INCEPTION_ASSET}.pt":
+        raise FairbenchError(
+            f"{path}: clean-fid's InceptionV3W loads <folder>/{INCEPTION_ASSET}.pt; the asset manifest must keep "
+            "that file name"
+        )
     try:
         with warnings.catch_warnings():
             # torch >= 2.9 marks TorchScript deprecated; these weights exist only as TorchScript.
             warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, OSError, ValueError) as exc:
+            extractor = InceptionV3W(str(path.parent), download=False, resize_inside=False)
+    except (RuntimeError, OSError, ValueError, AttributeError) as exc:
         raise FairbenchError(f"{path}: cannot load the Inception TorchScript ({exc})") from None
-    return InceptionNetwork(module, digest)
+    return InceptionNetwork(extractor.to(device), digest)
 
 
 FEATURE_NETWORKS.register("inception", load_inception)
