@@ -15,6 +15,8 @@ from fairbench.cli_common import DEBUG, err, progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
+features_app = typer.Typer(no_args_is_help=True, help="Reproduce or inspect the shipped domain feature networks.")
+app.add_typer(features_app, name="features")
 judge_app = typer.Typer(no_args_is_help=True, help="Train or evaluate a task's pinned judge (attribute classifier).")
 app.add_typer(judge_app, name="judge")
 
@@ -276,6 +278,34 @@ def judge_eval_cmd(
     for g, row in zip(spec.groups.names, confusion):
         table.add_row(g, *(f"{v:.4f}" for v in row))
     console.print(table)
+
+
+@features_app.command("train")
+@user_errors
+def features_train_cmd(
+    task: str = typer.Option(..., "--task", "-t", help="A task whose quality section names a domain network."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the weights (default: $FAIRBENCH_HOME/features)."),
+    data_root: Path | None = typer.Option(None, "--data-root"),
+) -> None:
+    """Reproduce a task's domain feature network; says whether it matches the pinned sha256."""
+    from fairbench import paths
+    from fairbench.features import DOMAIN_RECIPES, train_domain_network
+    from fairbench.tasks import get_task
+
+    spec = get_task(task)
+    if spec.quality is None or spec.quality.feature_network.id not in DOMAIN_RECIPES:
+        raise FairbenchError(f"task {spec.id} names no shipped domain feature network")
+    pinned = spec.quality.feature_network
+    source = get_task(DOMAIN_RECIPES[pinned.id].task)  # e.g. domain-mnist is trained on mnist-bicolor
+    with progress_bar() as bar:
+        handle = bar.add_task(f"feature network {pinned.id}", total=None, info="")
+        card = train_domain_network(
+            source, out or paths.fairbench_home() / "features", data_root, network_id=pinned.id,
+            progress=lambda d, t: bar.update(handle, completed=d, total=t),
+        )
+    match = "matches" if card.sha256 == pinned.sha256 else "DIFFERS FROM"
+    typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {source.id} test images")
+    typer.echo(f"sha256 {card.sha256} {match} the pinned {pinned.sha256}")
 
 
 def _add_sub_apps() -> None:

@@ -300,3 +300,12 @@ def test_leaderboard_builds_from_two_scored_results(
     assert "vanilla" in markdown and "digits_test" in markdown
     csv = csv_path.read_text()
     assert "vanilla" in csv and "digits_test" in csv
+
+
+def test_features_train_reproduces_the_pinned_digits_network(tmp_path: Path) -> None:
+    result = ok("features", "train", "--task", DIGITS, "--out", str(tmp_path))
+    lines = result.stdout.strip().splitlines()
+    pinned = get_task(DIGITS).quality.feature_network.sha256
+    assert lines[-1] == f"sha256 {pinned} matches the pinned {pinned}"
+    assert (tmp_path / "domain-digits.safetensors").is_file()
+    assert invoke("features", "train", "--task", "tasks/nope.yaml").exit_code == 2
