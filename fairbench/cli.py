@@ -11,14 +11,16 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from fairbench.cli_assets import assets_app
 from fairbench.cli_common import DEBUG, err, progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
-features_app = typer.Typer(no_args_is_help=True, help="Reproduce or inspect the shipped domain feature networks.")
+features_app = typer.Typer(no_args_is_help=True, help="Reproduce the shipped domain feature networks.")
 app.add_typer(features_app, name="features")
 judge_app = typer.Typer(no_args_is_help=True, help="Train or evaluate a task's pinned judge (attribute classifier).")
 app.add_typer(judge_app, name="judge")
+app.add_typer(assets_app, name="assets", help="List, fetch and verify downloadable assets (weights).")
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
@@ -306,15 +308,6 @@ def features_train_cmd(
     match = "matches" if card.sha256 == pinned.sha256 else "DIFFERS FROM"
     typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {source.id} test images")
     typer.echo(f"sha256 {card.sha256} {match} the pinned {pinned.sha256}")
-
-
-def _add_sub_apps() -> None:
-    from fairbench.cli_assets import assets_app
-
-    app.add_typer(assets_app, name="assets", help="List, fetch and verify downloadable assets (weights).")
-
-
-_add_sub_apps()
 
 
 def main() -> None:
