@@ -96,7 +96,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
     n_boot, seed = quality.n_resamples, quality.seed
 
     if "fid" in quality.metrics:
-        stats = frechet.load_stats(ref_stats)[0] if ref_stats is not None else stats_of("as-is", all_index)
+        stats = _user_ref_stats(ref_stats, net) if ref_stats is not None else stats_of("as-is", all_index)
         value, ci = frechet.fid_with_interval(generated, stats, n_boot, seed)
         report.metrics["fid"] = _metric(value, ci)
     if "fid_balanced" in quality.metrics:
@@ -136,6 +136,19 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             report.metrics["kid"] = _metric(value, ci)
         except FairbenchError as exc:
             report.skipped["kid"] = str(exc)
+
+
+def _user_ref_stats(path: Path, net):
+    """--ref-stats: refused when its recorded feature network is not the task's (values would not compare)."""
+    from fairbench.metrics import frechet
+
+    stats, meta = frechet.load_stats(path)
+    recorded = meta.get("key", {}).get("feature_network") if isinstance(meta.get("key"), dict) else None
+    if recorded is not None and list(recorded) != [net.id, net.sha256]:
+        raise FairbenchError(f"{path}: statistics were computed with feature network {recorded[0]}, not {net.id}")
+    if stats.dim != net.dim:
+        raise FairbenchError(f"{path}: statistics have {stats.dim} dims, feature network {net.id} gives {net.dim}")
+    return stats
 
 
 def _balanced_index(groups: np.ndarray, n_groups: int, seed: int) -> np.ndarray | None:

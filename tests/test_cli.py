@@ -309,3 +309,18 @@ def test_features_train_reproduces_the_pinned_digits_network(tmp_path: Path) -> 
     assert lines[-1] == f"sha256 {pinned} matches the pinned {pinned}"
     assert (tmp_path / "domain-digits.safetensors").is_file()
     assert invoke("features", "train", "--task", "tasks/nope.yaml").exit_code == 2
+
+
+def test_ref_stats_from_another_feature_network_is_refused(digits_checkpoint: Path, tmp_path: Path) -> None:
+    from fairbench.metrics.frechet import feature_stats, save_stats
+
+    rng = np.random.default_rng(0)
+    good, wrong_net, wrong_dim = tmp_path / "good.npz", tmp_path / "net.npz", tmp_path / "dim.npz"
+    save_stats(good, feature_stats(rng.normal(size=(50, 128))), {})
+    save_stats(wrong_net, feature_stats(rng.normal(size=(50, 128))), {"key": {"feature_network": ["inception", "0" * 64]}})
+    save_stats(wrong_dim, feature_stats(rng.normal(size=(50, 8))), {})
+    result = score_json(str(digits_checkpoint), "--ref-stats", str(good), "--out", str(tmp_path / "r.json"))
+    assert "fid" in result["metrics"]
+    for bad, needle in ((wrong_net, "inception"), (wrong_dim, "8 dims")):
+        out = invoke("score", str(digits_checkpoint), "--ref-stats", str(bad), "--out", str(tmp_path / "x.json"))
+        assert out.exit_code == 2 and needle in out.output
