@@ -7,6 +7,8 @@ turn the boards into Markdown and CSV. Rules, each enforced with a FairbenchErro
 - one task id, one task hash (and version, and N): results from different task specs are never mixed;
 - the same (entry, seed) twice within a task is a duplicate, not a second run;
 - a metric's direction (`higher_is_better`) must agree wherever the metric appears;
+- a no-reference IQA metric's values must come from the same weight files (`iqa_weights`, sha256 per asset)
+  wherever two runs of a task both report it; runs that lack the value or the record (older files) do not count;
 - an entry's metric is *missing* when any of its runs lacks it (or reports null / a non-finite value);
   a missing metric has no mean, no std and no rank. It is never averaged over the runs that have it.
 
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,8 @@ class ResultRecord:
     n_samples: int
     is_method: bool = True  # False for submissions without a method (image sets, TorchScript generators)
     feature_network: dict[str, Any] | None = None
+    # IQA metric -> {asset id: sha256} of the weight files its value came from; empty in files older than it.
+    iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def read_results(results_dir: Path) -> list[ResultRecord]:
@@ -124,7 +129,7 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
     if not _is_int(task_version):
         raise fail("field 'task_version' must be an integer")
     task_hash = data["task_hash"]
-    if not (isinstance(task_hash, str) and len(task_hash) == 64 and all(c in "0123456789abcdef" for c in task_hash)):
+    if not _is_sha256(task_hash):
         raise fail("field 'task_hash' must be 64 lowercase hex characters (a sha256)")
 
     method = data["method"]
@@ -152,6 +157,7 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
     feature_network = data.get("feature_network")
     if feature_network is not None and not isinstance(feature_network, dict):
         raise fail("field 'feature_network' must be an object or null")
+    iqa_weights = _parse_iqa_weights(data.get("iqa_weights"), fail)
 
     raw_metrics = data["metrics"]
     if not isinstance(raw_metrics, dict) or not raw_metrics:
@@ -172,7 +178,32 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         n_samples=int(n_samples),
         is_method=method is not None,
         feature_network=feature_network,
+        iqa_weights=iqa_weights,
     )
+
+
+# Metric names and asset ids as fairbench writes them; anything else could make the CSV's compact
+# `metric=asset:sha;...` string ambiguous.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _parse_iqa_weights(raw: Any, fail: Any) -> dict[str, dict[str, str]]:
+    """{IQA metric: {asset id: sha256}}; optional, since files written before the field lack it (null reads alike)."""
+    if raw is None:
+        return {}
+    shape = "field 'iqa_weights' must be an object of {asset id: sha256} objects"
+    if not isinstance(raw, dict):
+        raise fail(shape)
+    out: dict[str, dict[str, str]] = {}
+    for metric in sorted(raw):
+        weights = raw[metric]
+        if not _NAME.fullmatch(metric) or not isinstance(weights, dict):
+            raise fail(f"{shape}; bad entry {metric!r}")
+        for asset_id in sorted(weights):
+            if not _NAME.fullmatch(asset_id) or not _is_sha256(weights[asset_id]):
+                raise fail(f"iqa_weights.{metric}.{asset_id} must be 64 lowercase hex characters (a sha256)")
+        out[metric] = {asset_id: weights[asset_id] for asset_id in sorted(weights)}
+    return out
 
 
 def _parse_metric(raw: Any, where: str, fail: Any) -> RecordMetric:
@@ -199,6 +230,10 @@ def _parse_metric(raw: Any, where: str, fail: Any) -> RecordMetric:
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_sha256(x: Any) -> bool:
+    return isinstance(x, str) and len(x) == 64 and all(c in "0123456789abcdef" for c in x)
 
 
 def _is_number(x: Any) -> bool:
@@ -229,6 +264,7 @@ class LeaderboardRow:
     rank: dict[str, int | None]  # per metric; None when the metric is missing for this entry
     train_steps: float | None = None  # mean over runs; None unless every run reports it
     train_wall_time_s: float | None = None
+    iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # of the runs that report each metric
 
 
 @dataclass(frozen=True)
@@ -242,6 +278,7 @@ class TaskBoard:
     primary_metric: str
     n_samples: int = 0
     feature_network: dict[str, Any] | None = None
+    iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # one set per IQA metric (checked)
 
     @property
     def n_results(self) -> int:
@@ -288,6 +325,7 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     _check_same(task, records, "task versions", lambda r: r.task_version)
     _check_same(task, records, "sample counts (n_samples)", lambda r: r.n_samples)
     _check_same(task, records, "feature networks", lambda r: r.feature_network, _canonical)
+    _check_iqa_weights(task, records)
 
     by_entry: dict[str, list[ResultRecord]] = {}
     for rec in records:
@@ -330,6 +368,7 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
                 rank=ranks[entry],
                 train_steps=_train_mean(ordered, "steps"),
                 train_wall_time_s=_train_mean(ordered, "wall_time_s"),
+                iqa_weights=_merged_weights(ordered),
             )
         )
     big = len(rows) + 1
@@ -345,7 +384,61 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
         primary_metric=primary,
         n_samples=first.n_samples,
         feature_network=first.feature_network,
+        iqa_weights=_merged_weights(records),
     )
+
+
+def _used_weights(rec: ResultRecord, name: str) -> dict[str, str] | None:
+    """The weights behind `rec`'s value of IQA metric `name`; None when it has no value or no record of them."""
+    metric = rec.metrics.get(name)
+    if metric is None or metric.value is None:
+        return None
+    return rec.iqa_weights.get(name)
+
+
+def _check_iqa_weights(task: str, records: list[ResultRecord]) -> None:
+    """Refuse a task whose runs report an IQA metric computed with different weight files (user-supplied
+    weights such as EQ-Face's have no published hash, so equal names do not mean equal files)."""
+    ordered = sorted(records, key=lambda r: str(r.path))
+    for name in sorted({m for rec in records for m in rec.iqa_weights}):
+        first_file: dict[tuple[tuple[str, str], ...], Path] = {}
+        for rec in ordered:
+            weights = _used_weights(rec, name)
+            if weights is not None:
+                first_file.setdefault(tuple(sorted(weights.items())), rec.path)
+        if len(first_file) < 2:
+            continue
+        variants = sorted(first_file)
+        width = 12 if len({_weights_label(dict(v), 12) for v in variants}) == len(variants) else 64
+        listing = "; ".join(f"{_weights_label(dict(v), width)} (e.g. {first_file[v]})" for v in variants)
+        raise FairbenchError(
+            f"task {task!r}: results with different weights for IQA metric {name!r} cannot be compared: {listing}"
+        )
+
+
+def _merged_weights(runs: Iterable[ResultRecord]) -> dict[str, dict[str, str]]:
+    """Per IQA metric, the (already checked, hence single) weights of the runs that report a value for it."""
+    merged: dict[str, dict[str, str]] = {}
+    for rec in runs:
+        for name in rec.iqa_weights:
+            weights = _used_weights(rec, name)
+            if weights is not None:
+                merged.setdefault(name, weights)
+    return {name: merged[name] for name in sorted(merged)}
+
+
+def _weights_label(weights: Mapping[str, str], width: int = 12) -> str:
+    """'asset-a 1a2b3c4d5e6f, asset-b 0f9e8d7c6b5a': the files one IQA metric used, by sha256 prefix."""
+    return ", ".join(f"{asset} {sha[:width]}" for asset, sha in sorted(weights.items())) or "no weight files"
+
+
+def _weights_compact(weights: Mapping[str, Mapping[str, str]]) -> str | None:
+    """The CSV form: 'metric=asset:sha12+asset:sha12;metric=...', or None when nothing was recorded."""
+    parts = [
+        f"{name}=" + "+".join(f"{asset}:{sha[:12]}" for asset, sha in sorted(weights[name].items()))
+        for name in sorted(weights)
+    ]
+    return ";".join(parts) or None
 
 
 def _check_entry(task: str, entry: str, runs: list[ResultRecord]) -> None:
@@ -479,6 +572,8 @@ def render_markdown(boards: Sequence[TaskBoard]) -> str:
         fn = _feature_network_label(board.feature_network)
         if fn:
             info.append(f"feature network: {fn}")
+        for name, weights in board.iqa_weights.items():
+            info.append(f"{name} weights: {_weights_label(weights)}")
         lines += ["; ".join(info) + ".", ""]
 
         shown = _markdown_metrics(board)
@@ -528,6 +623,8 @@ def _markdown_metrics(board: TaskBoard) -> list[str]:
 def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
     """One row per (task, entry); metric columns are the union over tasks, sorted by name."""
     all_metrics = sorted({_column(board, name) for board in boards for name in board.metric_names})
+    # Only boards with recorded IQA weights add the column, so older leaderboards rebuild byte for byte.
+    with_weights = any(board.iqa_weights for board in boards)
     records = []
     for board in boards:
         for row in board.rows:
@@ -542,6 +639,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 "primary_rank": row.rank[board.primary_metric],
                 "n_samples": board.n_samples,
                 "feature_network": _feature_network_label(board.feature_network),
+                **({"iqa_weights": _weights_compact(row.iqa_weights)} if with_weights else {}),
                 "train_steps_mean": row.train_steps,
                 "train_wall_time_s_mean": row.train_wall_time_s,
             }

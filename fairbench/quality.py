@@ -23,6 +23,9 @@ class QualityReport:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {value, ci95, higher_is_better}
     per_group: dict[str, dict[str, dict[str, Any] | None]] = field(default_factory=dict)  # metric -> group -> ...
     feature_network: dict[str, Any] | None = None
+    # IQA metric -> {asset id: sha256 of the local file it scored with}: user-supplied weights have no published
+    # hash, so two users' values are only comparable when these match.
+    iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -162,6 +165,8 @@ def _balanced_index(groups: np.ndarray, n_groups: int, seed: int) -> np.ndarray 
 
 
 def _iqa(name, images, predicted, task, device, report: QualityReport) -> None:
+    """One IQA metric, overall and per group, with the sha256 of every weight file it used (`iqa_weights`)."""
+    from fairbench import assets
     from fairbench.metrics import iqa
 
     ok, why = iqa.available(name)
@@ -170,6 +175,14 @@ def _iqa(name, images, predicted, task, device, report: QualityReport) -> None:
         return
     metric = iqa.IQA_METRICS.get(name)
     scores = np.asarray(metric.compute(images, FEATURE_BATCH, device), dtype=np.float64)
+    # Hashed after the compute, which has verified (or trust-on-first-use pinned) exactly these files.
+    weights: dict[str, str] = {}
+    for asset_id in metric.assets:
+        digest = assets.status(asset_id).actual_sha256
+        if digest is None:  # removed while scoring: a value with unknown weights must not reach the leaderboard
+            report.skipped[name] = f"weight file {asset_id!r} of {name} disappeared while scoring"
+            return
+        weights[asset_id] = digest
     unscorable = ~np.isfinite(scores)  # e.g. NIQE and BRISQUE on flat images
     if unscorable.all():
         report.skipped[name] = f"{name} could score none of the {len(scores)} images"
@@ -187,6 +200,7 @@ def _iqa(name, images, predicted, task, device, report: QualityReport) -> None:
 
     report.metrics[name] = summary(np.ones(len(scores), dtype=bool))  # type: ignore[assignment]
     report.per_group[name] = {g: summary(predicted == i) for i, g in enumerate(task.groups.names)}
+    report.iqa_weights[name] = weights
 
 
 def _mean_interval(scores: np.ndarray, rng: np.random.Generator, n_resamples: int) -> tuple[float, float]:

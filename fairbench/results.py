@@ -54,6 +54,7 @@ class ScoreResult:
     elapsed_s: float
     per_group: dict[str, dict[str, Any]] | None = None  # quality metric -> group -> {value, ci95, ...} or None
     feature_network: dict[str, Any] | None = None  # id, sha256, dim, resize_rule of the FID feature network
+    iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # IQA metric -> {asset id: sha256}
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
     schema: str = SCHEMA
 

@@ -161,5 +161,6 @@ def _score(
         elapsed_s=round(time.perf_counter() - started, 3),
         per_group=quality.per_group or None,
         feature_network=quality.feature_network,
+        iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,
     )

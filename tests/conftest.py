@@ -50,7 +50,7 @@ def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _mnist_data_root() -> Path:
+def _shared_data_root() -> Path:
     root = Path(os.environ.get("FAIRBENCH_DATA", "../shared/data")).expanduser()
     return root if root.is_absolute() else (REPO_ROOT / root).resolve()
 
@@ -58,7 +58,16 @@ def _mnist_data_root() -> Path:
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """The data root holding real MNIST (torchvision layout); tests that need it skip without it."""
-    root = _mnist_data_root()
+    root = _shared_data_root()
     if not (root / "MNIST" / "raw").is_dir():
         pytest.skip(f"real MNIST not found under {root}/MNIST/raw (set FAIRBENCH_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def utkface_crops() -> Path:
+    """UTKFace's aligned 200x200 face crops (`crop_part1`); tests that need them skip without them."""
+    folder = _shared_data_root() / "UTKFace" / "crop_part1"
+    if not folder.is_dir():
+        pytest.skip(f"UTKFace crops not found under {folder} (set FAIRBENCH_DATA)")
+    return folder

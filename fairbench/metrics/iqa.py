@@ -28,6 +28,8 @@ strongest structure in the image, so NIQE/BRISQUE (which measure local contrast 
 the tiling; bicubic gives the smooth band-limited image a higher-resolution camera would record. The choice is
 fixed for every method, so it never favours one; an integer factor keeps the sampling grid aligned with pixels.
 
+EQ-Face, for face tasks, is registered here beside them but needs no pyiqa: `fairbench.metrics.eqface`.
+
 Scores are per image (pyiqa computes each image independently; the batch size changes nothing). An image a
 metric cannot score (NIQE/BRISQUE on a flat or mostly flat image: no block with finite statistics) gets NaN
 instead of failing the whole batch.
@@ -41,10 +43,10 @@ import importlib.util
 import math
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -52,6 +54,7 @@ import torch.nn.functional as F
 
 from fairbench import assets as asset_store
 from fairbench.errors import FairbenchError
+from fairbench.metrics.eqface import EQFaceMetric
 from fairbench.registry import Registry
 
 INSTALL_HINT = "pip install 'fairbench[quality]'"
@@ -70,6 +73,10 @@ class IQAMetric:
     needs_clip: bool = False
     description: str = ""
 
+    def package_problem(self) -> str | None:
+        """None when pyiqa (and, for CLIP-IQA, openai-clip) imports; otherwise why not."""
+        return _pyiqa_problem(self.needs_clip)
+
     def compute(
         self,
         images_uint8_nchw: np.ndarray | torch.Tensor,
@@ -81,7 +88,23 @@ class IQAMetric:
         return _compute(self, images_uint8_nchw, batch_size, device, progress)
 
 
-IQA_METRICS: Registry[IQAMetric] = Registry("IQA metric")
+class NoReferenceMetric(Protocol):
+    """What scoring needs of an IQA metric, whatever computes it (pyiqa here, EQ-Face in `eqface`)."""
+
+    name: str
+    higher_is_better: bool
+    assets: Sequence[str]
+    description: str
+
+    def package_problem(self) -> str | None: ...
+
+    def compute(
+        self, images_uint8_nchw: Any, batch_size: int = ..., device: str | torch.device = ...,
+        progress: Callable[[int, int], None] | None = ...,
+    ) -> np.ndarray: ...
+
+
+IQA_METRICS: Registry[NoReferenceMetric] = Registry("IQA metric")
 for _metric in (
     IQAMetric(
         "niqe", False, ["niqe-modelparameters"], "niqe", "pretrained_model_path", 192,
@@ -97,10 +120,14 @@ for _metric in (
     ),
 ):
     IQA_METRICS.register(_metric.name, _metric)
+IQA_METRICS.register("eqface", EQFaceMetric())
 
 
 def _get(metric: str | IQAMetric) -> IQAMetric:
-    return metric if isinstance(metric, IQAMetric) else IQA_METRICS.get(metric)
+    found = metric if isinstance(metric, IQAMetric) else IQA_METRICS.get(metric)
+    if not isinstance(found, IQAMetric):
+        raise FairbenchError(f"{found.name} is not a pyiqa metric")
+    return found
 
 
 # --------------------------------------------------------------------------------------------- resize protocol
@@ -116,7 +143,7 @@ def resize_factor(height: int, width: int, metric: str | IQAMetric) -> int:
 
 def iqa_resize(images_uint8_nchw: np.ndarray | torch.Tensor, metric: str | IQAMetric) -> torch.Tensor:
     """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x kH x kW in [0, 1] on the 8-bit grid (module doc)."""
-    images = _as_uint8_nchw(images_uint8_nchw)
+    images = as_uint8_nchw(images_uint8_nchw)
     _, channels, height, width = images.shape
     k = resize_factor(height, width, metric)
     x = images.to(torch.float32) / 255.0
@@ -128,7 +155,7 @@ def iqa_resize(images_uint8_nchw: np.ndarray | torch.Tensor, metric: str | IQAMe
     return x.contiguous()
 
 
-def _as_uint8_nchw(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+def as_uint8_nchw(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         if images.dtype != np.uint8:
             raise FairbenchError(f"IQA expects uint8 images, got {images.dtype}")
@@ -186,7 +213,7 @@ def available(name: str, *, allow_download: bool = False) -> tuple[bool, str]:
     if name not in IQA_METRICS:
         return False, f"unknown IQA metric {name!r} (known: {', '.join(IQA_METRICS.names())})"
     metric = IQA_METRICS.get(name)
-    problem = _pyiqa_problem(metric.needs_clip)
+    problem = metric.package_problem()
     if problem is not None:
         return False, problem
     from fairbench.paths import offline
@@ -286,7 +313,7 @@ def _compute(
     device: str | torch.device,
     progress: Callable[[int, int], None] | None,
 ) -> np.ndarray:
-    images = _as_uint8_nchw(images)
+    images = as_uint8_nchw(images)
     if batch_size < 1:
         raise FairbenchError(f"batch_size must be positive, got {batch_size}")
     n = images.shape[0]
