@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines.nets import ConditionalGenerator, ProjectionDiscriminator
+from fairbench.errors import FairbenchError
 from fairbench.methods import BatchSource, Trainable
 
 
@@ -19,19 +20,38 @@ from fairbench.methods import BatchSource, Trainable
 class GANConfig:
     latent_dim: int = 64
     width: int = 32
+    mapping_layers: int = 0
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
 
 
+def check_config(config: GANConfig) -> None:
+    """A bad `--set` value is the user's mistake: one clear line, never a traceback from deep in torch."""
+    problems = [
+        f"{name} must be a positive integer, got {getattr(config, name)}"
+        for name in ("latent_dim", "width") if getattr(config, name) < 1
+    ]
+    if config.mapping_layers < 0:
+        problems.append(f"mapping_layers must be >= 0, got {config.mapping_layers}")
+    problems += [f"{name} must be positive, got {getattr(config, name)}" for name in ("lr_g", "lr_d")
+                 if not getattr(config, name) > 0]
+    problems += [f"{name} must be in [0, 1), got {getattr(config, name)}" for name in ("beta1", "beta2")
+                 if not 0 <= getattr(config, name) < 1]
+    if problems:
+        raise FairbenchError("; ".join(problems))
+
+
 def build(task, config: GANConfig, device: torch.device) -> Trainable:
+    check_config(config)
     classes = task.num_classes if task.conditional else 0
     arch_kwargs = {
         "latent_dim": config.latent_dim,
         "num_classes": classes,
         "image_shape": list(task.image_shape),
         "width": config.width,
+        "mapping_layers": config.mapping_layers,
     }
     gen = ConditionalGenerator(**arch_kwargs).to(device)
     disc = ProjectionDiscriminator(classes, task.image_shape, config.width).to(device)

@@ -18,14 +18,23 @@ class ConditionalGenerator(nn.Module):
     """
 
     def __init__(
-        self, latent_dim: int, num_classes: int, image_shape: list[int] | tuple[int, ...], width: int = 32
+        self, latent_dim: int, num_classes: int, image_shape: list[int] | tuple[int, ...], width: int = 32,
+        mapping_layers: int = 0,
     ) -> None:
         super().__init__()
         c, h, w = image_shape
         if h % 4 or w % 4:
             raise ValueError(f"image height and width must be divisible by 4, got {h}x{w}")
+        if mapping_layers < 0:
+            raise ValueError(f"mapping_layers must be >= 0, got {mapping_layers}")
         self.latent_dim, self.num_classes, self.image_shape = latent_dim, num_classes, (c, h, w)
         in_dim = latent_dim + num_classes
+        # Optional MLP on [z, class] before the projection: a binary attribute (one background or the other)
+        # needs a sharp switch in latent space, which one linear layer cannot draw.
+        mapping: list[nn.Module] = []
+        for _ in range(mapping_layers):
+            mapping += [nn.Linear(in_dim, in_dim), nn.LeakyReLU(0.2)]
+        self.mapping = nn.Sequential(*mapping)
         self.project = nn.Sequential(
             nn.Linear(in_dim, 2 * width * (h // 4) * (w // 4)),
             nn.Unflatten(1, (2 * width, h // 4, w // 4)),
@@ -44,7 +53,7 @@ class ConditionalGenerator(nn.Module):
             if y is None:
                 raise ValueError("this generator is conditional: pass class labels y")
             z = torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1)
-        return self.upsample(self.project(z))
+        return self.upsample(self.project(self.mapping(z)))
 
 
 class ProjectionDiscriminator(nn.Module):

@@ -144,6 +144,10 @@ def test_checkpoint_of_a_custom_yaml_task_scores_with_task_option(tmp_path: Path
         (["--method", "vanilla", "--set", "no_such=1"], "no_such"),
         (["--method", "vanilla", "--set", "missing-equals"], "KEY=VALUE"),
         (["--method", "repfair", "--set", "clip_norm=-1"], "clip_norm"),
+        (["--method", "vanilla", "--set", "width=0"], "width must be a positive integer"),
+        (["--method", "repfair", "--set", "mapping_layers=-1"], "mapping_layers must be >= 0"),
+        (["--method", "vanilla", "--set", "beta1=1.5"], "beta1 must be in [0, 1)"),
+        (["--method", "vanilla", "--set", "lr_d=0"], "lr_d must be positive"),
     ],
 )
 def test_run_rejects_bad_options(tmp_path: Path, args: list[str], needle: str) -> None:

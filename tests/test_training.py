@@ -155,6 +155,8 @@ def test_checkpoint_has_design_contract_keys(tmp_path):
     [
         ("repfair", {"clip_norm": "abc"}, "clip_norm"),
         ("repfair", {"clip_norm": -1.0}, "clip_norm must be positive"),
+        ("vanilla", {"width": 0}, "width must be a positive integer"),
+        ("repfair", {"mapping_layers": -2}, "mapping_layers must be >= 0"),
         ("vanilla", {"no_such_option": 1}, "unknown key"),
         ("nope", {}, "unknown method"),
     ],
@@ -162,3 +164,29 @@ def test_checkpoint_has_design_contract_keys(tmp_path):
 def test_bad_method_config_is_a_user_error(tmp_path, method, overrides, message):
     with pytest.raises(FairbenchError, match=message):
         train(_options(tmp_path, method=method, overrides=overrides, steps=2))
+
+
+def test_generator_mapping_layers_default_keeps_existing_checkpoints_loadable():
+    """mapping_layers=0 (the default) builds exactly the earlier network: same keys, same seeded weights, so
+    checkpoints written before the option load and the committed reference runs reproduce."""
+    from baselines.nets import ConditionalGenerator
+
+    torch.manual_seed(5)
+    before = ConditionalGenerator(64, 10, [1, 16, 16], 32).state_dict()
+    torch.manual_seed(5)
+    default = ConditionalGenerator(64, 10, [1, 16, 16], 32, mapping_layers=0).state_dict()
+    assert before.keys() == default.keys() and all(torch.equal(before[k], default[k]) for k in before)
+    assert not any(k.startswith("mapping.") for k in before)
+
+    deeper = ConditionalGenerator(64, 10, [1, 16, 16], 32, mapping_layers=2)
+    linears = [m for m in deeper.mapping if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 and all(m.in_features == m.out_features == 74 for m in linears)
+    z, y = torch.randn(3, 64), torch.tensor([0, 4, 9])
+    assert deeper(z, y).shape == (3, 1, 16, 16)
+
+
+def test_mapping_layers_reach_the_checkpoint_and_load_back(tmp_path):
+    path = train(_options(tmp_path, steps=3, overrides={"mapping_layers": 2}))
+    ckpt = load_checkpoint(path)
+    assert ckpt.arch_kwargs["mapping_layers"] == 2
+    assert any(k.startswith("mapping.") for k in ckpt.state_dict)
