@@ -92,7 +92,7 @@ class QualitySpec:
     feature_network: FeatureRef
     reference: SplitSpec
     metrics: list[str] = field(default_factory=lambda: ["fid", "fid_balanced", "fid_intra", "kid"])
-    iqa: list[str] = field(default_factory=list)  # no-reference IQA (niqe, brisque, clipiqa); off for digits
+    iqa: list[str] = field(default_factory=list)  # no-reference IQA (niqe, brisque, clipiqa; eqface for faces); off for digits
     n_resamples: int = 100  # bootstrap resamples for FID intervals
     kid_subsets: int = 100
     seed: int = 0  # balanced-reference subsampling and KID subsets

@@ -137,6 +137,24 @@ def test_checkpoint_of_a_custom_yaml_task_scores_with_task_option(tmp_path: Path
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1e-4", 1e-4), ("2E-3", 2e-3), ("-1.5e2", -150.0), ("3", 3), ("0.5", 0.5), ("abc", "abc"), ("true", True)],
+)
+def test_set_values_parse_as_a_user_would_mean_them(value: str, expected: Any) -> None:
+    from fairbench.cli import _parse_overrides
+
+    parsed = _parse_overrides([f"key={value}"])["key"]
+    assert parsed == expected and type(parsed) is type(expected)
+
+
+def test_run_records_a_scientific_notation_learning_rate(tmp_path: Path) -> None:
+    ckpt = ok("run", "--method", "vanilla", "--task", DIGITS, "--steps", "2", "--out", str(tmp_path),
+              "--set", "lr_g=1e-4", "--set", "lr_d=3e-4").stdout.strip().splitlines()[-1]
+    config = torch.load(ckpt, weights_only=True)["config"]
+    assert config["lr_g"] == 1e-4 and config["lr_d"] == 3e-4
+
+
+@pytest.mark.parametrize(
     ("args", "needle"),
     [
         (["--method", "vanilla", "--steps", "0"], "positive"),
