@@ -7,6 +7,7 @@ in the authors' file layout; real UTKFace faces are scored with the full-size IR
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -371,3 +372,5 @@ def test_fairbench_score_reports_eqface_overall_and_per_group(tmp_path: Path) ->
     for g, name in enumerate(["black", "white"]):
         assert second["per_group"]["eqface"][name]["value"] == pytest.approx(per_image[groups == g].mean(), rel=1e-12)
     assert "eqface" not in second["skipped"]
+    placed = {a: hashlib.sha256(store.asset_path(a).read_bytes()).hexdigest() for a in ("eqface-backbone", "eqface-quality")}
+    assert second["iqa_weights"] == {"eqface": placed} and "eqface" not in first["iqa_weights"]
