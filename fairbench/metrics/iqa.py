@@ -74,7 +74,6 @@ class IQAMetric:
     description: str = ""
 
     def package_problem(self) -> str | None:
-        """None when pyiqa (and, for CLIP-IQA, openai-clip) imports; otherwise why not."""
         return _pyiqa_problem(self.needs_clip)
 
     def compute(
