@@ -60,6 +60,21 @@ class JudgeCard:
     n_test: int
     epochs: int
     seed: int
+    # counts[i][j]: test images of true group i the judge labelled j. The rates alone hide how precisely they
+    # are known; the corrected intervals need the counts. Cards written before this field lack it (None).
+    confusion_counts: list[list[int]] | None = None
+
+    def calibration_counts(self) -> np.ndarray:
+        """The held-out counts behind `confusion`; for an old card, rebuilt from the rates and `n_test`.
+
+        Old cards give only rates and the test-set size, so the rows are taken as equal shares of `n_test`:
+        an approximation, stated here, that the shipped cards no longer need.
+        """
+        if self.confusion_counts is not None:
+            return np.asarray(self.confusion_counts, dtype=np.int64)
+        rates = np.asarray(self.confusion, dtype=np.float64)
+        per_row = max(1, self.n_test // len(rates))
+        return np.rint(rates * per_row).astype(np.int64)
 
 
 @dataclass
@@ -125,6 +140,7 @@ def train_judge(
     judge = Judge(card=None, net=net.eval())  # type: ignore[arg-type]
     predicted = judge.predict(test.images)
     confusion = confusion_matrix(test.groups.numpy(), predicted, task.n_groups)
+    counts = confusion_counts(test.groups.numpy(), predicted, task.n_groups)
     accuracy = float((predicted == test.groups.numpy()).mean())
 
     out_dir = Path(out_dir)
@@ -142,6 +158,7 @@ def train_judge(
         n_test=len(test),
         epochs=epochs,
         seed=seed,
+        confusion_counts=counts.tolist(),
     )
     atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
     return card
@@ -156,10 +173,16 @@ def evaluate_judge(task: TaskSpec, data_root: Path | None = None) -> tuple[float
     return float((predicted == truth).mean()), confusion_matrix(truth, predicted, task.n_groups), len(test)
 
 
+def confusion_counts(truth: np.ndarray, predicted: np.ndarray, n_groups: int) -> np.ndarray:
+    """counts[i, j] = number of images of true group i labelled j."""
+    counts = np.zeros((n_groups, n_groups), dtype=np.int64)
+    np.add.at(counts, (np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    return counts
+
+
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_groups: int) -> np.ndarray:
     """Row-normalised: entry [i, j] = P(predicted j | true i); a group absent from `truth` gets the identity row."""
-    counts = np.zeros((n_groups, n_groups), dtype=np.float64)
-    np.add.at(counts, (truth, predicted), 1.0)
+    counts = confusion_counts(truth, predicted, n_groups).astype(np.float64)
     totals = counts.sum(1, keepdims=True)
     eye = np.eye(n_groups)
     return np.where(totals > 0, counts / np.maximum(totals, 1.0), eye)
