@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from fairbench.errors import FairbenchError
 from fairbench.metrics import fairness as fm
+from fairbench.metrics.correction import simplex_lsq
 from fairbench.metrics.fairness import (
     FAIRNESS_METRICS,
     MetricValue,
@@ -29,6 +30,7 @@ from fairbench.metrics.fairness import (
 
 BASE_METRICS = ["kl_uniform", "kl_uniform_normalized", "fd_l1", "fd_l2"]
 ALL_METRICS = [m for name in BASE_METRICS for m in (name, f"{name}_corrected")]
+DEBIASED = ["kl_uniform_debiased", "kl_uniform_corrected_debiased"]
 
 
 def labels_with_counts(counts, seed=0):
@@ -247,7 +249,7 @@ def test_two_group_closed_form_equals_cleam_and_general_solver():
         cleam = min(1.0, max(0.0, (p1 - c01) / (c11 - c01)))
         outside += not 0.0 < (p1 - c01) / (c11 - c01) < 1.0
         assert got[1] == pytest.approx(cleam, abs=1e-12)
-        general = fm._simplex_lsq(c.T, p_hat[None, :])[0]
+        general = simplex_lsq(c.T, p_hat[None, :])[0]
         np.testing.assert_allclose(got, general, atol=1e-10)
     assert outside > 50
 
@@ -256,9 +258,9 @@ def test_batched_solver_matches_one_row_at_a_time():
     rng = np.random.default_rng(5)
     c = noisy_confusion(6, rng, accuracy=0.6)
     b = rng.dirichlet(np.full(6, 0.3), size=40)
-    batched = fm._simplex_lsq(c.T, b)
+    batched = simplex_lsq(c.T, b)
     for i in range(len(b)):
-        np.testing.assert_allclose(batched[i], fm._simplex_lsq(c.T, b[i : i + 1])[0], atol=1e-12)
+        np.testing.assert_allclose(batched[i], simplex_lsq(c.T, b[i : i + 1])[0], atol=1e-12)
 
 
 def test_simulated_judge_noise_is_undone():
@@ -278,13 +280,13 @@ def test_simulated_judge_noise_is_undone():
         assert np.max(np.abs(np.array(report.observed) - p_true)) > 0.05
 
 
-# -------------------------------------------------------------------------------------------- bootstrap
+# ------------------------------------------------------------------------------------------- intervals
 
 
 def test_report_structure_and_no_confusion_means_no_correction():
     pred = labels_with_counts([30, 50, 20])
     report = fairness_report(pred, 3, None, n_resamples=200)
-    assert list(report.metrics) == ALL_METRICS
+    assert list(report.metrics) == ALL_METRICS + DEBIASED
     assert report.counts == [30, 50, 20]
     assert report.observed == pytest.approx([0.3, 0.5, 0.2])
     assert report.corrected == report.observed
@@ -314,23 +316,22 @@ def test_ci_contains_point_value_for_a_reasonable_sample():
         assert m.ci95[0] < m.ci95[1], name
 
 
-def test_same_seed_same_output_different_seed_different_bounds():
+def test_unconditional_report_is_deterministic_and_needs_no_seed():
+    """The intervals are ranges over a confidence region: no resampling, so no seed can move them."""
     pred = labels_with_counts([120, 200, 80])
     c = noisy_confusion(3, np.random.default_rng(0))
     a = fairness_report(pred, 3, c, n_resamples=300, seed=1)
-    b = fairness_report(pred, 3, c, n_resamples=300, seed=1)
-    other = fairness_report(pred, 3, c, n_resamples=300, seed=2)
-    assert a == b
-    assert all(a.metrics[n].value == other.metrics[n].value for n in ALL_METRICS)
-    assert any(a.metrics[n].ci95 != other.metrics[n].ci95 for n in ALL_METRICS)
+    assert a == fairness_report(pred, 3, c, n_resamples=300, seed=1)
+    assert a == fairness_report(pred, 3, c, n_resamples=20, seed=2)
 
 
-def test_single_sample_ci_collapses():
-    c = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
-    for confusion in (None, c):
-        report = fairness_report(np.array([1]), 3, confusion, n_resamples=50)
-        for name, m in report.metrics.items():
-            assert m.ci95 == (m.value, m.value), name
+def test_single_sample_cannot_exclude_fair_or_maximally_unfair():
+    """One sample says almost nothing: the interval runs from 0 (uniform is possible) to ln 3 (one group)."""
+    report = fairness_report(np.array([1]), 3, None, n_resamples=50)
+    m = report.metrics["kl_uniform"]
+    assert m.value == pytest.approx(math.log(3))
+    assert m.ci95 == (0.0, pytest.approx(math.log(3)))
+    assert report.tests["uniform"].p_value == pytest.approx(scipy.stats.chi2.sf(2.0, 2))  # Pearson: (1-1/3)^2*3 + ...
 
 
 def test_ci_width_shrinks_like_one_over_sqrt_n():
@@ -344,19 +345,22 @@ def test_ci_width_shrinks_like_one_over_sqrt_n():
     assert 2.5 < widths[0] / widths[1] < 6.0
 
 
-def test_multinomial_bootstrap_agrees_with_resampling_labels():
-    """The shortcut (multinomial counts) against the textbook bootstrap (resample labels with replacement)."""
-    pred = labels_with_counts([260, 160, 80])
-    ours = fairness_report(pred, 3, None, n_resamples=4000, seed=0).metrics["fd_l2"]
-    rng = np.random.default_rng(99)
-    values = []
-    for _ in range(4000):
-        resample = rng.choice(pred, size=pred.size, replace=True)
-        p = np.bincount(resample, minlength=3) / pred.size
-        values.append(np.linalg.norm(p - 1 / 3))
-    lo, hi = np.percentile(values, [2.5, 97.5])
-    assert ours.ci95[0] == pytest.approx(lo, abs=0.01)
-    assert ours.ci95[1] == pytest.approx(hi, abs=0.01)
+def test_interval_is_the_metric_range_over_the_exact_box_by_brute_force():
+    """Independent check of the projection: a fine grid of the 3-simplex, Clopper-Pearson bounds from scipy."""
+    counts = [260, 160, 80]
+    report = fairness_report(labels_with_counts(counts), 3, None)
+    level = 1 - 0.05 / 3  # Bonferroni over three groups
+    bounds = [scipy.stats.binomtest(c, 500).proportion_ci(confidence_level=level, method="exact") for c in counts]
+    step = 1 / 1500
+    a, b = np.meshgrid(np.arange(0, 1 + step, step), np.arange(0, 1 + step, step), indexing="ij")
+    grid = np.stack([a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()], axis=1)
+    grid = grid[grid[:, 2] >= -1e-12]
+    inside = np.all([(grid[:, g] >= bounds[g].low) & (grid[:, g] <= bounds[g].high) for g in range(3)], axis=0)
+    values = np.linalg.norm(grid[inside] - 1 / 3, axis=1)
+    lo, hi = report.metrics["fd_l2"].ci95
+    assert lo == pytest.approx(values.min(), abs=2e-3)
+    assert hi == pytest.approx(values.max(), abs=2e-3)
+    assert lo <= values.min() + 1e-12 and hi >= values.max() - 1e-12  # never narrower than the region
 
 
 # ---------------------------------------------------------------------------------- conditional report
@@ -390,7 +394,7 @@ def test_per_condition_equals_unconditional_on_the_subset():
 def test_summary_values_are_mean_and_max_over_conditions():
     pred, conds = make_conditional(seed=3)
     report = conditional_fairness_report(pred, conds, 3, 5, noisy_confusion(3, np.random.default_rng(2)), 200)
-    assert set(report.summary) == {f"{m}_cond_{s}" for m in ALL_METRICS for s in ("mean", "worst")}
+    assert set(report.summary) == {f"{m}_cond_{s}" for m in ALL_METRICS + DEBIASED for s in ("mean", "worst")}
     for name in ALL_METRICS:
         values = np.array([r.metrics[name].value for r in report.per_condition])
         assert report.summary[f"{name}_cond_mean"].value == pytest.approx(np.mean(values), abs=1e-15)
@@ -401,24 +405,20 @@ def test_summary_values_are_mean_and_max_over_conditions():
             assert m.ci95[0] <= m.value <= m.ci95[1]
 
 
-def test_summary_ci_is_a_stratified_bootstrap():
-    """Rebuild the cond_worst / cond_mean intervals by hand: one generator, conditions in sorted order."""
+def test_summary_intervals_hold_for_all_conditions_at_once():
+    """Rebuild cond_worst / cond_mean by hand for two groups: Clopper-Pearson at 1 - 0.05/C per condition
+    (scipy), KL's range over [lo, hi] in closed form (0 if 1/2 is inside, else the near end; the far end)."""
     pred, conds = make_conditional(n=800, k=2, n_conditions=4, seed=8)
-    r = 300
-    report = conditional_fairness_report(pred, conds, 2, 4, None, n_resamples=r, seed=5)
-    rng = np.random.default_rng(5)
-    per_cond = []
+    report = conditional_fairness_report(pred, conds, 2, 4, None, n_resamples=300, seed=5)
+    lows, highs = [], []
     for cond in range(4):
         counts = np.bincount(pred[conds == cond], minlength=2)
-        draws = rng.multinomial(counts.sum(), counts / counts.sum(), size=r) / counts.sum()
-        per_cond.append([scipy.stats.entropy(p, [0.5, 0.5]) for p in draws])
-    per_cond = np.array(per_cond)
-    np.testing.assert_allclose(
-        report.summary["kl_uniform_cond_worst"].ci95, np.percentile(per_cond.max(axis=0), [2.5, 97.5]), atol=1e-12
-    )
-    np.testing.assert_allclose(
-        report.summary["kl_uniform_cond_mean"].ci95, np.percentile(per_cond.mean(axis=0), [2.5, 97.5]), atol=1e-12
-    )
+        ci = scipy.stats.binomtest(int(counts[1]), int(counts.sum())).proportion_ci(1 - 0.05 / 4, method="exact")
+        kl = lambda t: scipy.stats.entropy([1 - t, t], [0.5, 0.5])  # noqa: E731
+        lows.append(0.0 if ci.low <= 0.5 <= ci.high else min(kl(ci.low), kl(ci.high)))
+        highs.append(max(kl(ci.low), kl(ci.high)))
+    np.testing.assert_allclose(report.summary["kl_uniform_cond_worst"].ci95, (max(lows), max(highs)), atol=1e-9)
+    np.testing.assert_allclose(report.summary["kl_uniform_cond_mean"].ci95, (np.mean(lows), np.mean(highs)), atol=1e-9)
 
 
 def test_single_condition_summary_equals_its_report():

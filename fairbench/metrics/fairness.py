@@ -12,14 +12,14 @@ Metrics, all lower-is-better and 0 exactly at the uniform distribution U = 1/|S|
 - ``fd_l1``                 Σ_g |p̂_g − 1/|S||, in [0, 2(1 − 1/|S|)];
 - ``fd_l2``                 ‖p̂ − U‖₂, in [0, sqrt(1 − 1/|S|)].
 
-Judge error biases p̂. With C[i, j] = P(h = j | true group i) measured on held-out real data,
-E[p̂] = Cᵀ p for the true distribution p, so the corrected p̃ is the point of the probability simplex whose
-image Cᵀ p̃ is closest to p̂ (least squares). For two groups this is CLEAM's point estimate clipped to
-[0, 1]. Every metric is reported on p̂ and on p̃ (suffix ``_corrected``).
+Judge error biases p̂; `correction` undoes it (suffix ``_corrected``: the metrics on p̃).
 
-Uncertainty is a seeded percentile bootstrap over samples. Resampling N labels with replacement only
-changes the counts, which are Multinomial(N, p̂), so the resamples are drawn as counts: the cost does not
-grow with N and the metrics are evaluated for all resamples at once.
+Uncertainty (`regions`): each metric's 95% interval is its range over a simultaneous 95% confidence region
+for the proportions, so it covers at the uniform point too, where the metrics have a kink and the
+bootstrap fails. The corrected region includes the uncertainty of the confusion matrix, estimated from the
+judge's held-out counts. Beside the intervals: the p-value of "the generator is uniform" (`uniformity`)
+and a less biased KL estimate (`debias`). Conditional tasks get the same per condition, and for the mean
+and worst case over conditions a region that holds for all conditions at once (Bonferroni).
 """
 
 from __future__ import annotations
@@ -31,11 +31,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairbench.errors import FairbenchError
+from fairbench.metrics.correction import check_confusion, correct_rows
+from fairbench.metrics.debias import debiased_kl, debiased_kl_corrected, debiased_worst
+from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric_ranges, score_box
+from fairbench.metrics.uniformity import (
+    CORRECTED,
+    PEARSON,
+    UniformityTest,
+    chi2_test,
+    corrected_statistic,
+    pearson_statistic,
+    sidak_worst,
+)
 
 __all__ = [
     "FAIRNESS_METRICS",
+    "Calibration",
     "ConditionalFairnessReport",
     "FairnessReport",
+    "GroupShares",
     "MetricValue",
     "conditional_fairness_report",
     "correct_proportions",
@@ -50,16 +64,12 @@ __all__ = [
 
 # A proportion vector may be off by rounding only; anything more is a caller's mistake, not noise.
 _PROBABILITY_ATOL = 1e-8
-# Confusion matrices are estimated from counts, so rows sum to 1 up to float error; allow a little more
-# for matrices written to a file with a handful of decimals.
-_CONFUSION_ROW_ATOL = 1e-6
-# Beyond this condition number the judge cannot tell the groups apart and the correction is not identified.
-_MAX_CONFUSION_COND = 1e12
+ALPHA = 0.05  # every interval is 95%, every region simultaneous at 95%
 
 
 @dataclass(frozen=True)
 class MetricValue:
-    """A point estimate with its 95% bootstrap interval; the direction travels with it so tables need no lookup."""
+    """A point estimate with its 95% interval; the direction travels with it so tables need no lookup."""
 
     value: float
     ci95: tuple[float, float]
@@ -107,6 +117,7 @@ def proportions(counts: np.ndarray) -> np.ndarray:
 
 
 def _kl_rows(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
     k = p.shape[-1]
     positive = p > 0
     terms = np.zeros_like(p)
@@ -174,138 +185,77 @@ FAIRNESS_METRICS: dict[str, Callable[[np.ndarray], float]] = {
 }
 
 
-# -------------------------------------------------------------------------------------- judge correction
+# ------------------------------------------------------------------------------------------- calibration
 
 
-def _check_confusion(confusion: np.ndarray, n_groups: int) -> np.ndarray:
-    """Validate C and return it with rows renormalised to sum to exactly 1 (the correction relies on it)."""
-    try:
-        c = np.asarray(confusion, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise FairbenchError(f"confusion matrix must be numeric, got {type(confusion).__name__}") from None
-    if c.ndim != 2 or c.shape[0] != c.shape[1]:
-        raise FairbenchError(f"confusion matrix must be square, got shape {c.shape}")
-    if c.shape[0] != n_groups:
-        raise FairbenchError(f"confusion matrix is {c.shape[0]}x{c.shape[1]} but the task has {n_groups} groups")
-    if not np.all(np.isfinite(c)):
-        raise FairbenchError("confusion matrix has non-finite entries")
-    if np.any(c < 0):
-        raise FairbenchError("confusion matrix has negative entries")
-    sums = c.sum(axis=1)
-    if np.any(np.abs(sums - 1.0) > _CONFUSION_ROW_ATOL):
-        raise FairbenchError(
-            f"confusion matrix rows must sum to 1 (C[i, j] = P(judge says j | true group i)), row sums {sums.tolist()}"
-        )
-    c = c / sums[:, None]
-    if np.linalg.cond(c) > _MAX_CONFUSION_COND:
-        raise FairbenchError(
-            "confusion matrix is singular: the judge cannot tell some groups apart, so the correction is undefined"
-        )
-    return c
+@dataclass(frozen=True)
+class Calibration:
+    """The judge's confusion as used for correction: rates for the point estimate, counts for its uncertainty.
 
-
-def _simplex_lsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise argmin over the probability simplex of ‖a x − b_r‖₂ for b of shape (R, m); returns (R, k).
-
-    A primal active-set method on the KKT system, exact in finitely many steps for a strictly convex
-    problem (a of full column rank): every iterate is feasible, each equality-constrained subproblem on the
-    free coordinates is solved directly, and a row stops when its subproblem optimum is non-negative and
-    every bound multiplier is non-negative. Rows advance in lockstep so one batched solve serves them all
-    (the bootstrap calls this for up to thousands of resamples).
+    `row_sizes[i]` is how many held-out images of group i the rates come from; infinite when the caller
+    gives only rates, which then count as known exactly (no calibration noise in the corrected intervals).
     """
-    k = a.shape[1]
-    q = a.T @ a
-    c = b @ a  # row r: aᵀ b_r
-    n_rows = b.shape[0]
-    tol = 1e-12 * max(1.0, float(np.abs(q).max()))
-    x = np.full((n_rows, k), 1.0 / k)
-    free = np.ones((n_rows, k), dtype=bool)
-    running = np.arange(n_rows)
-    diag = np.arange(k)
-    for _ in range(50 * k + 50):
-        if running.size == 0:
-            return x / x.sum(axis=1, keepdims=True)  # accepted iterates are non-negative; pin the sum to 1
-        fr = free[running]
-        n = running.size
-        # KKT of min ½zᵀqz − cᵀz s.t. Σz = 1 on the free set; a fixed coordinate gets the row z_i = 0.
-        both = fr[:, :, None] & fr[:, None, :]
-        kkt = np.zeros((n, k + 1, k + 1))
-        kkt[:, :k, :k] = np.where(both, q, 0.0)
-        kkt[:, diag, diag] = np.where(fr, q[diag, diag], 1.0)
-        kkt[:, :k, k] = fr
-        kkt[:, k, :k] = fr
-        rhs = np.concatenate([np.where(fr, c[running], 0.0), np.ones((n, 1))], axis=1)
-        sol = np.linalg.solve(kkt, rhs[:, :, None])[:, :, 0]
-        z = np.where(fr, sol[:, :k], 0.0)
-        nu = sol[:, k]  # q_FF z + nu = c_F: the gradient on the free set is -nu
 
-        feasible = np.all(z >= 0, axis=1)
-        # Multiplier of each held bound x_i >= 0: gradient_i + nu. A negative one means leaving the bound helps.
-        mu = np.where(fr, np.inf, z @ q - c[running] + nu[:, None])
-        worst = np.argmin(mu, axis=1)
-        optimal = feasible & (mu[np.arange(n), worst] >= -tol)
-        release = feasible & ~optimal
-        x[running[feasible]] = z[feasible]
-        free[running[release], worst[release]] = True
+    rates: np.ndarray  # (k, k), rows sum to 1
+    row_sizes: np.ndarray  # (k,)
+    perfect: bool  # the held-out set showed no error at all: corrected = observed, exactly
 
-        # Infeasible rows walk from x towards z until the first free coordinate hits zero, and fix it there.
-        bad = ~feasible
-        if np.any(bad):
-            rows = running[bad]
-            xs, zs = x[rows], z[bad]
-            shrinking = fr[bad] & (zs < 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                steps = np.where(shrinking, xs / (xs - zs), np.inf)
-            alpha = steps.min(axis=1, keepdims=True)
-            moved = xs + alpha * (zs - xs)
-            blocking = shrinking & (steps <= alpha)
-            moved[blocking] = 0.0
-            x[rows] = moved
-            free[rows] = free[rows] & ~blocking
-        running = running[~optimal]
-    raise RuntimeError("active-set solver did not converge; this is a bug in fairbench")  # pragma: no cover
+    @staticmethod
+    def build(confusion: np.ndarray | None, counts: np.ndarray | None, n_groups: int) -> Calibration | None:
+        if confusion is None and counts is None:
+            return None
+        table = None if counts is None else _check_calibration_counts(counts, n_groups)
+        if confusion is None:
+            assert table is not None
+            confusion = table / table.sum(axis=1, keepdims=True)
+        rates = check_confusion(confusion, n_groups)
+        if table is None:
+            sizes = np.full(n_groups, np.inf)
+            perfect = bool(np.array_equal(rates, np.eye(n_groups)))
+        else:
+            sizes = table.sum(axis=1).astype(np.float64)
+            perfect = bool(np.count_nonzero(table - np.diag(np.diag(table))) == 0)
+        return Calibration(rates, sizes, perfect)
 
 
-def _correct_rows(p_hat: np.ndarray, confusion: np.ndarray) -> np.ndarray:
-    """Correct each row of a (R, |S|) proportion array with a validated confusion matrix."""
-    k = confusion.shape[0]
-    if k == 2:
-        # Closed form (CLEAM): on the segment p = (1 - t, t), ‖Cᵀp − p̂‖² = 2 (p̂_1 − c01 − t (c11 − c01))²,
-        # a 1-D convex quadratic, so the constrained optimum is the unconstrained one clipped to [0, 1].
-        c01, c11 = confusion[0, 1], confusion[1, 1]
-        t = np.clip((p_hat[:, 1] - c01) / (c11 - c01), 0.0, 1.0)
-        return np.stack([1.0 - t, t], axis=1)
-    # Resamples repeat for small N and small |S|: solve each distinct row once.
-    unique, inverse = np.unique(p_hat, axis=0, return_inverse=True)
-    # Rows of C sum to 1, so any solution of Cᵀx = p̂ already sums to 1; if it is also non-negative it is
-    # the simplex optimum (residual 0). Only rows outside the image of the simplex need the active-set loop.
-    x = np.linalg.solve(confusion.T, unique.T).T
-    outside = np.any(x < 0, axis=1)
-    if np.any(outside):
-        x[outside] = _simplex_lsq(confusion.T, unique[outside])
-    x = np.maximum(x, 0.0)
-    x /= x.sum(axis=1, keepdims=True)
-    return x[inverse.reshape(-1)]
-
-
-def correct_proportions(p_hat: np.ndarray, confusion: np.ndarray) -> np.ndarray:
-    """Undo judge error: the simplex point p̃ whose expected judged distribution Cᵀp̃ is closest to p̂."""
-    p = _check_distribution(p_hat, "p_hat")
-    c = _check_confusion(confusion, p.size)
-    return _correct_rows(p[None, :], c)[0]
+def _check_calibration_counts(counts: np.ndarray, n_groups: int) -> np.ndarray:
+    try:
+        table = np.asarray(counts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FairbenchError(f"calibration counts must be numeric, got {type(counts).__name__}") from None
+    if table.shape != (n_groups, n_groups):
+        raise FairbenchError(f"calibration counts must be {n_groups}x{n_groups}, got shape {table.shape}")
+    if not np.all(np.isfinite(table)) or np.any(table < 0) or np.any(table != np.round(table)):
+        raise FairbenchError("calibration counts must be non-negative integers")
+    if np.any(table.sum(axis=1) == 0):
+        raise FairbenchError("calibration counts: every true group needs at least one held-out image")
+    return table
 
 
 # ----------------------------------------------------------------------------------------------- reports
 
 
 @dataclass(frozen=True)
+class GroupShares:
+    """Per-group bounds of a simultaneous 95% region: all groups' intervals hold together."""
+
+    lower: list[float]
+    upper: list[float]
+
+    def to_json(self) -> dict:
+        return {"lower": list(self.lower), "upper": list(self.upper)}
+
+
+@dataclass(frozen=True)
 class FairnessReport:
-    """Judged (p̂) and judge-corrected (p̃) distributions with every metric on both."""
+    """Judged (p̂) and judge-corrected (p̃) distributions with every metric on both, their regions and tests."""
 
     observed: list[float]
     corrected: list[float]
     metrics: dict[str, MetricValue]
     counts: list[int]
+    shares: dict[str, GroupShares]  # "observed", "corrected"
+    tests: dict[str, UniformityTest]  # "uniform", "uniform_corrected"
 
     def to_json(self) -> dict:
         return {
@@ -313,6 +263,8 @@ class FairnessReport:
             "corrected": list(self.corrected),
             "counts": list(self.counts),
             "metrics": {name: m.to_json() for name, m in self.metrics.items()},
+            "shares": {name: s.to_json() for name, s in self.shares.items()},
+            "tests": {name: t.to_json() for name, t in self.tests.items()},
         }
 
 
@@ -323,12 +275,14 @@ class ConditionalFairnessReport:
     conditions: list[int]
     per_condition: list[FairnessReport]
     summary: dict[str, MetricValue]
+    tests: dict[str, UniformityTest]  # "uniform_cond_worst", "uniform_corrected_cond_worst"
 
     def to_json(self) -> dict:
         return {
             "conditions": list(self.conditions),
             "per_condition": [r.to_json() for r in self.per_condition],
             "summary": {name: m.to_json() for name, m in self.summary.items()},
+            "tests": {name: t.to_json() for name, t in self.tests.items()},
         }
 
 
@@ -339,25 +293,97 @@ def _metric_names() -> list[str]:
     return names
 
 
-def _metric_table(observed: np.ndarray, corrected: np.ndarray) -> np.ndarray:
-    """(R, n_metrics) values in `_metric_names()` order for R observed/corrected distributions."""
-    cols = []
-    for fn in _ROW_METRICS.values():
-        cols += [fn(observed), fn(corrected)]
-    return np.stack(cols, axis=1)
+DEBIASED = {"kl_uniform_debiased": "kl_uniform", "kl_uniform_corrected_debiased": "kl_uniform_corrected"}
 
 
-def _ci95(samples: np.ndarray) -> np.ndarray:
-    """Percentile interval along axis 0; (2, n_metrics)."""
-    return np.percentile(samples, [2.5, 97.5], axis=0)
+@dataclass(frozen=True)
+class _Rows:
+    """Everything computed per row of a (R, k) count table at one confidence level."""
+
+    p_hat: np.ndarray
+    p_tilde: np.ndarray
+    boxes: dict[str, ProportionBox]  # "observed", "corrected"
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]]  # metric name -> (lo, hi), both kinds
 
 
-def _metric_values(point: np.ndarray, samples: np.ndarray, names: list[str]) -> dict[str, MetricValue]:
-    lo_hi = _ci95(samples)
-    return {
-        name: MetricValue(float(point[j]), (float(lo_hi[0, j]), float(lo_hi[1, j])), higher_is_better=False)
-        for j, name in enumerate(names)
-    }
+def _regions(counts: np.ndarray, p_hat: np.ndarray, p_tilde: np.ndarray, cal: Calibration | None, alpha: float):
+    raw = clopper_pearson_box(counts, alpha)
+    if cal is None or cal.perfect:
+        corrected = raw
+    else:
+        box = score_box(p_hat, counts.sum(axis=1), cal.rates, cal.row_sizes, alpha)
+        # The point estimate is the simplex projection, which can sit just outside a box centred on the
+        # unconstrained estimate; a reported value always lies inside its own interval.
+        corrected = ProportionBox(np.minimum(box.lower, p_tilde), np.maximum(box.upper, p_tilde), box.level)
+    boxes = {"observed": raw, "corrected": corrected}
+    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for kind, suffix in (("observed", ""), ("corrected", "_corrected")):
+        for name, (lo, hi) in metric_ranges(boxes[kind], _ROW_METRICS).items():
+            ranges[f"{name}{suffix}"] = (lo, hi)
+    return boxes, ranges
+
+
+def _analyse(counts: np.ndarray, cal: Calibration | None, alpha: float) -> _Rows:
+    c = np.asarray(counts, dtype=np.float64)
+    p_hat = c / c.sum(axis=1, keepdims=True)
+    p_tilde = p_hat if cal is None else correct_rows(p_hat, cal.rates)
+    boxes, ranges = _regions(c, p_hat, p_tilde, cal, alpha)
+    return _Rows(p_hat, p_tilde, boxes, ranges)
+
+
+def _point_values(rows: _Rows, counts: np.ndarray, cal: Calibration | None) -> dict[str, np.ndarray]:
+    values: dict[str, np.ndarray] = {}
+    for name, fn in _ROW_METRICS.items():
+        values[name] = fn(rows.p_hat)
+        values[f"{name}_corrected"] = fn(rows.p_tilde)
+    values["kl_uniform_debiased"] = debiased_kl(counts)
+    values["kl_uniform_corrected_debiased"] = _debias_corrected(counts, cal, rows.p_tilde)
+    return values
+
+
+def _debias_corrected(counts: np.ndarray, cal: Calibration | None, p_tilde: np.ndarray | None = None) -> np.ndarray:
+    if cal is None or cal.perfect:
+        return debiased_kl(counts)
+    return debiased_kl_corrected(counts, cal.rates, cal.row_sizes, p_tilde)
+
+
+def _tests(counts: np.ndarray, cal: Calibration | None) -> dict[str, list[UniformityTest]]:
+    k = counts.shape[1]
+    raw = [chi2_test(s, k, PEARSON) for s in pearson_statistic(counts)]
+    if cal is None or cal.perfect:
+        corrected = raw
+    else:
+        stats = corrected_statistic(counts, cal.rates, cal.row_sizes)
+        corrected = [chi2_test(s, k, CORRECTED) for s in stats]
+    return {"uniform": raw, "uniform_corrected": corrected}
+
+
+def _reports(counts: np.ndarray, cal: Calibration | None) -> list[FairnessReport]:
+    """One report per row of a (R, k) count table, intervals at 95% each."""
+    rows = _analyse(counts, cal, ALPHA)
+    values = _point_values(rows, counts, cal)
+    tests = _tests(counts, cal)
+    out = []
+    for r in range(counts.shape[0]):
+        metrics = {}
+        for name in [*_metric_names(), *DEBIASED]:
+            lo, hi = rows.ranges[DEBIASED.get(name, name)]
+            point = float(values[name][r])
+            # A debiased value can sit below the region's minimum; its interval is the metric's own.
+            metrics[name] = MetricValue(point, (float(lo[r]), float(hi[r])), higher_is_better=False)
+        out.append(
+            FairnessReport(
+                observed=rows.p_hat[r].tolist(),
+                corrected=rows.p_tilde[r].tolist(),
+                metrics=metrics,
+                counts=[int(v) for v in counts[r]],
+                shares={
+                    kind: GroupShares(box.lower[r].tolist(), box.upper[r].tolist()) for kind, box in rows.boxes.items()
+                },
+                tests={name: results[r] for name, results in tests.items()},
+            )
+        )
+    return out
 
 
 # Far beyond any real sensitive attribute or class set; above it, arrays sized by the count would be huge.
@@ -384,38 +410,27 @@ def _check_n_resamples(n_resamples: int) -> int:
     return int(n_resamples)
 
 
-def _bootstrap(
-    counts: np.ndarray, confusion: np.ndarray | None, n_resamples: int, rng: np.random.Generator
-) -> tuple[FairnessReport, np.ndarray]:
-    """One report plus the (R, n_metrics) resampled metric table, so conditional summaries can reuse it."""
-    n = int(counts.sum())
-    p_hat = proportions(counts)
-    correct = (lambda p: p) if confusion is None else (lambda p: _correct_rows(p, confusion))
-    p_tilde = correct(p_hat[None, :])
-    resampled = rng.multinomial(n, p_hat, size=n_resamples).astype(np.float64) / n
-    samples = _metric_table(resampled, correct(resampled))
-    point = _metric_table(p_hat[None, :], p_tilde)[0]
-    report = FairnessReport(
-        observed=p_hat.tolist(),
-        corrected=p_tilde[0].tolist(),
-        metrics=_metric_values(point, samples, _metric_names()),
-        counts=[int(v) for v in counts],
-    )
-    return report, samples
-
-
 def fairness_report(
     predicted: np.ndarray,
     n_groups: int,
     confusion: np.ndarray | None,
     n_resamples: int = 1000,
     seed: int = 0,
+    calibration_counts: np.ndarray | None = None,
 ) -> FairnessReport:
-    """All fairness metrics on p̂ and p̃ with seeded 95% bootstrap intervals; no confusion means no correction."""
+    """All fairness metrics on p̂ and p̃ with 95% intervals, the uniformity tests and the debiased KL.
+
+    `confusion` alone is taken as known exactly; `calibration_counts` (the judge's held-out counts) adds
+    its estimation noise to the corrected figures. Neither means no correction (p̃ = p̂). `n_resamples`
+    and `seed` drive only the bootstrap of the worst-condition bias in conditional reports; they are
+    checked here so both reports accept the same arguments.
+    """
     counts = group_counts(predicted, n_groups)
-    c = None if confusion is None else _check_confusion(confusion, n_groups)
-    report, _ = _bootstrap(counts, c, _check_n_resamples(n_resamples), np.random.default_rng(_check_seed(seed)))
-    return report
+    _check_n_resamples(n_resamples)
+    _check_seed(seed)
+    proportions(counts)  # refuses zero samples with its own message
+    cal = Calibration.build(confusion, calibration_counts, n_groups)
+    return _reports(counts[None, :], cal)[0]
 
 
 def conditional_fairness_report(
@@ -426,13 +441,14 @@ def conditional_fairness_report(
     confusion: np.ndarray | None,
     n_resamples: int = 1000,
     seed: int = 0,
+    calibration_counts: np.ndarray | None = None,
 ) -> ConditionalFairnessReport:
     """Fairness per condition (e.g. prompt or class) plus the mean and worst case over conditions.
 
-    The bootstrap is stratified: each resample redraws every condition's counts from its own p̂ with the
-    condition's own N (one seeded generator, conditions in sorted order), and the summary intervals come from
-    the mean / max over conditions within each resample, so they reflect the joint uncertainty.
-    Conditions without samples are skipped rather than counted as fair or unfair.
+    Per-condition intervals are 95% each. The summaries' intervals come from regions that hold for every
+    condition at once (Bonferroni: each condition's region at level 1 - 0.05 / C), so the mean's interval is
+    the mean of the per-condition extremes and the worst case's the maximum of them, and both cover with
+    probability at least 95%. Conditions without samples are skipped rather than counted as fair or unfair.
     """
     k = _check_n_groups(n_groups)
     if isinstance(n_conditions, bool) or not isinstance(n_conditions, (int, np.integer)):
@@ -456,29 +472,49 @@ def conditional_fairness_report(
     group_counts(labels, k)  # validates labels once, with the whole-array error message
     if labels.size == 0:
         raise FairbenchError("no samples: every condition is empty")
-    c = None if confusion is None else _check_confusion(confusion, k)
+    cal = Calibration.build(confusion, calibration_counts, k)
     r = _check_n_resamples(n_resamples)
 
     # counts[condition, group] in one pass.
     table = np.bincount(conds.astype(np.int64) * k + labels.astype(np.int64), minlength=n_conditions * k)
     table = table.reshape(n_conditions, k).astype(np.int64)
     present = [int(i) for i in np.flatnonzero(table.sum(axis=1) > 0)]
+    counts = table[present]
+    reports = _reports(counts, cal)
 
-    rng = np.random.default_rng(seed)
-    reports, tables = [], []
-    for cond in present:
-        report, samples = _bootstrap(table[cond], c, r, rng)
-        reports.append(report)
-        tables.append(samples)
-
-    names = _metric_names()
-    per_point = np.array([[rep.metrics[name].value for name in names] for rep in reports])  # (C, M)
-    stacked = np.stack(tables)  # (C, R, M)
-    # All metrics are lower-is-better, so the worst condition is the maximum.
-    mean = _metric_values(per_point.mean(axis=0), stacked.mean(axis=0), names)
-    worst = _metric_values(per_point.max(axis=0), stacked.max(axis=0), names)
+    joint = _analyse(counts, cal, ALPHA / len(present))
     summary: dict[str, MetricValue] = {}
-    for name in names:
-        summary[f"{name}_cond_mean"] = mean[name]
-        summary[f"{name}_cond_worst"] = worst[name]
-    return ConditionalFairnessReport(conditions=present, per_condition=reports, summary=summary)
+    for name in _metric_names():
+        values = np.array([rep.metrics[name].value for rep in reports])
+        lo, hi = joint.ranges[name]
+        # All metrics are lower-is-better, so the worst condition is the maximum.
+        summary[f"{name}_cond_mean"] = MetricValue(float(values.mean()), (float(lo.mean()), float(hi.mean())), False)
+        summary[f"{name}_cond_worst"] = MetricValue(float(values.max()), (float(lo.max()), float(hi.max())), False)
+    rng = np.random.default_rng(seed)
+    debiasers = {
+        "kl_uniform_debiased": debiased_kl,
+        "kl_uniform_corrected_debiased": lambda t: _debias_corrected(t, cal),
+    }
+    for name, debias in debiasers.items():
+        base = DEBIASED[name]
+        values = np.array([rep.metrics[name].value for rep in reports])
+        summary[f"{name}_cond_mean"] = MetricValue(float(values.mean()), summary[f"{base}_cond_mean"].ci95, False)
+        if len(present) == 1:
+            worst = float(values.max())
+        elif name == "kl_uniform_corrected_debiased" and (cal is None or cal.perfect):
+            worst = summary["kl_uniform_debiased_cond_worst"].value  # corrected = observed: same estimate
+        else:
+            worst = debiased_worst(counts, debias, r, rng)
+        summary[f"{name}_cond_worst"] = MetricValue(float(worst), summary[f"{base}_cond_worst"].ci95, False)
+    tests = {
+        f"{name}_cond_worst": sidak_worst(np.array([rep.tests[name].p_value for rep in reports]))
+        for name in ("uniform", "uniform_corrected")
+    }
+    return ConditionalFairnessReport(conditions=present, per_condition=reports, summary=summary, tests=tests)
+
+
+def correct_proportions(p_hat: np.ndarray, confusion: np.ndarray) -> np.ndarray:
+    """Undo judge error: the simplex point p̃ whose expected judged distribution Cᵀp̃ is closest to p̂."""
+    p = _check_distribution(p_hat, "p_hat")
+    c = check_confusion(confusion, p.size)
+    return correct_rows(p[None, :], c)[0]
