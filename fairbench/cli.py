@@ -203,14 +203,19 @@ def leaderboard_cmd(
     results: Path = typer.Option(Path("leaderboard/results"), "--results", help="Folder of result JSONs."),
     out: Path = typer.Option(Path("leaderboard"), "--out", help="Where to write leaderboard.csv and .md."),
     rank_by: str | None = typer.Option(None, "--rank-by", help="Primary metric (default kl_uniform_corrected)."),
+    per_seed: bool = typer.Option(
+        False, "--per-seed", help="Also list every run's values after each board, and write leaderboard_runs.csv."
+    ),
 ) -> None:
     """Build leaderboard.csv and leaderboard.md from result files alone."""
-    from fairbench.leaderboard import write_leaderboard
+    from fairbench.leaderboard import RUNS_CSV, write_leaderboard
 
-    csv_path, md_path = write_leaderboard(results, out, rank_by)
+    csv_path, md_path = write_leaderboard(results, out, rank_by, per_seed=per_seed)
     Console().print(md_path.read_text(), markup=False, highlight=False)
     typer.echo(str(csv_path))
     typer.echo(str(md_path))
+    if per_seed:
+        typer.echo(str(csv_path.parent / RUNS_CSV))
 
 
 @app.command("grid")

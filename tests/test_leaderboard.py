@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ def test_single_run_has_no_std(tmp_path: Path) -> None:
     s = board.rows[0].metrics["kl_uniform_corrected"]
     assert (s.mean, s.std, s.n) == (0.25, None, 1)
     md = render_markdown([board])
-    assert "| 1 | vanilla | 1 | 7 | 0.2500 | 100 | 2.0 |" in md.splitlines()
+    assert "| 1 | vanilla † | 1 | 7 | 0.2500 | 100 | 2.0 |" in md.splitlines()  # † fewer than 3 runs
     assert "from 1 result file; do not edit." in md
 
 
@@ -134,15 +135,18 @@ def test_image_set_entry_uses_submission_name(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- ranking
 
 
-def test_ranks_follow_direction_with_min_ties(tmp_path: Path) -> None:
-    values = {  # entry -> (kl (lower better), accuracy_like (higher better))
+def test_ranks_follow_direction_and_equal_runs_share_a_rank(tmp_path: Path) -> None:
+    values = {  # entry -> (kl (lower better), accuracy_like (higher better)); three tightly spread seeds each
         "a": (0.30, 0.5),
         "b": (0.10, 0.9),
         "c": (0.10, 0.7),
         "d": (0.50, 0.9),
     }
+    jitter = (-0.001, 0.0, 0.001)
     for entry, (kl, acc) in values.items():
-        put(tmp_path, make_result(method=entry, metrics={"kl_uniform_corrected": kl, "accuracy_like": acc}))
+        for seed, j in enumerate(jitter):
+            put(tmp_path, make_result(method=entry, seed=seed,
+                                      metrics={"kl_uniform_corrected": kl + j, "accuracy_like": acc + j}))
     (board,) = boards_for(tmp_path)
     assert board.primary_metric == "kl_uniform_corrected"
     assert board.higher_is_better == {"kl_uniform_corrected": False, "accuracy_like": True}
@@ -150,13 +154,42 @@ def test_ranks_follow_direction_with_min_ties(tmp_path: Path) -> None:
     ranks_acc = {r.entry: r.rank["accuracy_like"] for r in board.rows}
     assert ranks_kl == {"b": 1, "c": 1, "a": 3, "d": 4}
     assert ranks_acc == {"b": 1, "d": 1, "c": 3, "a": 4}
-    # rows by primary rank, ties broken by entry name
+    # rows by primary rank, then mean, ties broken by entry name
     assert [r.entry for r in board.rows] == ["b", "c", "a", "d"]
 
     # a higher-is-better primary metric reorders the rows
     (board2,) = boards_for(tmp_path, primary="accuracy_like")
     assert board2.metric_names[0] == "accuracy_like"
     assert [r.entry for r in board2.rows] == ["b", "d", "c", "a"]
+
+
+def test_differences_within_seed_noise_share_a_rank(tmp_path: Path) -> None:
+    """Issue 9: with 3 seeds, 0.564 ± 0.224 is not better than 0.693 ± 0.000; rows of one rank go by mean."""
+    for seed, value in enumerate([0.6931471805599453, 0.6931471805599453, 0.3056214884488655]):
+        put(tmp_path, make_result(method="repfair", seed=seed, metrics={"kl_uniform_corrected": value}))
+    for seed in range(3):
+        put(tmp_path, make_result(method="vanilla", seed=seed, metrics={"kl_uniform_corrected": 0.6931471805599453}))
+    for seed, value in enumerate([0.05, 0.06, 0.07]):
+        put(tmp_path, make_result(method="clear", seed=seed, metrics={"kl_uniform_corrected": value}))
+    (board,) = boards_for(tmp_path)
+    s = row_of(board, "repfair").metrics["kl_uniform_corrected"]
+    assert (round(s.mean, 3), round(s.std, 3)) == (0.564, 0.224)
+    # repfair ~ vanilla (p = 0.42), and repfair's spread is wide enough that even clear (0.06 ± 0.01) is not
+    # shown to beat it (p = 0.06); clear does beat the constant vanilla. So: clear 1, repfair 1, vanilla 2.
+    assert {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows} == {"clear": 1, "repfair": 1, "vanilla": 2}
+    assert [r.entry for r in board.rows] == ["clear", "repfair", "vanilla"]
+    md = render_markdown([board])
+    assert "| 1 | repfair | 3 | 0, 1, 2 | 0.5640 ± 0.2237 |" in md
+    assert "| 2 | vanilla | 3 | 0, 1, 2 | 0.6931 ± 0.000 |" in md
+    assert "†" not in md.split("## ")[1]  # three runs each: no entry flagged
+
+
+def test_committed_board_ranks_repfair_and_vanilla_alike() -> None:
+    repo = Path(__file__).resolve().parent.parent / "leaderboard" / "results"
+    if not repo.is_dir():
+        pytest.skip("no committed leaderboard results")
+    for board in boards_for(repo):
+        assert {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows} == {"repfair": 1, "vanilla": 1}
 
 
 def test_default_primary_without_kl_corrected_is_first_sorted(tmp_path: Path) -> None:
@@ -235,7 +268,7 @@ def test_missing_metric_is_missing_not_averaged(tmp_path: Path) -> None:
     assert row_of(board, "partial").rank["kl_uniform_corrected"] == 1
 
     md = render_markdown([board])
-    partial_line = next(line for line in md.splitlines() if "| partial |" in line)
+    partial_line = next(line for line in md.splitlines() if "| partial † |" in line)
     assert partial_line.count("—") == 1 and "0.01" not in partial_line
 
     frame = pd.read_csv(io.StringIO(render_csv([board])))
@@ -408,6 +441,136 @@ def test_number_format_keeps_four_significant_digits() -> None:
     assert [_fmt(x) for x in (0.42, 1e-5, 1125.4, 12345.0, -0.0)] == ["0.4200", "1.000e-05", "1125", "1.234e+04", "0.000"]
 
 
+def test_header_says_how_ranks_are_decided(tmp_path: Path) -> None:
+    put(tmp_path, make_result())
+    md = render_markdown(boards_for(tmp_path))
+    head = " ".join(md.split("## ")[0].split())  # the header, lines joined
+    for phrase in (
+        "an entry's rank is 1 + the number of entries significantly better than it by the primary metric",
+        "A's mean is better by the metric's direction and a two-sided Welch t-test on the two entries' per-run "
+        "values rejects equal means at alpha = 0.05 (p < 0.05)",
+        "The test is across training seeds only",
+        "not corrected for multiple comparisons",
+        "An entry with fewer than 2 runs is never significantly different from another",
+        "Entries whose difference is not significant share a rank",
+        "† marks an entry with fewer than 3 runs",
+        "it is never averaged over the runs that have it, and it gets no rank",
+    ):
+        assert phrase in head, phrase
+
+
+def test_entries_with_fewer_than_three_runs_are_flagged(tmp_path: Path) -> None:
+    for seed in range(3):
+        put(tmp_path, make_result(method="three", seed=seed, metrics={"kl_uniform_corrected": 0.1 + seed / 100}))
+    for seed in range(2):
+        put(tmp_path, make_result(method="two", seed=seed, metrics={"kl_uniform_corrected": 0.5 + seed / 100}))
+    put(tmp_path, make_result(method=None, seed=None, submission_name="images", metrics={"kl_uniform_corrected": 0.0}))
+    boards = boards_for(tmp_path)
+    assert {r.entry: r.few_seeds for r in boards[0].rows} == {"three": False, "two": True, "images": True}
+    md = render_markdown(boards)
+    lines = md.splitlines()
+    assert any(line.startswith("| 1 | three | 3 |") for line in lines)
+    assert any(line.startswith("| 2 | two † | 2 |") for line in lines)  # three beats two: p < 0.05
+    assert any(line.startswith("| 1 | images † | 1 | — |") for line in lines)  # one run: never beaten or beating
+    board_part = md.split("## ")[1]
+    assert "† fewer than 3 runs (training seeds)" in board_part
+    frame = pd.read_csv(io.StringIO(render_csv(boards)))
+    assert list(frame.columns[4:7]) == ["n_runs", "seeds", "few_seeds"]
+    assert frame.set_index("entry")["few_seeds"].to_dict() == {"three": False, "two": True, "images": True}
+
+
+def test_no_flag_note_when_every_entry_has_three_runs(tmp_path: Path) -> None:
+    for seed in range(3):
+        put(tmp_path, make_result(seed=seed))
+    md = render_markdown(boards_for(tmp_path))
+    assert "† fewer than" not in md and "†" not in md.split("## ")[1]
+
+
+def test_new_metrics_and_unknown_fields_are_read(tmp_path: Path) -> None:
+    """Result files grow debiased KLs and the non-metric `fairness_tests` / `group_shares`: the parser ignores
+    unknown top-level fields, the debiased KL is a headline metric, and the primary stays the plug-in."""
+    names = [f"kl_uniform{c}_debiased{v}" for c in ("", "_corrected") for v in ("", "_cond_mean", "_cond_worst")]
+    for seed in range(3):
+        data = make_result(seed=seed, metrics={"kl_uniform_corrected": 0.1, "kl_uniform": 0.2,
+                                               **{n: 0.05 + seed / 100 for n in names}})
+        data["fairness_tests"] = {"uniform": {"statistic": 1.0, "p_value": 0.3}, "uniform_corrected": {"p_value": 0.2}}
+        data["group_shares"] = {"black": {"count": 500, "observed": {"value": 0.5, "ci95": [0.48, 0.52]}}}
+        data["something_new"] = [1, 2, 3]
+        put(tmp_path, data)
+    rec = read_results(tmp_path)[0]
+    assert set(rec.metrics) == {"kl_uniform_corrected", "kl_uniform", *names}
+    (board,) = boards_for(tmp_path)
+    assert board.primary_metric == "kl_uniform_corrected"
+    header = next(line for line in render_markdown([board]).splitlines() if line.startswith("| rank |"))
+    assert "| kl_uniform_corrected ↓ | kl_uniform_corrected_debiased ↓ | kl_uniform ↓ |" in header
+    assert "kl_uniform_debiased ↓" not in header  # only the corrected one is a headline metric
+    frame = pd.read_csv(io.StringIO(render_csv([board])))
+    for name in names:
+        assert frame.loc[0, f"{name}_mean"] == pytest.approx(0.06) and frame.loc[0, f"{name}_rank"] == 1
+
+
+def test_per_seed_lists_every_run(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _populate(results)
+    plain_csv, plain_md = write_leaderboard(results, tmp_path / "plain")
+    csv_path, md_path = write_leaderboard(results, tmp_path / "seeds", per_seed=True)
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["leaderboard.csv", "leaderboard.md"]
+    assert sorted(p.name for p in (tmp_path / "seeds").iterdir()) == [
+        "leaderboard.csv", "leaderboard.md", "leaderboard_runs.csv"]
+    assert csv_path.read_bytes() == plain_csv.read_bytes()
+    md, plain = md_path.read_text(), plain_md.read_text()
+    # the per-run sections are additions only: removing them gives the plain board back
+    assert md.count(": per-run values\n") == 2 and ": per-run values\n" not in plain
+    assert re.sub(r"\n\n### [^\n]*: per-run values\n\n(?:\|[^\n]*\n)*\|[^\n]*", "", md) == plain
+    boards = boards_for(results)
+    assert md == render_markdown(boards, per_seed=True) and plain == render_markdown(boards)
+    for board in boards:
+        section = md.split(f"### {board.task}: per-run values")[1].split("## ")[0]
+        rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| entry")]
+        assert len(rows) == board.n_results
+        assert section.splitlines()[2].startswith("| entry | seed | kl_uniform_corrected ↓ | kl_uniform ↓ |")
+        for row in board.rows:
+            for run in row.runs:
+                kl = run.metrics["kl_uniform_corrected"].value
+                seed = "—" if run.seed is None else str(run.seed)
+                name = row.entry.replace("|", "\\|") + (" †" if row.few_seeds else "")
+                assert f"| {name} | {seed} | {kl:#.4g} |" in section
+    image_row = next(line for line in md.splitlines() if line.startswith("| images\\|v2 † | — |"))
+    assert image_row.endswith("| 0.5000 | — |")  # no kl_uniform: shown as missing, not hidden
+
+    runs = pd.read_csv(tmp_path / "seeds" / "leaderboard_runs.csv")
+    assert len(runs) == 20  # one row per result file
+    assert list(runs.columns[:7]) == ["task", "task_version", "task_hash", "entry", "seed", "few_seeds", "file"]
+    files = sorted(p.relative_to(results).as_posix() for p in results.rglob("*.json"))
+    assert sorted(runs["file"]) == files
+    for rec in read_results(results):
+        line = runs[runs["file"] == rec.path.relative_to(results).as_posix()].iloc[0]
+        for name, metric in rec.metrics.items():  # every metric, full precision
+            assert line[name] == metric.value and line[f"{name}_ci95_low"] == metric.ci95[0]
+    img = runs[runs["entry"] == "images|v2"].iloc[0]
+    assert pd.isna(img["seed"]) and pd.isna(img["kl_uniform"]) and pd.isna(img["accuracy_like"])
+
+
+def test_cli_per_seed_flag(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fairbench.cli import app
+
+    results = tmp_path / "results"
+    _populate(results)
+    out = tmp_path / "board"
+    plain = CliRunner().invoke(app, ["leaderboard", "--results", str(results), "--out", str(out)])
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.strip().splitlines()[-2:] == [str(out / "leaderboard.csv"), str(out / "leaderboard.md")]
+    assert not (out / "leaderboard_runs.csv").exists()
+    seeds = CliRunner().invoke(app, ["leaderboard", "--results", str(results), "--out", str(out), "--per-seed"])
+    assert seeds.exit_code == 0, seeds.output
+    assert seeds.stdout.strip().splitlines()[-3:] == [
+        str(out / "leaderboard.csv"), str(out / "leaderboard.md"), str(out / "leaderboard_runs.csv")]
+    assert "per-run values" in (out / "leaderboard.md").read_text()
+    assert (out / "leaderboard_runs.csv").is_file()
+
+
 # ------------------------------------------------------------------------------------------- IQA weights
 
 W1 = {
@@ -460,7 +623,8 @@ def test_old_result_without_iqa_weights_still_loads(tmp_path: Path) -> None:
     assert read_result(old).iqa_weights == {}
     assert row_of(board, "old").iqa_weights == {} and row_of(board, "new").iqa_weights == {"eqface": W1}
     assert board.iqa_weights == {"eqface": W1}
-    assert row_of(board, "new").rank["eqface"] == 1 and row_of(board, "old").rank["eqface"] == 2
+    # one run each: no spread across seeds to test against, so neither is shown to be better
+    assert row_of(board, "new").rank["eqface"] == 1 and row_of(board, "old").rank["eqface"] == 1
 
 
 def test_refuses_eqface_values_from_different_weights(tmp_path: Path) -> None:
@@ -488,7 +652,7 @@ def test_same_weights_are_compared(tmp_path: Path) -> None:
     put(tmp_path, eq_result("y", 0.8, {"eqface": dict(reversed(list(W1.items())))}))  # key order is no difference
     (board,) = boards_for(tmp_path)
     assert board.iqa_weights == {"eqface": W1}
-    assert [r.entry for r in sorted(board.rows, key=lambda r: r.rank["eqface"])] == ["y", "x"]
+    assert {r.entry: (r.metrics["eqface"].mean, r.rank["eqface"]) for r in board.rows} == {"x": (0.7, 1), "y": (0.8, 1)}
 
 
 @pytest.mark.parametrize("missing", ["null value", "no metric"])

@@ -1,0 +1,210 @@
+"""Reading result files: every `fairbench-result/1` JSON under a folder becomes a checked `ResultRecord`.
+
+Every problem is a one-line FairbenchError naming the file. Only the fields the leaderboard needs are read and
+checked; any other top-level field (`groups`, `per_condition`, `fairness_tests`, `group_shares`, ...) is
+ignored, so result files may grow new fields without breaking older leaderboards. A metric is any entry of
+`metrics` with `value`, `ci95` and `higher_is_better`, whatever its name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fairbench.errors import FairbenchError
+
+RESULT_SCHEMA = "fairbench-result/1"
+
+
+@dataclass(frozen=True)
+class RecordMetric:
+    """One metric of one run as stored in a result file; `value` is None when the run could not compute it."""
+
+    value: float | None
+    ci95: tuple[float, float] | None
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    path: Path
+    task: str
+    task_version: int
+    task_hash: str
+    entry: str  # the method, or submission.name when method is null (image sets, external generators)
+    seed: int | None
+    metrics: dict[str, RecordMetric]
+    train: dict[str, Any] | None
+    n_samples: int
+    is_method: bool = True  # False for submissions without a method (image sets, TorchScript generators)
+    feature_network: dict[str, Any] | None = None
+    # IQA metric -> {asset id: sha256} of the weight files its value came from; empty in files older than it.
+    iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def read_results(results_dir: Path) -> list[ResultRecord]:
+    """Load every `*.json` under `results_dir` (recursively, hidden names skipped), sorted by path."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FairbenchError(f"results directory {root} does not exist or is not a directory")
+    paths = sorted(
+        p
+        for p in root.rglob("*.json")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    if not paths:
+        raise FairbenchError(f"no result files in {root}")
+    return [read_result(p) for p in paths]
+
+
+def read_result(path: Path) -> ResultRecord:
+    """Parse and check one result file; every problem is a one-line FairbenchError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FairbenchError(f"{path}: cannot read result file ({_one_line(exc)})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FairbenchError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    return _parse_record(path, data)
+
+
+def _parse_record(path: Path, data: Any) -> ResultRecord:
+    def fail(problem: str) -> FairbenchError:
+        return FairbenchError(f"{path}: {problem}")
+
+    if not isinstance(data, dict):
+        raise fail(f"expected a JSON object, got {type(data).__name__}")
+    schema = data.get("schema")
+    if schema != RESULT_SCHEMA:
+        raise fail(f"schema is {schema!r}, expected {RESULT_SCHEMA!r}")
+    for key in ("task", "task_version", "task_hash", "method", "seed", "n_samples", "metrics"):
+        if key not in data:
+            raise fail(f"missing required field {key!r}")
+
+    task = data["task"]
+    if not isinstance(task, str) or not task:
+        raise fail("field 'task' must be a non-empty string")
+    task_version = data["task_version"]
+    if not _is_int(task_version):
+        raise fail("field 'task_version' must be an integer")
+    task_hash = data["task_hash"]
+    if not _is_sha256(task_hash):
+        raise fail("field 'task_hash' must be 64 lowercase hex characters (a sha256)")
+
+    method = data["method"]
+    if method is not None:
+        if not isinstance(method, str) or not method:
+            raise fail("field 'method' must be a non-empty string or null")
+        entry = method
+    else:
+        submission = data.get("submission")
+        name = submission.get("name") if isinstance(submission, dict) else None
+        if not isinstance(name, str) or not name:
+            raise fail("field 'method' is null and 'submission.name' is missing; cannot name the entry")
+        entry = name
+
+    seed = data["seed"]
+    if seed is not None and not _is_int(seed):
+        raise fail("field 'seed' must be an integer or null")
+    n_samples = data["n_samples"]
+    if not _is_int(n_samples) or n_samples <= 0:
+        raise fail("field 'n_samples' must be a positive integer")
+
+    train = data.get("train")
+    if train is not None and not isinstance(train, dict):
+        raise fail("field 'train' must be an object or null")
+    feature_network = data.get("feature_network")
+    if feature_network is not None and not isinstance(feature_network, dict):
+        raise fail("field 'feature_network' must be an object or null")
+    iqa_weights = _parse_iqa_weights(data.get("iqa_weights"), fail)
+
+    raw_metrics = data["metrics"]
+    if not isinstance(raw_metrics, dict) or not raw_metrics:
+        raise fail("field 'metrics' must be a non-empty object")
+    metrics: dict[str, RecordMetric] = {}
+    for name in sorted(raw_metrics):
+        metrics[name] = _parse_metric(raw_metrics[name], f"metrics.{name}", fail)
+
+    return ResultRecord(
+        path=path,
+        task=task,
+        task_version=int(task_version),
+        task_hash=task_hash,
+        entry=entry,
+        seed=None if seed is None else int(seed),
+        metrics=metrics,
+        train=train,
+        n_samples=int(n_samples),
+        is_method=method is not None,
+        feature_network=feature_network,
+        iqa_weights=iqa_weights,
+    )
+
+
+# Metric names and asset ids as fairbench writes them; anything else could make the CSV's compact
+# `metric=asset:sha;...` string ambiguous.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _parse_iqa_weights(raw: Any, fail: Any) -> dict[str, dict[str, str]]:
+    """{IQA metric: {asset id: sha256}}; optional, since files written before the field lack it (null reads alike)."""
+    if raw is None:
+        return {}
+    shape = "field 'iqa_weights' must be an object of {asset id: sha256} objects"
+    if not isinstance(raw, dict):
+        raise fail(shape)
+    out: dict[str, dict[str, str]] = {}
+    for metric in sorted(raw):
+        weights = raw[metric]
+        if not _NAME.fullmatch(metric) or not isinstance(weights, dict):
+            raise fail(f"{shape}; bad entry {metric!r}")
+        for asset_id in sorted(weights):
+            if not _NAME.fullmatch(asset_id) or not _is_sha256(weights[asset_id]):
+                raise fail(f"iqa_weights.{metric}.{asset_id} must be 64 lowercase hex characters (a sha256)")
+        out[metric] = {asset_id: weights[asset_id] for asset_id in sorted(weights)}
+    return out
+
+
+def _parse_metric(raw: Any, where: str, fail: Any) -> RecordMetric:
+    if not isinstance(raw, dict):
+        raise fail(f"{where} must be an object with value, ci95 and higher_is_better")
+    for key in ("value", "higher_is_better"):
+        if key not in raw:
+            raise fail(f"{where} is missing {key!r}")
+    value = raw["value"]
+    if value is not None and not _is_number(value):
+        raise fail(f"{where}.value must be a number or null")
+    hib = raw["higher_is_better"]
+    if not isinstance(hib, bool):
+        raise fail(f"{where}.higher_is_better must be true or false")
+    ci = raw.get("ci95")
+    if ci is not None:
+        if not (isinstance(ci, list) and len(ci) == 2 and all(_is_number(c) for c in ci)):
+            raise fail(f"{where}.ci95 must be [low, high] or null")
+        ci = (float(ci[0]), float(ci[1]))
+    # NaN / inf (which Python's json accepts) count as "not computed", exactly like null.
+    number = None if value is None or not math.isfinite(float(value)) else float(value)
+    return RecordMetric(value=number, ci95=ci, higher_is_better=hib)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_sha256(x: Any) -> bool:
+    return isinstance(x, str) and len(x) == 64 and all(c in "0123456789abcdef" for c in x)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
