@@ -135,6 +135,11 @@ class FeatureCard:
     epochs: int
     seed: int
     training: dict[str, Any]  # the rest of the recipe: optimiser, schedule, batch size, augmentation
+    # Where the weights were trained (fairbench.reproduction.training_machine): float kernels, hence the exact
+    # bytes, depend on them. Cards written before these fields lack them (None).
+    torch_version: str | None = None
+    threads: int | None = None
+    cpu: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,15 +243,21 @@ def train_domain_network(
     epochs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     network_id: str | None = None,
+    threads: int = 1,
 ) -> FeatureCard:
     """Train a domain network on `task`'s training split for the class label; write `<id>.safetensors` and
     `<id>.json` into `out_dir`. `network_id` defaults to the recipe trained on this task (`domain-digits` for
     digits-bicolor, `domain-mnist` for mnist-bicolor); `epochs` defaults to the recipe's.
 
-    Deterministic: the same seed gives the same bytes (sha256) on the same machine. Training runs on one
-    CPU thread so the thread count cannot change the float summation order; a different CPU (vector unit) or
-    torch version may still change the last bits.
+    Deterministic: the same seed gives the same bytes (sha256) on the same machine. Training runs on `threads`
+    CPU threads (default one, as the shipped networks were trained) so the machine's thread count cannot
+    change the float summation order; a different CPU (vector unit) or torch version still changes the last
+    bits, and the weights drift apart from there. A retrained network is therefore checked by agreement with
+    the pinned one (`fairbench.reproduction.feature_reproduction`), not by hash. The card records the torch
+    version, thread count and CPU.
     """
+    from fairbench.reproduction import training_machine
+
     if network_id is None:
         matches = [name for name, r in DOMAIN_RECIPES.items() if r.task == task.id]
         if not matches:
@@ -263,9 +274,10 @@ def train_domain_network(
     train = data.load_split(task, "train", data_root)
     test = data.load_split(task, "test", data_root)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
+        machine = training_machine()
         torch.manual_seed(seed)
         net = DomainNet(c, task.num_classes, recipe.width, recipe.dim)
         opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
@@ -294,12 +306,13 @@ def train_domain_network(
             accuracy=0.0, n_test=len(test), epochs=epochs, seed=seed,
             training={
                 "optimizer": "adam", "schedule": "one-cycle", "lr_max": recipe.lr, "batch_size": recipe.batch_size,
-                "shift_augmentation_px": recipe.shift, "loss": "cross-entropy on the class label", "threads": 1,
+                "shift_augmentation_px": recipe.shift, "loss": "cross-entropy on the class label", "threads": threads,
             },
+            **machine,
         )
         predicted = DomainNetwork(provisional, copy.deepcopy(net)).classify(test.images)  # float64 copy
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
     accuracy = float((predicted == test.labels.numpy()).mean())
 
     weights = Path(out_dir) / f"{network_id}.safetensors"

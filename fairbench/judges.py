@@ -2,7 +2,8 @@
 
 Each task names a judge by id and sha256. Weights ship inside the package as safetensors (no pickle), with
 a JSON card holding the held-out accuracy and confusion matrix, so every user scores with the identical
-judge, offline. `train_judge` reproduces them from the task's reserved judge split.
+judge, offline. `train_judge` retrains them from the task's reserved judge split; on another CPU the bytes
+differ, so a retrained judge is checked by its agreement with the pinned one (`fairbench.reproduction`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class JudgeCard:
     # counts[i][j]: test images of true group i the judge labelled j. The rates alone hide how precisely they
     # are known; the corrected intervals need the counts. Cards written before this field lack it (None).
     confusion_counts: list[list[int]] | None = None
+    # Where the weights were trained (fairbench.reproduction.training_machine): float kernels, hence the exact
+    # bytes, depend on them. Cards written before these fields lack them (None).
+    torch_version: str | None = None
+    threads: int | None = None
+    cpu: str | None = None
 
     def calibration_counts(self) -> np.ndarray:
         """The held-out counts behind `confusion`; for an old card, rebuilt from the rates and `n_test`.
@@ -114,9 +120,29 @@ def load_judge(task: TaskSpec) -> Judge:
 
 
 def train_judge(
-    task: TaskSpec, out_dir: Path, data_root: Path | None = None, seed: int = 0, progress=None
+    task: TaskSpec, out_dir: Path, data_root: Path | None = None, seed: int = 0, progress=None,
+    threads: int | None = None,
 ) -> JudgeCard:
-    """Train on the task's judge split, evaluate on its test split, write `<id>.safetensors` + `<id>.json`."""
+    """Train on the task's judge split, evaluate on its test split, write `<id>.safetensors` + `<id>.json`.
+
+    The same seed, data, thread count, CPU type and torch version give the same bytes; on another machine the
+    weights differ in their last bits and the judge is checked by agreement instead
+    (`fairbench.reproduction.judge_reproduction`). `threads` (default: torch's current setting) is the intra-op
+    thread count to train with; the card records it with the torch version and CPU.
+    """
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train_judge(task, Path(out_dir), data_root, seed, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: int, progress) -> JudgeCard:
+    from fairbench.reproduction import training_machine
+
+    machine = training_machine()
     torch.manual_seed(seed)
     epochs = task.judge.epochs
     split = data.load_split(task, "judge", data_root)
@@ -143,7 +169,6 @@ def train_judge(
     counts = confusion_counts(test.groups.numpy(), predicted, task.n_groups)
     accuracy = float((predicted == test.groups.numpy()).mean())
 
-    out_dir = Path(out_dir)
     weights = out_dir / f"{task.judge.id}.safetensors"
     with atomic.atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
@@ -159,6 +184,7 @@ def train_judge(
         epochs=epochs,
         seed=seed,
         confusion_counts=counts.tolist(),
+        **machine,
     )
     atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
     return card
