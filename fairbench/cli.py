@@ -183,6 +183,19 @@ def _print_score(result: Any) -> None:
         f"{g} {o:.3f} (corrected {c:.3f})" for g, o, c in zip(result.groups, props["observed"], props["corrected"])
     )
     console.print(f"[bold]{result.task}[/] · {result.submission.name} · {result.n_samples} samples · {groups}")
+    if result.group_shares:
+        shares = Table(title="group shares, simultaneous 95% intervals")
+        for col in ("group", "count", "observed", "corrected"):
+            shares.add_column(col)
+        for group, entry in result.group_shares.items():
+            cells = [
+                f"{100 * entry[kind]['value']:.1f}% [{100 * entry[kind]['ci95'][0]:.1f}, {100 * entry[kind]['ci95'][1]:.1f}]"
+                for kind in ("observed", "corrected")
+            ]
+            shares.add_row(group, str(entry["count"]), *cells)
+        console.print(shares)
+    if result.fairness_tests:
+        console.print(_fairness_test_line(result.fairness_tests), highlight=False)
     table = Table()
     for col in ("metric", "value", "95% interval", "better"):
         table.add_column(col)
@@ -195,6 +208,20 @@ def _print_score(result: Any) -> None:
         console.print(f"FID family on feature network {fn['id']} ({fn['sha256'][:12]}…); not comparable across networks")
     for name, why in result.skipped.items():
         console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+
+
+def _fairness_test_line(tests: dict) -> str:
+    """'H0 every group equally likely: p = 0.21 observed, 0.097 corrected; worst condition ...'."""
+
+    def fmt(p: float) -> str:
+        return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+    parts = [f"p = {fmt(tests['uniform']['p_value'])} observed", f"{fmt(tests['uniform_corrected']['p_value'])} corrected"]
+    line = "test of fairness (H0: every group equally likely): " + ", ".join(parts)
+    if "uniform_cond_worst" in tests:
+        worst = (tests["uniform_cond_worst"]["p_value"], tests["uniform_corrected_cond_worst"]["p_value"])
+        line += f"; worst condition (Sidak-adjusted) p = {fmt(worst[0])} observed, {fmt(worst[1])} corrected"
+    return line
 
 
 @app.command("leaderboard")

@@ -27,6 +27,7 @@ class JudgeInfo:
     sha256: str
     accuracy: float
     confusion: list[list[float]]
+    confusion_counts: list[list[int]] | None = None  # the held-out counts the corrected intervals use
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class ScoreResult:
     feature_network: dict[str, Any] | None = None  # id, sha256, dim, resize_rule of the FID feature network
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # IQA metric -> {asset id: sha256}
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed
+    # group name -> {"count", "observed": {"value", "ci95"}, "corrected": {...}}; intervals simultaneous 95%
+    group_shares: dict[str, dict[str, Any]] | None = None
+    # "uniform", "uniform_corrected" (and "*_cond_worst", "*_per_condition") -> p-values of "the generator is fair"
+    fairness_tests: dict[str, Any] | None = None
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:

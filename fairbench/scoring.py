@@ -16,7 +16,7 @@ from fairbench import imagesets, sampling
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
-from fairbench.metrics.fairness import conditional_fairness_report, fairness_report
+from fairbench.metrics.fairness import FairnessReport, conditional_fairness_report, fairness_report
 from fairbench.provenance import git_revision, versions
 from fairbench.quality import quality_report
 from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
@@ -115,16 +115,29 @@ def _score(
     if options.progress:
         options.progress("judging", len(images), len(images))
     boot = task.bootstrap
-    overall = fairness_report(predicted, task.n_groups, judge.confusion, boot.n_resamples, boot.seed)
+    calibration = judge.card.calibration_counts()
+    overall = fairness_report(
+        predicted, task.n_groups, judge.confusion, boot.n_resamples, boot.seed, calibration_counts=calibration
+    )
     metrics = {name: value.to_json() for name, value in overall.metrics.items()}
+    tests = {name: t.to_json() for name, t in overall.tests.items()}
     per_condition = None
     if task.conditional and labels is not None:
         cond = conditional_fairness_report(
-            predicted, labels.numpy(), task.n_groups, task.num_classes, judge.confusion, boot.n_resamples, boot.seed
+            predicted, labels.numpy(), task.n_groups, task.num_classes, judge.confusion, boot.n_resamples, boot.seed,
+            calibration_counts=calibration,
         )
         metrics.update({name: value.to_json() for name, value in cond.summary.items()})
+        tests.update({name: t.to_json() for name, t in cond.tests.items()})
+        names = [task.class_names[c] for c in cond.conditions]
+        tests.update(
+            {
+                f"{name}_per_condition": {c: r.tests[name].p_value for c, r in zip(names, cond.per_condition)}
+                for name in overall.tests
+            }
+        )
         per_condition = {
-            "conditions": [task.class_names[c] for c in cond.conditions],
+            "conditions": names,
             "counts": [r.counts for r in cond.per_condition],
             "observed": [r.observed for r in cond.per_condition],
             "corrected": [r.corrected for r in cond.per_condition],
@@ -150,9 +163,11 @@ def _score(
         groups=list(task.groups.names),
         group_proportions={"observed": overall.observed, "corrected": overall.corrected},
         group_counts=overall.counts,
+        group_shares=named_shares(task.groups.names, overall),
+        fairness_tests=tests,
         metrics=metrics,
         per_condition=per_condition,
-        judge=JudgeInfo(card.id, card.sha256, card.accuracy, card.confusion),
+        judge=JudgeInfo(card.id, card.sha256, card.accuracy, card.confusion, calibration.tolist()),
         bootstrap={"n_resamples": boot.n_resamples, "seed": boot.seed},
         versions=versions(),
         device=str(device),
@@ -164,3 +179,14 @@ def _score(
         iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,
     )
+
+
+def named_shares(groups: list[str], report: FairnessReport) -> dict[str, dict]:
+    """Each group's share by name, observed and corrected, with its simultaneous 95% interval and count."""
+    out = {}
+    for g, name in enumerate(groups):
+        out[name] = {"count": report.counts[g]}
+        for kind, values in (("observed", report.observed), ("corrected", report.corrected)):
+            box = report.shares[kind]
+            out[name][kind] = {"value": values[g], "ci95": [box.lower[g], box.upper[g]]}
+    return out
