@@ -22,12 +22,7 @@ import numpy as np
 
 from fairbench.metrics.correction import correct_rows
 from fairbench.metrics.regions import corrected_covariance
-
-
-def _kl(p: np.ndarray) -> np.ndarray:
-    k = p.shape[-1]
-    safe = np.where(p > 0, p, 1.0)
-    return np.sum(np.where(p > 0, p * np.log(safe * k), 0.0), axis=-1)
+from fairbench.metrics.row_metrics import kl_rows
 
 
 def debiased_kl(counts: np.ndarray) -> np.ndarray:
@@ -35,7 +30,7 @@ def debiased_kl(counts: np.ndarray) -> np.ndarray:
     c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     n = c.sum(axis=1)
     seen = (c > 0).sum(axis=1)
-    return np.maximum(_kl(c / n[:, None]) - (seen - 1) / (2.0 * n), 0.0)
+    return np.maximum(kl_rows(c / n[:, None]) - (seen - 1) / (2.0 * n), 0.0)
 
 
 def debiased_kl_corrected(
@@ -50,7 +45,7 @@ def debiased_kl_corrected(
     var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
     usable = p > 2.0 * np.sqrt(var)
     bias = 0.5 * np.sum(np.where(usable, var / np.where(usable, p, 1.0), 0.0), axis=1)
-    return np.maximum(_kl(p) - bias, 0.0)
+    return np.maximum(kl_rows(p) - bias, 0.0)
 
 
 def debiased_worst(
