@@ -245,6 +245,23 @@ def leaderboard_cmd(
         typer.echo(str(csv_path.parent / RUNS_CSV))
 
 
+@app.command("report")
+@user_errors
+def report_cmd(
+    target: Path = typer.Argument(..., help="A result JSON, or a run folder holding result.json."),
+    samples: bool = typer.Option(True, "--samples/--no-samples", help="Sample grids (need the scored submission)."),
+    per_row: int = typer.Option(10, "--per-row", help="Samples per grid row."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (for re-sampling a checkpoint)."),
+) -> None:
+    """PNG figures beside a result: group shares, per-condition heat map, sample grids per judged group."""
+    from fairbench.report import make_report
+
+    files = make_report(target, samples=samples, per_row=per_row, device=device)
+    for path in (files.shares, files.conditions, *files.samples.values()):
+        if path is not None:
+            typer.echo(str(path))
+
+
 @app.command("grid")
 @user_errors
 def grid_cmd(

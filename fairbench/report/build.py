@@ -1,0 +1,57 @@
+"""Make every figure of a report and list them in the result JSON, under `report` (paths relative to it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fairbench import atomic
+from fairbench.report.condition_heatmap import has_conditions, save_condition_heatmap
+from fairbench.report.sample_grids import save_group_grids
+from fairbench.report.share_bars import save_share_bars
+from fairbench.report.source import find_result, judged_samples, load_result
+
+REPORT_KEY = "report"  # the result JSON's field listing the figures; leaderboards ignore unknown fields
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    result: Path
+    shares: Path
+    conditions: Path | None  # None for unconditional tasks
+    samples: dict[str, Path] = field(default_factory=dict)  # judged group -> grid; empty with samples=False
+
+    def listing(self) -> dict[str, object]:
+        """The result JSON's `report` field: file names relative to the result's folder."""
+        base = self.result.parent
+
+        def rel(p: Path) -> str:
+            return p.relative_to(base).as_posix()
+
+        return {
+            "shares": rel(self.shares),
+            "conditions": rel(self.conditions) if self.conditions else None,
+            "samples": {g: rel(p) for g, p in self.samples.items()},
+        }
+
+
+def make_report(target: Path, samples: bool = True, per_row: int = 10, device: str = "cpu") -> ReportFiles:
+    """Figures beside the result found from `target` (a result JSON or a run folder); returns their paths.
+
+    With `samples`, the scored images are reproduced (see `fairbench.report.source`) for the sample grids; a
+    submission that cannot be found is one FairbenchError before anything is written.
+    """
+    path = find_result(Path(target))
+    result = load_result(path)
+    judged = judged_samples(result, path, device) if samples else None
+    stem = path.with_suffix("")
+    shares = save_share_bars(result, stem.with_name(f"{stem.name}.shares.png"))
+    conditions = (
+        save_condition_heatmap(result, stem.with_name(f"{stem.name}.conditions.png")) if has_conditions(result) else None
+    )
+    grids = save_group_grids(result, judged, stem, per_row) if judged is not None else {}
+    files = ReportFiles(path, shares, conditions, grids)
+    result[REPORT_KEY] = files.listing()
+    atomic.write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    return files

@@ -1,0 +1,75 @@
+"""Sample grids: one PNG per judged group, a row per condition, each row labelled with its judged share.
+
+A row shows the first samples (in sampling order) of that condition that the judge assigned to the group, so
+a reader sees what the judge counted; the share printed is the result's own number (observed, i.e. judged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fairbench.grids import image_grid
+from fairbench.report.figure import new_figure, pct, save_figure
+from fairbench.report.share_bars import _entry
+from fairbench.report.source import JudgedSamples
+
+
+@dataclass(frozen=True)
+class GridRow:
+    condition: str | None  # None for unconditional tasks
+    share: float  # the result's observed share of the group within the condition (overall when unconditional)
+    indices: tuple[int, ...]  # samples shown: judged the group, of this condition, first in sampling order
+
+
+def grid_rows(result: dict[str, Any], samples: JudgedSamples, group: int, per_row: int) -> list[GridRow]:
+    per = result.get("per_condition")
+    if samples.labels is None or not per:
+        picked = np.flatnonzero(samples.judged == group)[:per_row]
+        return [GridRow(None, float(result["group_proportions"]["observed"][group]), tuple(int(i) for i in picked))]
+    rows = []
+    for c, name in enumerate(per["conditions"]):
+        picked = np.flatnonzero((samples.judged == group) & (samples.labels == c))[:per_row]
+        rows.append(GridRow(str(name), float(per["observed"][c][group]), tuple(int(i) for i in picked)))
+    return rows
+
+
+def draw_group_grid(result: dict[str, Any], samples: JudgedSamples, group: int, per_row: int = 10) -> Any:
+    name = result["groups"][group]
+    rows = grid_rows(result, samples, group, per_row)
+    _, channels, h, w = samples.images.shape
+    fig = new_figure(1.6 + per_row * 0.5, 0.5 + 0.55 * len(rows))
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    blank = np.full((h + 4, per_row * (w + 2) + 2, channels), 255, dtype=np.uint8)
+    for ax, row in zip(axes, rows):
+        strip = blank.copy()
+        if row.indices:
+            tiles = image_grid(samples.images[list(row.indices)], columns=per_row)
+            strip[: tiles.shape[0], : tiles.shape[1]] = tiles
+        ax.imshow(strip[..., 0] if channels == 1 else strip, cmap="gray" if channels == 1 else None, vmin=0, vmax=255,
+                  interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        label = f"{row.condition}: {pct(row.share)}" if row.condition is not None else pct(row.share)
+        if not row.indices:
+            label += " (none)"
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    share = float(result["group_proportions"]["observed"][group])
+    fig.suptitle(f"{result.get('task')} · {_entry(result)} · judged {name}: {pct(share)} of all samples", fontsize=9)
+    return fig
+
+
+def save_group_grids(result: dict[str, Any], samples: JudgedSamples, stem: Path, per_row: int = 10) -> dict[str, Path]:
+    """{group: PNG path} with paths `<stem>.samples-<group>.png`."""
+    out = {}
+    for g, name in enumerate(result["groups"]):
+        path = stem.with_name(f"{stem.name}.samples-{_safe(name)}.png")
+        out[name] = save_figure(draw_group_grid(result, samples, g, per_row), path)
+    return out
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(name))

@@ -1,0 +1,115 @@
+"""Finding what a report is made of: the result JSON, and the images it was scored on, judged again.
+
+A report's grids must show the samples the result counted, so the images are reproduced, not approximated:
+a checkpoint is re-sampled with the task's seeded sampler (the same N and seed as at scoring, so the same
+images), an image set is read as submitted; either way the submission's sha256 must equal the one the result
+recorded, or the images would belong to another submission. Relative submission paths (as `fairbench score`
+records them) are tried against the current folder, then the result's folder and its parents.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fairbench import checkpoint as ckpt_io
+from fairbench import imagesets, sampling
+from fairbench.errors import FairbenchError
+from fairbench.judges import load_judge
+from fairbench.results import sha256_path
+from fairbench.tasks import TaskSpec, get_task
+
+RUN_RESULT = "result.json"  # what `fairbench score CHECKPOINT` writes beside the checkpoint by default
+
+
+@dataclass(frozen=True)
+class JudgedSamples:
+    images: torch.Tensor  # uint8 N x C x H x W, as scored
+    labels: np.ndarray | None  # condition per image, None for unconditional tasks
+    judged: np.ndarray  # judged group index per image
+
+
+def find_result(target: Path) -> Path:
+    """A result JSON as given, or a run folder's `result.json`; one clear error otherwise."""
+    target = Path(target)
+    if target.is_dir():
+        path = target / RUN_RESULT
+        if not path.is_file():
+            ckpt = target / "checkpoint.pt"
+            hint = f"; score it first: fairbench score {ckpt}" if ckpt.is_file() else ""
+            raise FairbenchError(f"{target}: no {RUN_RESULT} in this run folder{hint}")
+        return path
+    if not target.is_file():
+        raise FairbenchError(f"{target}: no such result file or run folder")
+    return target
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FairbenchError(f"{path}: not a readable result JSON ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict) or data.get("schema") != "fairbench-result/1":
+        raise FairbenchError(f"{path}: not a fairbench result (schema fairbench-result/1)")
+    return data
+
+
+def result_task(result: dict[str, Any], where: Path) -> TaskSpec:
+    task = get_task(str(result.get("task")))
+    if task.task_hash != result.get("task_hash"):
+        raise FairbenchError(
+            f"{where}: scored on task {task.id} with hash {str(result.get('task_hash'))[:12]}…, the installed spec "
+            f"has {task.task_hash[:12]}…; its images cannot be reproduced with this fairbench"
+        )
+    return task
+
+
+def find_submission(result: dict[str, Any], result_path: Path) -> Path:
+    """The submission file or folder the result names, checked against its recorded sha256."""
+    sub = result.get("submission") or {}
+    recorded = Path(str(sub.get("path", "")))
+    candidates = [recorded] if recorded.is_absolute() else [Path.cwd() / recorded]
+    if not recorded.is_absolute():
+        candidates += [parent / recorded for parent in Path(result_path).resolve().parents]
+        candidates.append(Path(result_path).resolve().parent / recorded.name)
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        raise FairbenchError(
+            f"{result_path}: cannot find the scored submission {recorded} (sha256 {str(sub.get('sha256'))[:12]}…) "
+            "to draw sample grids from; run from the folder it was scored in, or use --no-samples"
+        )
+    if sha256_path(found) != sub.get("sha256"):
+        raise FairbenchError(
+            f"{result_path}: {found} is not the scored submission (its sha256 differs from the recorded "
+            f"{str(sub.get('sha256'))[:12]}…); use --no-samples or rescore it"
+        )
+    return found
+
+
+def judged_samples(result: dict[str, Any], result_path: Path, device: str | torch.device = "cpu") -> JudgedSamples:
+    """The images the result was scored on, reproduced, with the judge's verdict on each."""
+    task = result_task(result, result_path)
+    found = find_submission(result, result_path)
+    kind = (result.get("submission") or {}).get("kind")
+    if kind == "checkpoint":
+        ckpt = ckpt_io.load_checkpoint(found)
+        model = ckpt_io.build_generator(ckpt, found, device)
+        seed = result.get("sampling_seed")
+        images, labels = sampling.generate(
+            model, int(result["n_samples"]), task.sampling.seed if seed is None else int(seed), task.image_shape,
+            task.num_classes if task.conditional else 0, device=device, source=str(found),
+        )
+    elif kind in ("npz", "folder"):
+        image_set = imagesets.load_image_set(task, found)
+        images, labels = image_set.images, image_set.labels
+    else:
+        raise FairbenchError(f"{result_path}: submission kind {kind!r} has no images to show; use --no-samples")
+    judge = load_judge(task)
+    judge.net.to(device)
+    judged = judge.predict(images.to(device))
+    return JudgedSamples(images.cpu(), None if labels is None else labels.numpy(), judged)
