@@ -98,17 +98,20 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
     all_index = np.arange(len(reference))
     n_boot, seed = quality.n_resamples, quality.seed
 
+    # fid and fid_balanced bootstrap the same generated rows with the same seed: one bootstrap serves both.
+    whole_set_refs = {}
     if "fid" in quality.metrics:
-        stats = _user_ref_stats(ref_stats, net) if ref_stats is not None else stats_of("as-is", all_index)
-        value, ci = frechet.fid_with_interval(generated, stats, n_boot, seed)
-        report.metrics["fid"] = _metric(value, ci)
+        whole_set_refs["fid"] = _user_ref_stats(ref_stats, net) if ref_stats is not None else stats_of("as-is", all_index)
     if "fid_balanced" in quality.metrics:
         balanced = _balanced_index(ref_groups, len(groups), quality.seed)
         if balanced is None:
             report.skipped["fid_balanced"] = "the reference split lacks a group, so it cannot be balanced"
         else:
-            value, ci = frechet.fid_with_interval(generated, stats_of("balanced", balanced), n_boot, seed)
-            report.metrics["fid_balanced"] = _metric(value, ci)
+            whole_set_refs["fid_balanced"] = stats_of("balanced", balanced)
+    if whole_set_refs:
+        fids = frechet.fid_with_intervals(generated, list(whole_set_refs.values()), n_boot, seed)
+        for name, (value, ci) in zip(whole_set_refs, fids):
+            report.metrics[name] = _metric(value, ci)
     if "fid_intra" in quality.metrics:
         per_group: dict[str, dict[str, Any] | None] = {}
         missing = []

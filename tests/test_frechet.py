@@ -15,6 +15,7 @@ from fairbench.metrics.frechet import (
     StatsAccumulator,
     feature_stats,
     fid_with_interval,
+    fid_with_intervals,
     frechet_distance,
     kid,
     load_stats,
@@ -184,6 +185,19 @@ def test_fid_bootstrap_weights_equal_explicit_resampling() -> None:
     lo_ref, hi_ref = np.maximum(np.percentile(values, [2.5, 97.5]) - bias, 0.0)
     assert lo == pytest.approx(lo_ref, rel=1e-8)
     assert hi == pytest.approx(hi_ref, rel=1e-8)
+
+
+def test_one_bootstrap_against_several_references_equals_one_bootstrap_each() -> None:
+    """fid and fid_balanced share a bootstrap; sharing must not change either figure."""
+    rng = np.random.default_rng(9)
+    gen = rng.normal(size=(300, 6))
+    refs = [feature_stats(rng.normal(size=(500, 6)) + shift) for shift in (0.0, 0.4, 1.5)]
+    shared = fid_with_intervals(gen, refs, n_resamples=30, seed=4)
+    for ref, (value, (lo, hi)) in zip(refs, shared):
+        alone_value, (alone_lo, alone_hi) = fid_with_interval(gen, ref, n_resamples=30, seed=4)
+        assert value == pytest.approx(alone_value, rel=1e-12)
+        assert (lo, hi) == pytest.approx((alone_lo, alone_hi), rel=1e-10, abs=1e-12)
+    assert len({round(v, 6) for v, _ in shared}) == 3  # three different references, three different values
 
 
 def test_fid_interval_is_bias_corrected_around_the_value() -> None:
