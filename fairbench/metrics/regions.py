@@ -96,9 +96,11 @@ def corrected_covariance(
     """
     q = np.atleast_2d(q_hat)
     r, k = q.shape
-    c = np.broadcast_to(np.asarray(confusion, dtype=np.float64), (r, k, k))
+    conf = np.asarray(confusion, dtype=np.float64)
+    c = np.broadcast_to(conf, (r, k, k))
     m = np.broadcast_to(np.asarray(row_sizes, dtype=np.float64), (r, k))
-    a = np.linalg.inv(np.swapaxes(c, -1, -2))  # A = (C^T)^{-1}
+    # A = (C^T)^{-1}; one shared confusion is inverted once, not once per row (the bootstrap has thousands).
+    a = np.linalg.inv(conf.T) if conf.ndim == 2 else np.linalg.inv(np.swapaxes(c, -1, -2))
     sigma_q = _multinomial_cov(q) / np.asarray(n, dtype=np.float64).reshape(r, 1, 1)
     # sum_i p_i^2 Cov(C_i-hat) with Cov = (diag C_i - C_i C_i^T) / m_i.
     scale = np.square(weights) / np.maximum(m, 1.0)  # (R, k)
