@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -20,6 +22,9 @@ class Trainable:
     generator: str  # key into `modules`
     arch: str  # registered architecture name of the generator
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    # What a phased method's `prepare` produced (fixed data such as a synthetic training set). Not saved in
+    # the training state: `prepare` rebuilds it from its own files in the run folder.
+    prepared: Any = None
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,25 @@ class Method(Protocol):
     ) -> dict[str, float]:
         """One training step; returns scalar logs (losses, gradient norms)."""
         ...
+
+
+@dataclass(frozen=True)
+class PhaseContext:
+    """What a method's optional `prepare` hook gets: a folder of its own inside the run folder.
+
+    A method with phases before its training loop (rebalance: base generator, auxiliary classifier, latent
+    exploration) defines `prepare(task, config, context) -> Prepared`. The harness calls it once per process,
+    before `create`, under the run's lock. Each phase writes its result atomically into `context.directory`
+    and reuses it when it is already there, so a killed run resumes at the phase it was in and a finished
+    phase is never repeated. `prepared.provenance` (a plain dict) is recorded in the checkpoint's `train` and
+    in the training state's identity, so a resumed run refuses a changed phase result (another base).
+    """
+
+    directory: Path
+    seed: int
+    device: torch.device
+    data_root: Path | None
+    progress: Callable[[str], None] | None = None  # one line per phase milestone
 
 
 METHODS: Registry[Method] = Registry("method")

@@ -25,7 +25,7 @@ from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_chec
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.locks import run_lock
-from fairbench.methods import METHODS, Trainable
+from fairbench.methods import METHODS, PhaseContext, Trainable
 from fairbench.plugins import load_plugins
 from fairbench.provenance import versions
 from fairbench.strict import from_dict
@@ -103,7 +103,9 @@ def parse_config(method_name: str, overrides: dict[str, Any]) -> Any:
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
 
-def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
+def train(
+    options: RunOptions, progress: ProgressFn | None = None, phase_log: Callable[[str], None] | None = None
+) -> Path:
     """Train (or resume) and return the path of the final generator checkpoint."""
     load_plugins()
     task = options.task
@@ -118,10 +120,6 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
     directory = run_dir(options.out, task.id, options.method, options.seed)
     ckpt_path, state_path = directory / "checkpoint.pt", directory / "trainstate.pt"
 
-    split = data.load_split(task, "train", options.data_root)
-    torch.manual_seed(options.seed)  # network initialisation
-    trainable = method.create(task, config, device)
-    batches = TensorBatches(split, task.n_groups, options.seed, device)
     identity = {
         "data_hash": task.data_hash,
         "method": options.method,
@@ -131,6 +129,16 @@ def train(options: RunOptions, progress: ProgressFn | None = None) -> Path:
     }
     # One process per run directory: a second `fairbench run` on it would interleave checkpoints.
     with run_lock(directory):
+        prepared = None
+        if hasattr(method, "prepare"):  # a phased method (methods.PhaseContext): phases resume from their files
+            context = PhaseContext(directory / "phases", options.seed, device, options.data_root, phase_log)
+            prepared = method.prepare(task, config, context)
+            identity["prepared"] = dict(prepared.provenance)
+        split = data.load_split(task, "train", options.data_root)
+        torch.manual_seed(options.seed)  # network initialisation
+        trainable = method.create(task, config, device)
+        trainable.prepared = prepared
+        batches = TensorBatches(split, task.n_groups, options.seed, device)
         step, wall = 0, 0.0
         if state_path.exists():
             step, wall = _restore(state_path, identity, trainable, batches)
@@ -177,7 +185,12 @@ def _generator_checkpoint(task, options, config, trainable: Trainable, step: int
         config=dataclasses.asdict(config),
         seed=options.seed,
         versions=versions(),
-        train={"steps": step, "wall_time_s": round(wall, 3), "device": str(resolve_device(options.device))},
+        train={
+            "steps": step,
+            "wall_time_s": round(wall, 3),
+            "device": str(resolve_device(options.device)),
+            **({"prepared": dict(trainable.prepared.provenance)} if trainable.prepared is not None else {}),
+        },
     )
 
 
