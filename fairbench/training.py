@@ -120,6 +120,8 @@ def train(
     directory = run_dir(options.out, task.id, options.method, options.seed)
     ckpt_path, state_path = directory / "checkpoint.pt", directory / "trainstate.pt"
 
+    # Loaded before the lock: a run whose data is missing must fail without creating its run folder.
+    split = data.load_split(task, "train", options.data_root)
     identity = {
         "data_hash": task.data_hash,
         "method": options.method,
@@ -134,7 +136,6 @@ def train(
             context = PhaseContext(directory / "phases", options.seed, device, options.data_root, phase_log)
             prepared = method.prepare(task, config, context)
             identity["prepared"] = dict(prepared.provenance)
-        split = data.load_split(task, "train", options.data_root)
         torch.manual_seed(options.seed)  # network initialisation
         trainable = method.create(task, config, device)
         trainable.prepared = prepared
