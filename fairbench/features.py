@@ -454,3 +454,7 @@ def load_inception(sha256: str, device: torch.device | str = "cpu") -> Inception
 
 
 FEATURE_NETWORKS.register("inception", load_inception)
+
+# `clip` lives in its own module (open_clip, pickle-free TorchScript reading); imported here so that every
+# caller of load_feature_network finds it registered.
+from fairbench import features_clip  # noqa: E402,F401  (registers "clip")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("fairbench", "torch", "torchvision", "numpy", "scipy", "clean-fid", "pyiqa"):
+    for name in ("fairbench", "torch", "torchvision", "numpy", "scipy", "clean-fid", "pyiqa", "open_clip_torch"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
