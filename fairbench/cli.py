@@ -137,6 +137,10 @@ def score_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Dataset root for the quality reference split."),
     ref_stats: Path | None = typer.Option(None, "--ref-stats", help="Precomputed reference statistics for fid."),
+    feature_network: str | None = typer.Option(
+        None, "--feature-network", help="FID-family network: 'task' (default: the task's; its GPU one on cuda), "
+        "clip or inception. Recorded in the result; boards never mix networks.",
+    ),
 ) -> None:
     """Score a checkpoint, or an image set with --task and --images."""
     from fairbench.results import dumps, write_result
@@ -158,7 +162,7 @@ def score_cmd(
 
         options = ScoreOptions(
             n_samples=samples, batch_size=batch_size, device=device, progress=progress, data_root=data_root,
-            ref_stats=ref_stats,
+            ref_stats=ref_stats, feature_network=feature_network,
         )
         if checkpoint is not None:
             result = score_checkpoint(checkpoint, options, task=task)

@@ -6,6 +6,7 @@ too few samples) is listed in `skipped` with the reason, and never fails the sco
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 
 from fairbench import data
 from fairbench.errors import FairbenchError
-from fairbench.tasks import TaskSpec
+from fairbench.tasks import FeatureRef, TaskSpec
 
 
 @dataclass
@@ -46,25 +47,77 @@ def quality_report(
     data_root: Path | None = None,
     ref_stats: Path | None = None,
 ) -> QualityReport:
+    """The FID family on the task's feature network (its GPU one on CUDA; `with_feature_network` picks
+    another), then the task's IQA metrics."""
     report = QualityReport()
     quality = task.quality
     if quality is None:
         return report
     if quality.metrics:
-        _fid_family(task, images, predicted, device, data_root, ref_stats, report)
+        ref = select_feature_network(task, None, device)
+        _fid_family(task, images, predicted, device, data_root, ref_stats, report, ref)
     for name in quality.iqa:
         _iqa(name, images, predicted, task, device, report)
     return report
 
 
-def _fid_family(task, images, predicted, device, data_root, ref_stats, report: QualityReport) -> None:
+def asset_feature_networks() -> dict[str, str]:
+    """Network id -> asset id, for the networks whose one weights file the asset manifest pins (so any task can
+    name them by id alone)."""
+    from fairbench.features import INCEPTION_ASSET
+    from fairbench.features_clip import CLIP_ASSET, CLIP_ID
+
+    return {"inception": INCEPTION_ASSET, CLIP_ID: CLIP_ASSET}
+
+
+def select_feature_network(task: TaskSpec, requested: str | None, device: torch.device | str) -> FeatureRef:
+    """The network that scores the FID family: `requested` (`--feature-network`; "task" means none), else the
+    task's `gpu_feature_network` on a CUDA device, else its `feature_network`. A requested id is pinned by the
+    task when it names it, else by the asset manifest (`inception`, `clip`); results record the choice."""
+    quality = task.quality
+    if quality is None:
+        raise FairbenchError(f"task {task.id} defines no quality metrics, so no feature network")
+    if requested in (None, "task"):
+        gpu = quality.gpu_feature_network
+        return gpu if gpu is not None and torch.device(device).type == "cuda" else quality.feature_network
+    for ref in (quality.feature_network, quality.gpu_feature_network):
+        if ref is not None and ref.id == requested:
+            return ref
+    by_asset = asset_feature_networks()
+    if requested in by_asset:
+        from fairbench.assets import get_asset
+
+        sha256 = get_asset(by_asset[requested]).sha256
+        if sha256:
+            return FeatureRef(requested, sha256)
+    from fairbench.features import FEATURE_NETWORKS
+
+    FEATURE_NETWORKS.get(requested)  # an unknown id: the registry's message, with a suggestion
+    raise FairbenchError(
+        f"feature network {requested!r} is pinned only by the task that names it, and task {task.id} does not; "
+        f"choose 'task' or one of: {', '.join(sorted(by_asset))}"
+    )
+
+
+def with_feature_network(task: TaskSpec, requested: str | None) -> TaskSpec:
+    """`task` scored with the network `requested` (`--feature-network`) on every device; itself for None/"task".
+    Only the quality protocol changes, so the spec's `task_hash` is the caller's to record (the result keeps
+    the installed task's hash and records the network it was scored with)."""
+    if requested in (None, "task") or task.quality is None:
+        return task
+    ref = select_feature_network(task, requested, "cpu")  # an explicit id does not depend on the device
+    quality = dataclasses.replace(task.quality, feature_network=ref, gpu_feature_network=None)
+    return dataclasses.replace(task, quality=quality)
+
+
+def _fid_family(task, images, predicted, device, data_root, ref_stats, report: QualityReport, ref: FeatureRef) -> None:
     from fairbench import refstats
     from fairbench.features import load_feature_network
     from fairbench.metrics import frechet
 
     quality = task.quality
     try:
-        net = load_feature_network(quality.feature_network.id, quality.feature_network.sha256)
+        net = load_feature_network(ref.id, ref.sha256)
     except FairbenchError as exc:
         for name in quality.metrics:
             report.skipped[name] = str(exc)

@@ -18,7 +18,7 @@ from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.metrics.fairness import FairnessReport, conditional_fairness_report, fairness_report
 from fairbench.provenance import git_revision, versions
-from fairbench.quality import quality_report
+from fairbench.quality import quality_report, with_feature_network
 from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
 from fairbench.tasks import TaskSpec, get_task
 
@@ -33,6 +33,7 @@ class ScoreOptions:
     progress: ProgressFn | None = None
     data_root: Path | None = None  # for the quality reference split
     ref_stats: Path | None = None  # precomputed reference statistics for `fid`
+    feature_network: str | None = None  # FID-family network instead of the task's (quality.select_feature_network)
 
 
 def score_checkpoint(
@@ -104,6 +105,7 @@ def _score(
 ) -> ScoreResult:
     if options.batch_size < 1:
         raise FairbenchError(f"--batch-size must be positive, got {options.batch_size}")
+    quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
     judge = load_judge(task)
     judge.net.to(device)
     predicted = np.concatenate(
@@ -145,7 +147,7 @@ def _score(
                 name: [r.metrics[name].to_json() for r in cond.per_condition] for name in overall.metrics
             },
         }
-    quality = quality_report(task, images, predicted, device, options.data_root, options.ref_stats)
+    quality = quality_report(quality_task, images, predicted, device, options.data_root, options.ref_stats)
     if options.progress and task.quality is not None:
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)

@@ -96,6 +96,9 @@ class QualitySpec:
     n_resamples: int = 100  # bootstrap resamples for FID intervals
     kid_subsets: int = 100
     seed: int = 0  # balanced-reference subsampling and KID subsets
+    # Used instead of `feature_network` when scoring runs on a CUDA device (e.g. `clip`: seconds there, too slow
+    # for 2 CPU cores). Results record which one scored them; `fairbench score --feature-network` overrides both.
+    gpu_feature_network: FeatureRef | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,8 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
     if only is not None:
         data = {k: v for k, v in data.items() if k in only}
     data = {k: v for k, v in data.items() if v is not None}  # an absent optional section hashes as before
+    if isinstance(data.get("quality"), dict) and data["quality"].get("gpu_feature_network") is None:
+        data["quality"].pop("gpu_feature_network", None)  # likewise an absent optional quality field
     # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
     # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
     params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")

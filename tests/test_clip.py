@@ -283,3 +283,59 @@ def test_without_open_clip_a_clear_error_and_no_download(monkeypatch) -> None:
         load_feature_network("clip", "0" * 64)
     assert str(info.value) == "the clip feature network needs open_clip: pip install 'fairbench[clip]'"
     assert required == []
+
+
+# --------------------------------------------------------------------------------------- scoring and the board
+
+
+def test_score_with_feature_network_clip_records_it_and_the_board_shows_it(clip_case, tmp_path, monkeypatch) -> None:
+    """`fairbench score --feature-network clip` end to end (CLI, scoring, quality, result, leaderboard), with the
+    registry's loader handing back the network the fixture loaded (loading itself is tested above)."""
+    from typer.testing import CliRunner
+
+    from fairbench import features
+    from fairbench.cli import app
+    from fairbench.leaderboard import build_leaderboard, read_results, render_markdown
+    from fairbench.metrics import frechet
+    from fairbench.tasks import load_task_file
+
+    net, _, sha, _, weights = clip_case
+    _manifest(tmp_path, monkeypatch, sha)  # the manifest pins the stand-in, as the real one pins RN50.pt
+    loaded = []
+
+    def fake_load(id, sha256, device="cpu"):
+        loaded.append((id, sha256))
+        return net
+
+    monkeypatch.setattr(features, "load_feature_network", fake_load)
+    text = (Path(__file__).resolve().parent.parent / "tasks" / "digits-bicolor.yaml").read_text()
+    text = (text.replace("\nid: digits-bicolor", "\nid: clip-digits").replace("aliases: [digits]", "aliases: []")
+            .replace("reference: {part: all, start: 1450, stop: 1797}", "reference: {part: all, start: 1450, stop: 1462}")
+            .replace("metrics: [fid, fid_balanced, fid_intra, kid]", "metrics: [fid]").replace("n_resamples: 100", "n_resamples: 4"))
+    task_file = tmp_path / "clip-digits.yaml"
+    task_file.write_text(text)
+    g = torch.Generator().manual_seed(5)
+    images = torch.randint(0, 256, (10, 16, 16, 1), generator=g, dtype=torch.uint8).numpy()
+    np.savez(tmp_path / "gen.npz", images=images, labels=np.arange(10))
+    out = tmp_path / "results" / "clip-digits" / "gen" / "seed0.json"
+    result = CliRunner().invoke(app, ["score", "--task", str(task_file), "--images", str(tmp_path / "gen.npz"),
+                                      "--feature-network", "clip", "--device", "cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert loaded == [("clip", sha)]
+    import json
+
+    saved = json.loads(out.read_text())
+    assert saved["feature_network"] == {"id": "clip", "sha256": sha, "dim": 1024, "resize_rule": net.resize_rule}
+    # the fid value is the Fréchet distance between CLIP features of the images and of the reference split
+    from fairbench import data
+
+    task = load_task_file(task_file)
+    reference = data.load_split(task, "reference", None).images
+    expected = frechet.frechet_distance(
+        frechet.feature_stats(net.extract(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), 250, "cpu")),
+        frechet.feature_stats(net.extract(reference, 250, "cpu")),
+    )
+    assert saved["metrics"]["fid"]["value"] == pytest.approx(expected, rel=1e-9)
+    board = render_markdown(build_leaderboard(read_results(tmp_path / "results")))
+    assert f"feature network: clip ({sha[:12]})" in board and "fid@clip" in board
+    assert "inception" not in board.lower()
