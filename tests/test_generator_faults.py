@@ -48,9 +48,10 @@ def raw(ckpt: Path) -> dict[str, Any]:
 def fresh_generator_weights(ckpt: Path, **kwargs_changes: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """arch_kwargs changed as asked, and weights of a network actually built with them (so they load)."""
     data = raw(ckpt)
+    arch = kwargs_changes.pop("arch", data["arch"])
     kwargs = {**data["arch_kwargs"], **kwargs_changes}
     torch.manual_seed(0)
-    net = ARCHITECTURES.get(data["arch"])(**kwargs)
+    net = ARCHITECTURES.get(arch)(**kwargs)
     return kwargs, {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
@@ -72,7 +73,10 @@ def _all_weights_nan(tmp: Path, ckpt: Path) -> Path:
 
 
 def _infinite_output(tmp: Path, ckpt: Path) -> Path:
+    """The old `dcgan-conditional` layout (linear output: tanh generators cannot emit inf), output bias +inf."""
     data = raw(ckpt)
+    data["arch"] = "dcgan-conditional"
+    data["arch_kwargs"], data["state_dict"] = fresh_generator_weights(ckpt, arch="dcgan-conditional", width=8)
     bias = next(k for k in reversed(list(data["state_dict"])) if k.endswith("bias"))
     data["state_dict"][bias] = torch.full_like(data["state_dict"][bias], float("inf"))
     torch.save(data, tmp / "inf.pt")

@@ -51,7 +51,7 @@ def train_split():
 def _repfair(clip_norm: float, train_split):
     load_plugins()
     method = METHODS.get("repfair")
-    config = parse_config("repfair", {"clip_norm": clip_norm})
+    config = parse_config("repfair", {"clip_norm": clip_norm, "variant": "total-norm"})  # one whole-loss step
     torch.manual_seed(0)
     trainable = method.create(TASK, config, torch.device("cpu"))
     batches = RecordingBatches(train_split, TASK.n_groups, 0, torch.device("cpu"))
@@ -157,6 +157,9 @@ def test_checkpoint_has_design_contract_keys(tmp_path):
         ("repfair", {"clip_norm": -1.0}, "clip_norm must be positive"),
         ("vanilla", {"width": 0}, "width must be a positive integer"),
         ("repfair", {"mapping_layers": -2}, "mapping_layers must be >= 0"),
+        ("vanilla", {"mapping_layers": 1}, "mapping_layers needs architecture=dcgan-conditional"),
+        ("vanilla", {"architecture": "dcgan-conditional", "minibatch_std": True}, "minibatch_std needs"),
+        ("repfair", {"variant": "nope"}, "variant"),
         ("vanilla", {"no_such_option": 1}, "unknown key"),
         ("nope", {}, "unknown method"),
     ],
@@ -186,7 +189,7 @@ def test_generator_mapping_layers_default_keeps_existing_checkpoints_loadable():
 
 
 def test_mapping_layers_reach_the_checkpoint_and_load_back(tmp_path):
-    path = train(_options(tmp_path, steps=3, overrides={"mapping_layers": 2}))
+    path = train(_options(tmp_path, steps=3, overrides={"mapping_layers": 2, "architecture": "dcgan-conditional"}))
     ckpt = load_checkpoint(path)
     assert ckpt.arch_kwargs["mapping_layers"] == 2
     assert any(k.startswith("mapping.") for k in ckpt.state_dict)
