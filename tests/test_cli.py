@@ -105,7 +105,7 @@ def test_run_prints_checkpoint_path_last_and_resumes(tmp_path: Path) -> None:
     assert raw["task"] == DIGITS
     assert raw["task_hash"] == get_task(DIGITS).task_hash
     assert raw["method"] == "vanilla" and raw["seed"] == 0
-    assert raw["arch"] == "dcgan-conditional"
+    assert raw["arch"] == "cdcgan"
     assert all(isinstance(v, torch.Tensor) for v in raw["state_dict"].values())
     assert raw["train"]["steps"] == 40
 
