@@ -63,14 +63,41 @@ def _build_split(task, split: str, root: Path) -> RealSplit:
         )
     images = raw.images[split_spec.start : split_spec.stop]
     labels = raw.labels[split_spec.start : split_spec.stop]
+    params = transforms.parse_params(task.transform, f"task {task.id}.transform")
+    transform = transforms.TRANSFORMS.get(task.transform.kind)
+    select = getattr(transform, "select", None)  # transforms that subsample a split (long-tail)
+    keep = select(labels, split, params) if select is not None else None
+    if keep is not None:
+        images, labels = images[keep], labels[keep]
     c, h, w = task.image_shape
     if images.shape[1] != c:
         raise FairbenchError(f"task {task.id}: source has {images.shape[1]} channels, the task wants {c}")
     images = resize_uint8(images, h, w)
-    params = transforms.parse_params(task.transform, f"task {task.id}.transform")
-    images, groups = transforms.TRANSFORMS.get(task.transform.kind).apply(images, labels, split, params)
+    images, groups = transform.apply(images, labels, split, params)
     return RealSplit(
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(labels.copy()),
         groups=torch.from_numpy(groups),
     )
+
+
+def data_source(task: TaskSpec, root: str | Path | None = None) -> dict | None:
+    """Which data the task's splits come from: source, format and the content sha256 of every part its splits
+    use, for sources that can tell (None otherwise). Results record it, and a board refuses to compare
+    results whose data differ (e.g. CIFAR-10's original pixels and a JPEG copy)."""
+    source = SOURCES.get(task.dataset.source)
+    identify = getattr(source, "identity", None)
+    if identify is None:
+        return None
+    parts = sorted({task.split_spec(name).part for name in _split_names(task)})
+    found = {part: identify(part, paths.data_root(root)) for part in parts}
+    formats = sorted({identity.format for identity in found.values()})
+    return {
+        "source": task.dataset.source,
+        "format": "+".join(formats),
+        "sha256": {part: identity.sha256 for part, identity in found.items()},
+    }
+
+
+def _split_names(task: TaskSpec) -> list[str]:
+    return ["train", "judge", "test"] + (["reference"] if task.quality is not None else [])
