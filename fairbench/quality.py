@@ -117,7 +117,12 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
 
     quality = task.quality
     try:
-        net = load_feature_network(ref.id, ref.sha256)
+        if ref.trained_on_first_use:
+            from fairbench.features import load_first_use_network
+
+            net = load_first_use_network(task, ref.id, data_root)
+        else:
+            net = load_feature_network(ref.id, ref.sha256)
     except FairbenchError as exc:
         for name in quality.metrics:
             report.skipped[name] = str(exc)
@@ -134,6 +139,9 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         "resize_rule": net.resize_rule,
         "seed": quality.seed,
     }
+    source = data.data_source(task, data_root)
+    if source is not None:  # the same spec on other pixels (a JPEG copy) must not share cached statistics
+        key_base["data_source"] = source
     ref_features: dict[str, np.ndarray] = {}
 
     def features_of(variant: str, index: np.ndarray) -> np.ndarray:

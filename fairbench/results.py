@@ -61,6 +61,9 @@ class ScoreResult:
     group_shares: dict[str, dict[str, Any]] | None = None
     # "uniform", "uniform_corrected" (and "*_cond_worst", "*_per_condition") -> p-values of "the generator is fair"
     fairness_tests: dict[str, Any] | None = None
+    # {"source", "format", "sha256": {part: content hash}} for sources that can tell (fairbench.data.data_source);
+    # a board never compares results whose data differ (e.g. CIFAR-10's original pixels and a JPEG copy).
+    data_source: dict[str, Any] | None = None
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from fairbench import checkpoint as ckpt_io
-from fairbench import imagesets, sampling
+from fairbench import data, imagesets, sampling
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
@@ -34,6 +34,7 @@ class ScoreOptions:
     data_root: Path | None = None  # for the quality reference split
     ref_stats: Path | None = None  # precomputed reference statistics for `fid`
     feature_network: str | None = None  # FID-family network instead of the task's (quality.select_feature_network)
+    note: Callable[[str], None] | None = None  # one-line notices for the user (e.g. weights trained on first use)
 
 
 def score_checkpoint(
@@ -106,7 +107,8 @@ def _score(
     if options.batch_size < 1:
         raise FairbenchError(f"--batch-size must be positive, got {options.batch_size}")
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
-    judge = load_judge(task)
+    _ensure_first_use(task, quality_task, options)
+    judge = load_judge(task, options.data_root)
     judge.net.to(device)
     predicted = np.concatenate(
         [
@@ -180,7 +182,25 @@ def _score(
         feature_network=quality.feature_network,
         iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,
+        data_source=data.data_source(task, options.data_root),
     )
+
+
+def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOptions) -> None:
+    """Train the judge and feature network that the task declares trained on first use, when absent."""
+    from fairbench.features import ensure_feature_network
+    from fairbench.judges import ensure_judge
+
+    progress = options.progress
+    ensure_judge(
+        task, options.data_root, note=options.note,
+        progress=(lambda d, t: progress("training judge", d, t)) if progress else None,
+    )
+    if quality_task.quality is not None and quality_task.quality.metrics:
+        ensure_feature_network(
+            quality_task, options.data_root, note=options.note,
+            progress=(lambda d, t: progress("training feature network", d, t)) if progress else None,
+        )
 
 
 def named_shares(groups: list[str], report: FairnessReport) -> dict[str, dict]:

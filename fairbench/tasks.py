@@ -42,6 +42,9 @@ class DatasetSpec:
     judge: SplitSpec  # what the judge trains on; no method sees it
     test: SplitSpec  # held out: judge evaluation and the oracle checks
     class_names: list[str] | None = None
+    # The judge may train on the methods' training images (a classifier of real images, never a generator:
+    # seeing them gives no method an advantage). Off unless a spec says so and why (cifar10-lt).
+    judge_overlaps_train: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,13 @@ class TransformSpec:
 @dataclass(frozen=True)
 class JudgeRef:
     id: str
-    sha256: str
+    sha256: str | None = None  # the pinned weights; None only when trained_on_first_use
     epochs: int = 3  # how `fairbench judge train` reproduces the pinned weights
+    arch: str | None = None  # a registered judge architecture (fairbench.judges.JUDGE_ARCHS); None: the small CNN
+    # No file can be shipped (the data cannot be obtained where fairbench is built): the judge is trained,
+    # seeded, on the user's data the first time it is needed and cached; results record its sha256 and a board
+    # compares only results scored with the identical file.
+    trained_on_first_use: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,8 @@ class BootstrapSpec:
 @dataclass(frozen=True)
 class FeatureRef:
     id: str
-    sha256: str
+    sha256: str | None = None  # None only when trained_on_first_use (see JudgeRef)
+    trained_on_first_use: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,14 +197,28 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
     if only is not None:
         data = {k: v for k, v in data.items() if k in only}
     data = {k: v for k, v in data.items() if v is not None}  # an absent optional section hashes as before
-    if isinstance(data.get("quality"), dict) and data["quality"].get("gpu_feature_network") is None:
-        data["quality"].pop("gpu_feature_network", None)  # likewise an absent optional quality field
+    _drop_new_defaults(data)  # likewise optional fields added later, left at their defaults
     # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
     # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
     params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")
     data["transform"]["params"] = dataclasses.asdict(params)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Fields added after tasks were first hashed: at their default they are left out, so older specs keep their hash.
+_NEW_FIELD_DEFAULTS: dict[str, Any] = {
+    "gpu_feature_network": None, "judge_overlaps_train": False, "arch": None, "trained_on_first_use": False,
+}
+
+
+def _drop_new_defaults(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, default in _NEW_FIELD_DEFAULTS.items():
+            if key in node and node[key] == default:
+                del node[key]
+        for value in node.values():
+            _drop_new_defaults(value)
 
 
 def parse_task(data: Any, where: str) -> TaskSpec:
@@ -230,6 +253,14 @@ def _validate(spec: TaskSpec, where: str) -> None:
         raise FairbenchError(f"{where}: dataset.num_classes must be >= 1")
     if spec.dataset.class_names is not None and len(spec.dataset.class_names) != spec.dataset.num_classes:
         raise FairbenchError(f"{where}: dataset.class_names must have num_classes entries")
+    _validate_pin(spec.judge.sha256, spec.judge.trained_on_first_use, f"{where}: judge")
+    if spec.judge.arch is not None:
+        from fairbench.judges import JUDGE_ARCHS  # late: judges imports this module
+
+        try:
+            JUDGE_ARCHS.get(spec.judge.arch)
+        except FairbenchError as exc:
+            raise FairbenchError(f"{where}.judge.arch: {exc}") from None
     names = ("train", "judge", "test")
     for name in names:
         split: SplitSpec = getattr(spec.dataset, name)
@@ -239,6 +270,8 @@ def _validate(spec: TaskSpec, where: str) -> None:
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             sa, sb = getattr(spec.dataset, a), getattr(spec.dataset, b)
+            if (a, b) == ("train", "judge") and spec.dataset.judge_overlaps_train:
+                continue
             if sa.part == sb.part and sa.start < sb.stop and sb.start < sa.stop:
                 raise FairbenchError(
                     f"{where}: dataset.{a} [{sa.start}, {sa.stop}) and dataset.{b} [{sb.start}, {sb.stop}) "
@@ -263,6 +296,14 @@ def _validate(spec: TaskSpec, where: str) -> None:
     transforms.parse_params(spec.transform, f"{where}.transform")
 
 
+def _validate_pin(sha256: str | None, first_use: bool, what: str) -> None:
+    """Weights are either pinned by sha256 or declared trained on first use, never both, never neither."""
+    if first_use and sha256 is not None:
+        raise FairbenchError(f"{what}: give sha256 or trained_on_first_use, not both")
+    if not first_use and (sha256 is None or len(sha256) != 64):
+        raise FairbenchError(f"{what}: needs a sha256 (64 hex characters) or trained_on_first_use: true")
+
+
 QUALITY_METRICS = ("fid", "fid_balanced", "fid_intra", "kid")
 IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
 
@@ -270,6 +311,9 @@ IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
 def _validate_quality(spec: TaskSpec, where: str) -> None:
     quality = spec.quality
     assert quality is not None
+    for ref in (quality.feature_network, quality.gpu_feature_network):
+        if ref is not None:
+            _validate_pin(ref.sha256, ref.trained_on_first_use, f"{where}: quality feature network {ref.id}")
     ref, train = quality.reference, spec.dataset.train
     if not 0 <= ref.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference needs 0 <= start < stop")

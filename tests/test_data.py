@@ -123,6 +123,8 @@ def test_judge_and_test_splits_do_not_overlap_train(task) -> None:
     for a in splits:
         for b in splits:
             if a < b and splits[a].part == splits[b].part:
+                if {a, b} == {"judge", "train"} and task.dataset.judge_overlaps_train:
+                    continue  # declared and justified in the spec (a classifier may see the methods' images)
                 sa, sb = splits[a], splits[b]
                 indices_a = set(range(sa.start, sa.stop))
                 indices_b = set(range(sb.start, sb.stop))

@@ -124,6 +124,9 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     _check_same(task, records, "task versions", lambda r: r.task_version)
     _check_same(task, records, "sample counts (n_samples)", lambda r: r.n_samples)
     _check_same(task, records, "feature networks", lambda r: r.feature_network, _canonical)
+    # Pinned judges are in the task hash already; judges trained on first use differ from user to user.
+    _check_same(task, records, "judges (sha256)", lambda r: r.judge_sha256, lambda h: str(h)[:12])
+    _check_same(task, records, "data sources", lambda r: r.data_source, _canonical)
     _check_iqa_weights(task, records)
 
     by_entry: dict[str, list[ResultRecord]] = {}

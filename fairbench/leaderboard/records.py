@@ -44,6 +44,10 @@ class ResultRecord:
     feature_network: dict[str, Any] | None = None
     # IQA metric -> {asset id: sha256} of the weight files its value came from; empty in files older than it.
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The data the run was scored on ({"source", "format", "sha256"}); None in files older than it and for
+    # sources that cannot tell. Results on different data (a JPEG copy of CIFAR-10) are never compared.
+    data_source: dict[str, Any] | None = None
+    judge_sha256: str | None = None  # the judge file it was scored with (None only in malformed older files)
 
 
 def read_results(results_dir: Path) -> list[ResultRecord]:
@@ -124,6 +128,13 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
     if feature_network is not None and not isinstance(feature_network, dict):
         raise fail("field 'feature_network' must be an object or null")
     iqa_weights = _parse_iqa_weights(data.get("iqa_weights"), fail)
+    data_source = data.get("data_source")
+    if data_source is not None and not isinstance(data_source, dict):
+        raise fail("field 'data_source' must be an object or null")
+    judge = data.get("judge")
+    judge_sha256 = judge.get("sha256") if isinstance(judge, dict) else None
+    if judge_sha256 is not None and not _is_sha256(judge_sha256):
+        raise fail("field 'judge.sha256' must be 64 lowercase hex characters (a sha256)")
 
     raw_metrics = data["metrics"]
     if not isinstance(raw_metrics, dict) or not raw_metrics:
@@ -145,6 +156,8 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         is_method=method is not None,
         feature_network=feature_network,
         iqa_weights=iqa_weights,
+        data_source=data_source,
+        judge_sha256=judge_sha256,
     )
 
 
