@@ -347,7 +347,7 @@ def judge_eval_cmd(
     from fairbench.tasks import get_task
 
     spec = get_task(task)
-    card = load_judge(spec).card
+    card = load_judge(spec, data_root).card
     accuracy, confusion, n = evaluate_judge(spec, data_root)
     console = Console()
     console.print(f"judge {card.id} ({card.sha256[:12]}…) on {spec.id} test split, {n} images: accuracy {accuracy:.4f}")
