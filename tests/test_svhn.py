@@ -225,6 +225,10 @@ def test_first_use_judge_and_features_end_to_end(tmp_path: Path, _isolated_home:
     (tmp_path / "r2b.json").write_text(json.dumps(other))
     boards = build_leaderboard([read_result(tmp_path / "r1.json"), read_result(tmp_path / "r2b.json")])
     assert len(boards[0].rows) == 2  # identical judge, network and data: comparable
+    from fairbench.leaderboard.markdown import render_markdown
+
+    sha = first["data_source"]["sha256"]["test"][:12]
+    assert f"data: svhn svhn-mat (test {sha}, train " in render_markdown(boards)
 
 
 def test_judge_train_command_on_a_first_use_task(tmp_path: Path, _isolated_home: Path) -> None:
