@@ -101,3 +101,10 @@ def test_reproduction_checks_build_the_pinned_architectures(cifar_root: Path) ->
     ref = task.quality.feature_network
     features = feature_reproduction(task, ref.id, ref.sha256, FEATURES_DIR / f"{ref.id}.safetensors", cifar_root)
     assert features.passed and features.agreement > 0.999 and abs(features.accuracy - 0.6796) < 0.002
+
+
+def test_judge_verdicts_do_not_depend_on_batch_size(cifar_root: Path) -> None:
+    task = get_task(TASK)
+    images = data.load_split(task, "test", cifar_root).images[::20]
+    judge = load_judge(task)
+    assert np.array_equal(judge.predict(images, batch_size=500), judge.predict(images, batch_size=7))
