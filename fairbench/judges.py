@@ -50,10 +50,10 @@ class JudgeNet(nn.Module):
 
 
 class JudgeNet3(nn.Module):
-    """Three conv blocks (batch-normalised, max-pooled to 4x4) and a small MLP, for natural 32x32 images
-    (CIFAR-10) where the two-block net tops out near 60%. ~150k parameters; about 100 s per 50k-image epoch
-    on one CPU thread. Batch norm runs on its stored statistics at inference, so each image's output does
-    not depend on its batch."""
+    """Three conv blocks (batch-normalised, each max-pooled by 2) and a small MLP, for natural 32x32 images
+    (CIFAR-10: 77.6% after 8 epochs). ~156k parameters; the shipped CIFAR judge took 19 minutes on one
+    heavily shared CPU thread. Batch norm runs on its stored statistics at inference, so each image's output
+    does not depend on its batch."""
 
     def __init__(self, in_channels: int, n_groups: int, width: int = 16) -> None:
         super().__init__()
