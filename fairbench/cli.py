@@ -40,11 +40,13 @@ def tasks_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON l
         return
     table = Table(title="fairbench tasks")
     for col in ("id", "version", "aliases", "groups", "conditional", "image", "hash"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id")
     for s in specs:
         c, h, w = s.image_shape
+        names = s.groups.names
+        groups = " / ".join(names) if len(names) <= 3 else f"{len(names)}: {names[0]} … {names[-1]}"
         table.add_row(
-            s.id, str(s.version), ", ".join(s.aliases), " / ".join(s.groups.names),
+            s.id, str(s.version), ", ".join(s.aliases), f"{s.groups.attribute}: {groups}",
             "yes" if s.conditional else "no", f"{c}x{h}x{w}", s.task_hash[:12],
         )
     Console().print(table)
@@ -345,7 +347,7 @@ def judge_eval_cmd(
     from fairbench.tasks import get_task
 
     spec = get_task(task)
-    card = load_judge(spec).card
+    card = load_judge(spec, data_root).card
     accuracy, confusion, n = evaluate_judge(spec, data_root)
     console = Console()
     console.print(f"judge {card.id} ({card.sha256[:12]}…) on {spec.id} test split, {n} images: accuracy {accuracy:.4f}")

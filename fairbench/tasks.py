@@ -311,9 +311,10 @@ IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
 def _validate_quality(spec: TaskSpec, where: str) -> None:
     quality = spec.quality
     assert quality is not None
-    for ref in (quality.feature_network, quality.gpu_feature_network):
+    for name in ("feature_network", "gpu_feature_network"):
+        ref = getattr(quality, name)
         if ref is not None:
-            _validate_pin(ref.sha256, ref.trained_on_first_use, f"{where}: quality feature network {ref.id}")
+            _validate_pin(ref.sha256, ref.trained_on_first_use, f"{where}: quality.{name} ({ref.id})")
     ref, train = quality.reference, spec.dataset.train
     if not 0 <= ref.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference needs 0 <= start < stop")

@@ -86,3 +86,25 @@ def test_score_image_set_with_the_shipped_card(cifar_root: Path, tmp_path: Path)
     assert result.data_source["format"] == "imagefolder-jpeg"
     assert result.judge.sha256 == task.judge.sha256
     assert result.feature_network["id"] == "domain-cifar10" and result.metrics["fid"]["value"] >= 0
+
+
+def test_reproduction_checks_build_the_pinned_architectures(cifar_root: Path) -> None:
+    """`fairbench judge train` / `features train` compare a retrained file with the pinned one; given the pinned
+    file itself they must agree fully (the 3-block judge is rebuilt from its card's arch, not the 2-block one)."""
+    from fairbench.features import PACKAGE_DIR as FEATURES_DIR
+    from fairbench.judges import PACKAGE_DIR as JUDGES_DIR
+    from fairbench.reproduction import feature_reproduction, judge_reproduction
+
+    task = get_task(TASK)
+    judge = judge_reproduction(task, JUDGES_DIR / "cifar10.safetensors", cifar_root)
+    assert judge.passed and judge.agreement > 0.999 and abs(judge.accuracy - 0.776) < 0.002  # the card, up to float kernels of other CPUs
+    ref = task.quality.feature_network
+    features = feature_reproduction(task, ref.id, ref.sha256, FEATURES_DIR / f"{ref.id}.safetensors", cifar_root)
+    assert features.passed and features.agreement > 0.999 and abs(features.accuracy - 0.6796) < 0.002
+
+
+def test_judge_verdicts_do_not_depend_on_batch_size(cifar_root: Path) -> None:
+    task = get_task(TASK)
+    images = data.load_split(task, "test", cifar_root).images[::20]
+    judge = load_judge(task)
+    assert np.array_equal(judge.predict(images, batch_size=500), judge.predict(images, batch_size=7))

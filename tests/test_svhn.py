@@ -201,6 +201,10 @@ def test_first_use_judge_and_features_end_to_end(tmp_path: Path, _isolated_home:
     assert (judge_file.stat().st_mtime_ns, features_file.stat().st_mtime_ns) == mtimes
     assert second["judge"]["sha256"] == first["judge"]["sha256"]
 
+    from fairbench.judges import load_judge_of_result
+
+    assert load_judge_of_result(task, first["judge"]["sha256"]).card.sha256 == first["judge"]["sha256"]
+
     # Other data: the cached files no longer match it and are retrained; a board refuses to mix the two.
     write_fake_svhn(root, seed=5)
     cache._MEMO.clear()
@@ -209,6 +213,8 @@ def test_first_use_judge_and_features_end_to_end(tmp_path: Path, _isolated_home:
     assert "judge svhn-tiny is trained on first use" in output
     assert third["judge"]["sha256"] != first["judge"]["sha256"]
     assert third["data_source"] != first["data_source"]
+    with pytest.raises(FairbenchError, match="does not match"):  # the report cannot re-judge r1 with another judge
+        load_judge_of_result(task, first["judge"]["sha256"])
     from fairbench.leaderboard.board import build_leaderboard
     from fairbench.leaderboard.records import read_result
 
@@ -219,6 +225,10 @@ def test_first_use_judge_and_features_end_to_end(tmp_path: Path, _isolated_home:
     (tmp_path / "r2b.json").write_text(json.dumps(other))
     boards = build_leaderboard([read_result(tmp_path / "r1.json"), read_result(tmp_path / "r2b.json")])
     assert len(boards[0].rows) == 2  # identical judge, network and data: comparable
+    from fairbench.leaderboard.markdown import render_markdown
+
+    sha = first["data_source"]["sha256"]["test"][:12]
+    assert f"data: svhn svhn-mat (test {sha}, train " in render_markdown(boards)
 
 
 def test_judge_train_command_on_a_first_use_task(tmp_path: Path, _isolated_home: Path) -> None:

@@ -176,7 +176,7 @@ def test_missing_key_is_an_error(tmp_path: Path, mutate, named: str) -> None:
     [
         (lambda d: d["judge"].pop("sha256"), "judge: needs a sha256"),
         (lambda d: d["judge"].update(trained_on_first_use=True), "judge: give sha256 or trained_on_first_use, not both"),
-        (lambda d: d["quality"]["feature_network"].pop("sha256"), "feature network domain-digits: needs a sha256"),
+        (lambda d: d["quality"]["feature_network"].pop("sha256"), r"quality.feature_network \(domain-digits\): needs a sha256"),
         (lambda d: d["judge"].update(arch="judge-cnn9"), "unknown judge architecture 'judge-cnn9'"),
     ],
     ids=["judge-unpinned", "judge-both", "features-unpinned", "unknown-arch"],

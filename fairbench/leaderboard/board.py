@@ -78,6 +78,7 @@ class TaskBoard:
     n_samples: int = 0
     feature_network: dict[str, Any] | None = None
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # one set per IQA metric (checked)
+    data_source: dict[str, Any] | None = None  # the one data source of all its runs (checked), where recorded
 
     @property
     def n_results(self) -> int:
@@ -186,6 +187,7 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
         primary_metric=primary,
         n_samples=first.n_samples,
         feature_network=first.feature_network,
+        data_source=first.data_source,
         iqa_weights=_merged_weights(records),
     )
 
@@ -309,6 +311,16 @@ def _column(board: TaskBoard, name: str) -> str:
     if name in FEATURE_METRICS and fn:
         return f"{name}@{fn.get('id', '?')}"
     return name
+
+
+def data_source_label(source: Mapping[str, Any] | None) -> str | None:
+    """`cifar10 imagefolder-jpeg (test 56408e16fefe, train 1b85ea14a6ec)`: format and content hashes."""
+    if not source:
+        return None
+    hashes = source.get("sha256") if isinstance(source.get("sha256"), dict) else {}
+    parts = ", ".join(f"{part} {str(sha)[:12]}" for part, sha in sorted(hashes.items()))
+    label = f"{source.get('source', '?')} {source.get('format', '?')}"
+    return f"{label} ({parts})" if parts else label
 
 
 def _feature_network_label(fn: Mapping[str, Any] | None) -> str | None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fairbench.leaderboard.board import LeaderboardRow, TaskBoard, _column, _feature_network_label, _weights_label
+from fairbench.leaderboard.board import (
+    LeaderboardRow,
+    TaskBoard,
+    _column,
+    _feature_network_label,
+    _weights_label,
+    data_source_label,
+)
 from fairbench.leaderboard.ranking import ALPHA, DIGITS, MIN_SEEDS
 
 MISSING_MD = "—"
@@ -88,6 +95,9 @@ def render_markdown(boards: Sequence[TaskBoard], per_seed: bool = False) -> str:
             info.append(f"feature network: {fn}")
         for name, weights in board.iqa_weights.items():
             info.append(f"{name} weights: {_weights_label(weights)}")
+        source = data_source_label(board.data_source)
+        if source:
+            info.append(f"data: {source}")
         lines += ["; ".join(info) + ".", ""]
 
         shown = _markdown_metrics(board)
