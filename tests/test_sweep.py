@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -273,6 +274,60 @@ def test_a_worker_killed_more_often_than_retried_fails_only_its_job(tmp_path: Pa
     assert outcome.states[jobs[1].key].status == "done" and not outcome.ok
 
 
+def _ctrl_c_once_trained(args: list[str], states: list[Path]) -> tuple[int, str]:
+    """Run `fairbench ARGS` on a terminal of its own and press Ctrl-C once every file of `states` exists."""
+    import fcntl
+    import pty
+    import select
+    import subprocess
+    import sys
+    import termios
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    master, slave = pty.openpty()
+    command = [sys.executable, "-m", "fairbench", *args]
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, preexec_fn=controlling_terminal)
+    os.close(slave)
+    output, pressed, deadline = b"", False, time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.05)
+        try:
+            chunk = os.read(master, 65536) if ready else b""
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if ready and not chunk:
+            break
+        output += chunk
+        if not pressed and all(path.exists() for path in states):
+            os.write(master, b"\x03")  # what the terminal sends for Ctrl-C: SIGINT to the foreground group
+            pressed = True
+    proc.kill() if proc.poll() is None else None
+    os.close(master)
+    return proc.wait(), output.decode(errors="replace")
+
+
+def test_ctrl_c_stops_every_worker_and_a_rerun_resumes(tmp_path: Path, task_file: Path) -> None:
+    from fairbench.checkpoint import safe_torch_load
+
+    jobs = expand_grid(["vanilla"], [str(task_file)], [0, 1], SMALL, settings(tmp_path, steps=400))
+    args = ["sweep", "-m", "vanilla", "-t", str(task_file), "--seeds", "0,1", "--set", "width=8", "--steps", "400",
+            "-n", "100", "--batch-size", "16", "--checkpoint-every", "2", "--out", str(tmp_path), "-j", "2",
+            "--device", "cpu"]
+    code, output = _ctrl_c_once_trained(args, [job.run_dir / "trainstate.pt" for job in jobs])
+    assert code == 130, output[-2000:]
+    assert "interrupted; rerun the same command to resume" in output and "Traceback" not in output
+    assert not any(job.result_path.exists() for job in jobs)
+    saved = [safe_torch_load(job.run_dir / "trainstate.pt")["step"] for job in jobs]
+    assert all(0 < step < 400 for step in saved)
+    assert all("Traceback" not in log.read_text() for log in (tmp_path / "sweep-logs").glob("*.log"))
+    rerun = CliRunner().invoke(app, args)  # resumes each job from its saved state (fairbench.training)
+    assert rerun.exit_code == 0, rerun.output
+    assert all(json.loads(job.result_path.read_text())["train"]["steps"] == 400 for job in jobs)
+
+
 # ------------------------------------------------------------------------------------------------ the view
 
 
@@ -299,7 +354,7 @@ def test_live_view_fits_80_columns_and_never_cuts_a_job(tmp_path: Path) -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     column = _job_column(text)
     assert all(key in column for key in status.states)  # folded over lines, never cut
-    assert "train 1234/8000" in text and "2/6 done, 1 skipped, 2 running, 1 failed" in text
+    assert re.search(r"train +1234/8000 ", text) and "2/6 done, 1 skipped, 2 running, 1 failed" in text
 
 
 def _job_column(text: str) -> str:

@@ -54,7 +54,7 @@ def run_job(job: SweepJob, emit: Emit, threads: int) -> JobEvent:
     from fairbench.results import dumps
     from fairbench.scoring import ScoreOptions, score_checkpoint
     from fairbench.tasks import get_task
-    from fairbench.training import RunOptions, train
+    from fairbench.training import RunOptions, TrainingInterrupted, train
 
     torch.set_num_threads(threads)
     emit(JobEvent(job.key, STARTED, text=str(os.getpid())))
@@ -73,6 +73,8 @@ def run_job(job: SweepJob, emit: Emit, threads: int) -> JobEvent:
             data_root=settings.data_root, progress=lambda stage, done, total: throttle(stage, done, total),
         )
         result = score_checkpoint(checkpoint, score_options, task=spec)
+    except TrainingInterrupted:  # an Exception, but not the job's fault: stop, do not report a failure
+        raise
     except FairbenchError as exc:
         return JobEvent(job.key, FAILED, text=one_line(str(exc)))
     except Exception as exc:  # a bug or a resource problem (out of memory): name its type

@@ -90,10 +90,20 @@ def _clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+PHASE_LABEL = {"sampling": "sample", "judging": "judge"}  # fit the 7-character state column
+
+
 def _progress_text(state: JobState) -> str:
-    if state.status in (PENDING, SKIPPED) or not state.phase:
+    if state.status not in (RUNNING, RETRYING) or not state.phase:
         return ""
     return f"{state.phase} {state.done}/{state.total}"
+
+
+def _state_cell(state: JobState) -> Text:
+    """A running job shows its phase (train, sample, judge, quality) in place of 'running'."""
+    if state.status == RUNNING and state.phase:
+        return Text(PHASE_LABEL.get(state.phase, state.phase)[:7], style=STYLE[RUNNING])
+    return Text(state.status, style=STYLE[state.status])
 
 
 class LiveView:
@@ -114,18 +124,19 @@ class LiveView:
         pass
 
     def render(self) -> Group:
-        table = Table(box=None, pad_edge=False, show_edge=False, expand=False, header_style="bold")
+        table = Table(box=None, padding=(0, 1, 0, 0), show_edge=False, expand=False, header_style="bold")
         table.add_column("job", overflow="fold", ratio=1, min_width=16)
         table.add_column("state", width=7, no_wrap=True)
-        table.add_column("progress", width=17, no_wrap=True, overflow="ellipsis", justify="right")
+        table.add_column("progress", width=11, no_wrap=True, overflow="ellipsis", justify="right")
         table.add_column("", width=10, no_wrap=True)
         table.add_column("time", width=7, no_wrap=True, justify="right")
         rows, hidden = self._visible()
         now = time.monotonic()
         for state in rows:
-            bar = ProgressBar(total=state.total or 1, completed=state.done, width=10) if state.total else Text("")
+            active = state.status in (RUNNING, RETRYING) and state.total
+            bar = ProgressBar(total=state.total, completed=state.done, width=10) if active else None
             table.add_row(
-                Text(state.key), Text(state.status, style=STYLE[state.status]), Text(_progress_text(state)), bar,
+                Text(state.key), _state_cell(state), Text(f"{state.done}/{state.total}" if bar else ""), bar or "",
                 Text(_clock(state.elapsed(now))),
             )
         lines: list = [table]
