@@ -55,7 +55,9 @@ def sweep_cmd(
     samples: int | None = typer.Option(None, "--samples", "-n", help="Samples to score (default: each task's)."),
     out: Path = typer.Option(Path("runs"), "--out", help="Runs folder (the sweep's leaderboard is written here)."),
     backend: str = typer.Option("local", "--backend", help="local (process pool), ray, or serial (in process)."),
-    workers: int | None = typer.Option(None, "--workers", "-j", help="Jobs at once (default: jobs or cores, fewer)."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-j", help="Jobs at once (default: jobs or cores, fewer; with --address: jobs)."
+    ),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start Ray here)."),
     retries: int = typer.Option(1, "--retries", help="Reruns of a job whose worker process died."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -78,8 +80,9 @@ def sweep_cmd(
     jobs = expand_grid(
         _names(methods, "--methods"), _names(tasks, "--tasks"), _seeds(seeds), _grid(overrides), settings
     )
-    n_workers = workers if workers is not None else max(1, min(len(jobs), usable_cores()))
-    runner = make_backend(backend, n_workers, address, retries, log_dir=out / LOG_FOLDER)
+    if workers is None:  # on a cluster every job may run at once; here, no more jobs than cores
+        workers = len(jobs) if address is not None else max(1, min(len(jobs), usable_cores()))
+    runner = make_backend(backend, workers, address, retries, log_dir=out / LOG_FOLDER)
     try:
         outcome = run_sweep(jobs, runner, err, rank_by)
     except SweepInterrupted as stop:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -122,6 +123,15 @@ def test_cli_user_errors_are_one_line(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
+def test_ray_backend_without_ray_is_a_user_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    args = ["sweep", "-m", "vanilla", "-t", "digits", "--out", str(tmp_path), "--backend", "ray"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --backend ray needs Ray: pip install 'fairbench[ray]'"
+    assert not any(tmp_path.iterdir())
+
+
 # ------------------------------------------------------------------------------------------------ running
 
 
@@ -149,9 +159,11 @@ def test_serial_sweep_scores_like_run_then_score_and_skips_finished_jobs(tmp_pat
     assert outcome.ok and [s.status for s in outcome.states.values()] == ["done", "done"]
     for job in jobs:
         saved = json.loads(job.result_path.read_text())
-        assert (saved["task"], saved["method"], saved["seed"], saved["train"]["steps"]) == ("sweep-digits", "vanilla", job.seed, 4)
+        identity = (saved["task"], saved["method"], saved["seed"], saved["train"]["steps"])
+        assert identity == ("sweep-digits", "vanilla", job.seed, 4)
         # the same numbers as `fairbench score CHECKPOINT` on the job's checkpoint
-        direct = score_checkpoint(job.run_dir / "checkpoint.pt", ScoreOptions(n_samples=100, device="cpu"), str(task_file))
+        options = ScoreOptions(n_samples=100, device="cpu")
+        direct = score_checkpoint(job.run_dir / "checkpoint.pt", options, str(task_file))
         assert saved["metrics"] == json.loads(json.dumps(direct.to_json()))["metrics"]
         assert saved["group_counts"] == direct.group_counts
     kinds = [e.kind for e in backend.events if e.key == jobs[0].key]

@@ -39,6 +39,7 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, workers: int, address: str | None = None, retries: int = 1) -> None:
+        _ray()  # a missing extra is a user error before anything starts
         self.workers, self.address, self.retries = max(1, workers), address, retries
 
     def run(self, jobs: list[SweepJob], on_event: OnEvent) -> None:
