@@ -50,13 +50,19 @@ def run_job(job: SweepJob, emit: Emit, threads: int) -> JobEvent:
     checkpoint is saved) propagates, so the backend can tell a stopped job from a broken one.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
+    torch.set_num_threads(threads)
+    with threadpool_limits(threads):  # numpy's and scipy's BLAS too (FID's matrix square root)
+        return _train_and_score(job, emit)
+
+
+def _train_and_score(job: SweepJob, emit: Emit) -> JobEvent:
     from fairbench.results import dumps
     from fairbench.scoring import ScoreOptions, score_checkpoint
     from fairbench.tasks import get_task
     from fairbench.training import RunOptions, TrainingInterrupted, train
 
-    torch.set_num_threads(threads)
     emit(JobEvent(job.key, STARTED, text=str(os.getpid())))
     throttle = _Throttle(emit, job.key)
     settings = job.settings
