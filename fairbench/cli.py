@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fairbench.cli_assets import assets_app
 from fairbench.cli_common import DEBUG, err, progress_bar, user_errors
+from fairbench.cli_sweep import sweep_cmd
 from fairbench.errors import FairbenchError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
@@ -250,6 +251,9 @@ def leaderboard_cmd(
     typer.echo(str(md_path))
     if per_seed:
         typer.echo(str(csv_path.parent / RUNS_CSV))
+
+
+app.command("sweep")(sweep_cmd)
 
 
 @app.command("report")
