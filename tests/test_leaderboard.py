@@ -101,7 +101,7 @@ def test_mean_and_sample_std_match_numpy(tmp_path: Path) -> None:
     fd = rng.random(4)
     for seed in range(4):
         put(tmp_path, make_result(seed=seed, metrics={"kl_uniform_corrected": kl[seed], "fd_l1": fd[seed]},
-                                  train={"steps": 100 * (seed + 1), "wall_time_s": float(seed)}))
+                                  train={"steps": 250, "wall_time_s": float(seed)}))
     (board,) = boards_for(tmp_path)
     row = row_of(board, "vanilla")
     assert row.n_runs == 4 and row.seeds == (0, 1, 2, 3)
@@ -120,7 +120,7 @@ def test_single_run_has_no_std(tmp_path: Path) -> None:
     s = board.rows[0].metrics["kl_uniform_corrected"]
     assert (s.mean, s.std, s.n) == (0.25, None, 1)
     md = render_markdown([board])
-    assert "| 1 | vanilla † | 1 | 7 | 0.2500 | 100 | 2.0 |" in md.splitlines()  # † fewer than 3 runs
+    assert "| 1 | vanilla † | 1 | 7 | 0.2500 | 100 | 2.0 | black 50.0, white 50.0 |" in md.splitlines()  # † < 3 runs
     assert "from 1 result file; do not edit." in md
 
 

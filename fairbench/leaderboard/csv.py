@@ -32,6 +32,8 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
     all_metrics = sorted({_column(board, name) for board in boards for name in board.metric_names})
     # Only boards with recorded IQA weights add the column, so older leaderboards rebuild byte for byte.
     with_weights = any(board.iqa_weights for board in boards)
+    # Likewise the entry's config columns, only once some result records its config (fairbench.entries).
+    with_config = any(run.config_hash for board in boards for row in board.rows for run in row.runs)
     records = []
     for board in boards:
         for row in board.rows:
@@ -40,6 +42,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 "task_version": board.task_version,
                 "task_hash": board.task_hash,
                 "entry": row.entry,
+                **({"method": row.runs[0].method, "config_hash": row.runs[0].config_hash} if with_config else {}),
                 "n_runs": row.n_runs,
                 "seeds": ";".join(str(s) for s in row.seeds if s is not None) or None,
                 "few_seeds": row.few_seeds,
