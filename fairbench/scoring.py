@@ -86,8 +86,10 @@ def score_checkpoint(
 
 def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorCheckpoint, name: str | None) -> ScoreResult:
     """Record what makes the run's leaderboard entry: config, its hash, what differs from the defaults, name."""
+    if not isinstance(ckpt.config, dict) or not isinstance(ckpt.train or {}, dict):
+        raise FairbenchError(f"{result.submission.path}: checkpoint config and train must be mappings")
     train = ckpt.train or {}
-    batch_size = train.get("batch_size")
+    batch_size = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
     changed = entries.config_changes(
         ckpt.config, entries.default_config(ckpt.method), batch_size, task.training.batch_size
     )
