@@ -128,8 +128,14 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             report.skipped[name] = str(exc)
         return
     report.feature_network = {"id": net.id, "sha256": net.sha256, "dim": net.dim, "resize_rule": net.resize_rule}
+    try:
+        reference = data.load_split(task, "reference", data_root)
+    except FairbenchError as exc:
+        # Fairness needs only the judge: a missing reference split (offline, no dataset) skips the FID family,
+        # except `fid` against statistics the user gave, and says why.
+        _without_reference(task, images, device, ref_stats, net, report, f"no reference split: {exc}")
+        return
     generated = net.extract(images, FEATURE_BATCH, device)
-    reference = data.load_split(task, "reference", data_root)
     groups = task.groups.names
     key_base = {
         "data_hash": task.data_hash,
@@ -203,6 +209,20 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             report.metrics["kid"] = _metric(value, ci)
         except FairbenchError as exc:
             report.skipped["kid"] = str(exc)
+
+
+def _without_reference(task, images, device, ref_stats, net, report: QualityReport, why: str) -> None:
+    from fairbench.metrics import frechet
+
+    quality = task.quality
+    if ref_stats is not None and "fid" in quality.metrics:
+        generated = net.extract(images, FEATURE_BATCH, device)
+        ((value, ci),) = frechet.fid_with_intervals(generated, [_user_ref_stats(ref_stats, net)], quality.n_resamples, quality.seed)
+        report.metrics["fid"] = _metric(value, ci)
+    names = [n for m in quality.metrics for n in (("fid_intra_mean", "fid_intra_worst") if m == "fid_intra" else (m,))]
+    for name in names:
+        if name not in report.metrics:
+            report.skipped[name] = why
 
 
 def _user_ref_stats(path: Path, net):

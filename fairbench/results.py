@@ -16,7 +16,7 @@ SCHEMA = "fairbench-result/1"
 @dataclass(frozen=True)
 class Submission:
     kind: str  # "checkpoint" | "npz" | "folder"
-    name: str  # the leaderboard entry: the method for checkpoints, the file or folder name otherwise
+    name: str  # the method for checkpoints, the file or folder name otherwise (the entry name of an image set)
     path: str
     sha256: str
 
@@ -64,6 +64,12 @@ class ScoreResult:
     # {"source", "format", "sha256": {part: content hash}} for sources that can tell (fairbench.data.data_source);
     # a board never compares results whose data differ (e.g. CIFAR-10's original pixels and a JPEG copy).
     data_source: dict[str, Any] | None = None
+    # The leaderboard entry (fairbench.entries): the method's full resolved config, its hash, what differs from
+    # the defaults (None when unknown), and a name given with --name (None: derived from the rest).
+    config: dict[str, Any] | None = None
+    config_hash: str | None = None
+    config_changed: dict[str, Any] | None = None
+    name: str | None = None
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:

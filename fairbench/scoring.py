@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from fairbench import checkpoint as ckpt_io
-from fairbench import data, imagesets, sampling
+from fairbench import data, entries, imagesets, sampling
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
@@ -35,6 +36,7 @@ class ScoreOptions:
     ref_stats: Path | None = None  # precomputed reference statistics for `fid`
     feature_network: str | None = None  # FID-family network instead of the task's (quality.select_feature_network)
     note: Callable[[str], None] | None = None  # one-line notices for the user (e.g. weights trained on first use)
+    name: str | None = None  # the leaderboard entry's name (--name); overrides one given at training time
 
 
 def score_checkpoint(
@@ -42,6 +44,8 @@ def score_checkpoint(
 ) -> ScoreResult:
     """Sample the checkpoint's generator and score it. `task` is only needed for a custom (YAML) task."""
     started = time.perf_counter()
+    if options.name is not None:
+        entries.check_name(options.name)
     path = Path(path)
     ckpt = ckpt_io.load_checkpoint(path)
     try:
@@ -74,9 +78,29 @@ def score_checkpoint(
         progress=(lambda d, t: progress("sampling", d, t)) if progress else None,
     )
     submission = Submission("checkpoint", ckpt.method, str(path), sha256_path(path))
-    return _score(
+    result = _score(
         task, images, labels, submission, ckpt.method, ckpt.seed, ckpt.train or None, task.sampling.seed,
         options, device, started,
+    )
+    return _with_entry(result, task, ckpt, options.name)
+
+
+def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorCheckpoint, name: str | None) -> ScoreResult:
+    """Record what makes the run's leaderboard entry: config, its hash, what differs from the defaults, name."""
+    if not isinstance(ckpt.config, dict) or not isinstance(ckpt.train or {}, dict):
+        raise FairbenchError(f"{result.submission.path}: checkpoint config and train must be mappings")
+    train = ckpt.train or {}
+    batch_size = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
+    changed = entries.config_changes(
+        ckpt.config, entries.default_config(ckpt.method), batch_size, task.training.batch_size
+    )
+    given = name if name is not None else train.get("name")
+    return dataclasses.replace(
+        result,
+        config=dict(ckpt.config),
+        config_hash=entries.config_hash(ckpt.config),
+        config_changed=changed,
+        name=None if given is None else entries.check_name(str(given)),
     )
 
 
@@ -88,7 +112,8 @@ def score_image_set(task: TaskSpec | str, path: str | Path, options: ScoreOption
     kind = "folder" if path.is_dir() else "npz"
     submission = Submission(kind, path.stem if kind == "npz" else path.name, str(path), sha256_path(path))
     device = resolve_device(options.device)
-    return _score(task, image_set.images, image_set.labels, submission, None, None, None, None, options, device, started)
+    result = _score(task, image_set.images, image_set.labels, submission, None, None, None, None, options, device, started)
+    return result if options.name is None else dataclasses.replace(result, name=entries.check_name(options.name))
 
 
 def _score(
@@ -106,6 +131,8 @@ def _score(
 ) -> ScoreResult:
     if options.batch_size < 1:
         raise FairbenchError(f"--batch-size must be positive, got {options.batch_size}")
+    if options.name is not None:
+        entries.check_name(options.name)  # before the work, not after
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
     _ensure_first_use(task, quality_task, options)
     judge = load_judge(task, options.data_root)

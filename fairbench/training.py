@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from fairbench import data
+from fairbench import data, entries
 from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
@@ -50,6 +50,7 @@ class RunOptions:
     batch_size: int | None = None  # default: the task's training.batch_size
     checkpoint_every: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
+    name: str | None = None  # the leaderboard entry's name (fairbench.entries); recorded, never trained on
 
 
 class TrainingInterrupted(Exception):
@@ -152,6 +153,8 @@ def train(
     task = options.task
     method = METHODS.get(options.method)
     config = parse_config(options.method, options.overrides)
+    if options.name is not None:
+        entries.check_name(options.name)
     steps = task.training.steps if options.steps is None else options.steps
     batch_size = task.training.batch_size if options.batch_size is None else options.batch_size
     every = task.training.checkpoint_every if options.checkpoint_every is None else options.checkpoint_every
@@ -231,6 +234,8 @@ def _generator_checkpoint(task, options, config, trainable: Trainable, step: int
             "steps": step,
             "wall_time_s": round(wall, 3),
             "device": str(resolve_device(options.device)),
+            "batch_size": options.batch_size if options.batch_size is not None else task.training.batch_size,
+            **({"name": options.name} if options.name is not None else {}),
             **({"prepared": dict(trainable.prepared.provenance)} if trainable.prepared is not None else {}),
         },
     )
@@ -262,8 +267,11 @@ def _restore(path: Path, identity: dict, trainable: Trainable, batches: TensorBa
     try:
         trainable.load_state_dict(state["trainable"])
         batches.set_rng_state(state["rng"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise FairbenchError(f"{path}: training state does not fit this run ({exc})") from None
+    except KeyError as exc:  # str(KeyError) is a bare quoted key: say what it is
+        raise FairbenchError(f"{path}: training state does not fit this run (it has no entry {exc.args[0]!r})") from None
+    except (RuntimeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise FairbenchError(f"{path}: training state does not fit this run ({detail})") from None
     return int(state["step"]), float(state["wall_time_s"])
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from fairbench.entries import qualified
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard.ranking import MIN_SEEDS, significance_ranks
 from fairbench.leaderboard.records import ResultRecord, _is_number
@@ -59,6 +60,15 @@ class LeaderboardRow:
     train_wall_time_s: float | None = None
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # of the runs that report each metric
     runs: tuple[ResultRecord, ...] = ()  # the entry's result records, in seed order
+
+    @property
+    def shares(self) -> dict[str, float] | None:
+        """Mean observed share per group over the runs; None unless every run records the same groups."""
+        recorded = [run.shares for run in self.runs]
+        if not recorded or any(s is None for s in recorded) or len({tuple(s) for s in recorded}) != 1:  # type: ignore[arg-type]
+            return None
+        groups = list(recorded[0])  # type: ignore[arg-type]
+        return {g: float(np.mean([s[g] for s in recorded])) for g in groups}  # type: ignore[index]
 
     @property
     def few_seeds(self) -> bool:
@@ -130,9 +140,11 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     _check_same(task, records, "data sources", lambda r: r.data_source, _canonical)
     _check_iqa_weights(task, records)
 
-    by_entry: dict[str, list[ResultRecord]] = {}
+    by_key: dict[tuple[Any, ...], list[ResultRecord]] = {}
     for rec in records:
-        by_entry.setdefault(rec.entry, []).append(rec)
+        by_key.setdefault(rec.key, []).append(rec)
+    names = _display_names(task, by_key)
+    by_entry = {names[key]: runs for key, runs in by_key.items()}
     for entry, runs in by_entry.items():
         _check_entry(task, entry, runs)
 
@@ -236,15 +248,56 @@ def _weights_label(weights: Mapping[str, str], width: int = 12) -> str:
     return ", ".join(f"{asset} {sha[:width]}" for asset, sha in sorted(weights.items())) or "no weight files"
 
 
+def _display_names(task: str, by_key: Mapping[tuple[Any, ...], list[ResultRecord]]) -> dict[tuple[Any, ...], str]:
+    """Each entry key's name on the board. Derived names that several keys share get what tells them apart
+    (`repfair[steps=200]`, then batch size, then the config hash); a given name (--name) or an image set's
+    name shared by different entries is refused, since renaming it would misreport what the user named."""
+    by_name: dict[str, list[tuple[Any, ...]]] = {}
+    for key, runs in by_key.items():
+        by_name.setdefault(runs[0].entry, []).append(key)
+    out: dict[tuple[Any, ...], str] = {}
+    for name, keys in sorted(by_name.items()):
+        if len(keys) == 1:
+            out[keys[0]] = name
+            continue
+        first = {key: min(by_key[key], key=lambda r: str(r.path)) for key in keys}
+        fixed = [rec for rec in first.values() if rec.name_given or not rec.is_method]
+        if fixed:
+            kinds = {rec.is_method for rec in first.values()}
+            files = " and ".join(str(rec.path) for rec in sorted(first.values(), key=lambda r: str(r.path))[:2])
+            if len(kinds) > 1:
+                raise FairbenchError(
+                    f"task {task!r}: entry {name!r} names both a method and a submission without a method "
+                    f"({files}); rename the submission with --name"
+                )
+            raise FairbenchError(
+                f"task {task!r}: entry name {name!r} is given to runs that differ (config, training steps, batch "
+                f"size or submission), e.g. {files}; give each its own --name"
+            )
+        settings: dict[tuple[Any, ...], dict[str, Any]] = {key: {} for key in keys}
+        for label, value in (
+            ("steps", lambda r: r.steps),
+            ("batch_size", lambda r: r.batch_size),
+            ("config", lambda r: r.config_hash[:8] if r.config_hash else "unrecorded"),
+        ):
+            values = {key: value(first[key]) for key in keys}
+            if len(set(values.values())) > 1:
+                for key in keys:
+                    settings[key][label] = "unrecorded" if values[key] is None else values[key]
+            if len({tuple(settings[k].items()) for k in keys}) == len(keys):
+                break
+        for key in keys:
+            out[key] = qualified(name, settings[key])
+    taken: dict[str, tuple[Any, ...]] = {}
+    for key, name in sorted(out.items(), key=lambda kv: kv[1]):
+        if name in taken:  # a derived, qualified name met a given one: say so rather than guess
+            files = f"{by_key[taken[name]][0].path} and {by_key[key][0].path}"
+            raise FairbenchError(f"task {task!r}: two different entries are both named {name!r} ({files}); use --name")
+        taken[name] = key
+    return out
+
+
 def _check_entry(task: str, entry: str, runs: list[ResultRecord]) -> None:
-    kinds = {r.is_method for r in runs}
-    if len(kinds) > 1:
-        method_file = next(r.path for r in sorted(runs, key=lambda r: str(r.path)) if r.is_method)
-        sub_file = next(r.path for r in sorted(runs, key=lambda r: str(r.path)) if not r.is_method)
-        raise FairbenchError(
-            f"task {task!r}: entry {entry!r} names both a method ({method_file}) and a submission without a "
-            f"method ({sub_file}); rename the submission"
-        )
     seen: dict[int | None, Path] = {}
     for rec in sorted(runs, key=lambda r: str(r.path)):
         if rec.seed in seen:
