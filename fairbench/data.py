@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class RawPart:
     images: np.ndarray  # uint8, N x C x H x W
     labels: np.ndarray  # int64 class labels
+    info: dict[str, Any] = field(default_factory=dict)  # what the source skipped or chose (counts, folder)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RealSplit:
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64 class (condition) per image
     groups: torch.Tensor  # int64 group per image
+    source_info: dict[str, Any] = field(default_factory=dict)  # the source's RawPart.info
 
     def __len__(self) -> int:
         return len(self.images)
@@ -147,4 +149,9 @@ def _build_split(task, split: str, root: Path) -> RealSplit:
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(labels.copy()),
         groups=torch.from_numpy(groups),
+        source_info=dict(raw.info),
     )
+
+
+# Sources in their own modules register themselves on import (last: they import this module).
+import fairbench.sources  # noqa: E402, F401
