@@ -158,6 +158,8 @@ class DomainRecipe:
 DOMAIN_RECIPES: dict[str, DomainRecipe] = {
     "domain-digits": DomainRecipe(task="digits-bicolor", epochs=30, lr=3e-3, shift=1),
     "domain-mnist": DomainRecipe(task="mnist-bicolor", epochs=2, lr=3e-3, batch_size=64, shift=1),
+    # Sees faces: a race classifier on utkface-race's training split (class label = race there).
+    "domain-utkface": DomainRecipe(task="utkface-race", epochs=15, lr=3e-3, batch_size=64, shift=1),
 }
 
 

@@ -61,6 +61,8 @@ class JudgeCard:
     n_test: int
     epochs: int
     seed: int
+    width: int = 16  # JudgeNet's width (JudgeRef.width)
+    class_weights: str = "none"  # "balanced": the training loss weighted by 1 / group frequency
     # counts[i][j]: test images of true group i the judge labelled j. The rates alone hide how precisely they
     # are known; the corrected intervals need the counts. Cards written before this field lack it (None).
     confusion_counts: list[list[int]] | None = None
@@ -114,7 +116,7 @@ def load_judge(task: TaskSpec) -> Judge:
         card = JudgeCard(**raw)
     except TypeError as exc:
         raise FairbenchError(f"{weights.with_suffix('.json')}: judge card invalid ({exc})") from None
-    net = JudgeNet(card.in_channels, len(card.groups))
+    net = JudgeNet(card.in_channels, len(card.groups), card.width)
     net.load_state_dict(load_file(str(weights)))
     return Judge(card=card, net=net.eval())
 
@@ -146,7 +148,8 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
     torch.manual_seed(seed)
     epochs = task.judge.epochs
     split = data.load_split(task, "judge", data_root)
-    net = JudgeNet(task.image_shape[0], task.n_groups)
+    net = JudgeNet(task.image_shape[0], task.n_groups, task.judge.width)
+    weights = _class_weights(task, split.groups)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     rng = torch.Generator().manual_seed(seed)
     batch = 128
@@ -156,7 +159,7 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
         order = torch.randperm(len(split), generator=rng)
         for b in range(n_batches):
             idx = order[b * batch : (b + 1) * batch]
-            loss = nn.functional.cross_entropy(net(split.images[idx]), split.groups[idx])
+            loss = nn.functional.cross_entropy(net(split.images[idx]), split.groups[idx], weight=weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -183,11 +186,26 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
         n_test=len(test),
         epochs=epochs,
         seed=seed,
+        width=task.judge.width,
+        class_weights=task.judge.class_weights,
         confusion_counts=counts.tolist(),
         **machine,
     )
     atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
     return card
+
+
+def _class_weights(task: TaskSpec, groups: torch.Tensor) -> torch.Tensor | None:
+    """None (plain cross-entropy), or weights n / (|S| n_g) so that every group counts equally in the loss: on
+    a skewed split (UTKFace: 4% Black) a plain judge learns to say the majority group and its confusion
+    matrix becomes nearly singular, which leaves the correction undefined."""
+    if task.judge.class_weights == "none":
+        return None
+    counts = torch.bincount(groups, minlength=task.n_groups).double()
+    if bool((counts == 0).any()):
+        missing = [task.groups.names[g] for g in range(task.n_groups) if counts[g] == 0]
+        raise FairbenchError(f"task {task.id}: the judge split has no images of {', '.join(missing)}")
+    return (counts.sum() / (task.n_groups * counts)).float()
 
 
 def evaluate_judge(task: TaskSpec, data_root: Path | None = None) -> tuple[float, np.ndarray, int]:

@@ -202,7 +202,7 @@ def judge_reproduction(
     from fairbench.judges import Judge, JudgeNet, load_judge
 
     pinned = load_judge(task)
-    net = JudgeNet(task.image_shape[0], task.n_groups)
+    net = JudgeNet(task.image_shape[0], task.n_groups, task.judge.width)
     net.load_state_dict(_load_weights(weights, "judge"))
     retrained = Judge(card=pinned.card, net=net.eval())
     test = data.load_split(task, "test", data_root)

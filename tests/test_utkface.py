@@ -19,10 +19,14 @@ from fairbench.sources import utkface
 from fairbench.transforms import TRANSFORMS, NaturalLabelParams
 
 
-def _jpeg(seed: int, size: int = 40) -> bytes:
-    """A distinct smooth image (its own colour ramp), so no two seeds decode to the same pixels."""
+PALETTE = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [220, 220, 220], [20, 20, 20]])
+
+
+def _jpeg(seed: int, size: int = 40, race: int | None = None) -> bytes:
+    """A distinct smooth image (its own colour ramp), so no two seeds decode to the same pixels; with `race`,
+    its base colour says the race, so a judge can learn it."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 200, size=3)
+    base = rng.integers(0, 200, size=3) if race is None else PALETTE[race] - 15 + rng.integers(0, 10, size=3)
     ramp = np.linspace(0, 50, size)[:, None, None] * rng.random(3)
     pixels = np.clip(base + ramp + np.zeros((size, size, 3)), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
@@ -205,3 +209,74 @@ def test_real_crop_part1_counts(real_faces: utkface.Decoded) -> None:
     assert info["kept"] == len(real_faces.images) == 9665
     # independent check of the dedup: no two kept images share pixels at full size
     assert len(set(real_faces.names.tolist())) == 9665
+
+
+# ------------------------------------------------------- the harness on an unconditional 32x32 RGB face task
+
+
+def _synthetic_task(root: Path, judge_sha256: str) -> dict:
+    import yaml
+
+    from fairbench.tasks import _builtin_task_dir
+
+    spec = yaml.safe_load((_builtin_task_dir() / "utkface-race.yaml").read_text(encoding="utf-8"))
+    spec["id"] = "utkface-synthetic"
+    spec["aliases"] = []
+    spec["dataset"].update(train={"part": "all", "start": 0, "stop": 25},
+                           judge={"part": "all", "start": 25, "stop": 40},
+                           test={"part": "all", "start": 40, "stop": 50})
+    spec["judge"] = {"id": "utkface-synthetic", "sha256": judge_sha256, "epochs": 60}
+    spec["sampling"] = {"n_samples": 40, "seed": 0}
+    spec.pop("quality")  # the real task's quality section is exercised by the oracle test on real faces
+    return spec
+
+
+@pytest.mark.parametrize("method", ["vanilla", "repfair", "groupcond"])
+def test_methods_train_sample_and_score_on_an_unconditional_rgb_face_task(tmp_path: Path, method: str) -> None:
+    """Judge training, every reference method, sampling and scoring, on 50 synthetic 'faces' (10 per race)."""
+    from fairbench.judges import train_judge
+    from fairbench.scoring import ScoreOptions, score_checkpoint
+    from fairbench.tasks import parse_task
+    from fairbench.training import RunOptions, train
+
+    folder = tmp_path / "data" / "UTKFace" / "crop_part1"
+    folder.mkdir(parents=True)
+    for i in range(50):
+        (folder / _name(20 + i, i % 2, i % 5, i)).write_bytes(_jpeg(i, race=i % 5))
+    root = tmp_path / "data"
+    provisional = parse_task(_synthetic_task(root, "pending"), "synthetic")
+    for split in ("train", "judge", "test"):
+        assert set(data.load_split(provisional, split, root).groups.tolist()) == set(range(5)), split
+    card = train_judge(provisional, utkface.paths.fairbench_home() / "judges", root)
+    task = parse_task(_synthetic_task(root, card.sha256), "synthetic")
+    assert card.confusion_counts is not None and sum(map(sum, card.confusion_counts)) == 10
+    assert card.accuracy == 1.0, card.confusion_counts  # the races differ by colour here
+
+    path = train(RunOptions(method=method, task=task, steps=2, batch_size=10, out=tmp_path / "runs",
+                            data_root=root, device="cpu", checkpoint_every=1, overrides={"width": 8}))
+    result = score_checkpoint(path, ScoreOptions(device="cpu", data_root=root), task=task)
+    assert result.n_samples == 40 and sum(result.group_counts) == 40
+    assert result.groups == ["White", "Black", "Asian", "Indian", "Others"]
+    assert result.per_condition is None  # unconditional: no per-class breakdown
+
+
+def test_balanced_judge_weights_and_default_judge_options_keep_task_hashes() -> None:
+    import dataclasses
+
+    from fairbench.judges import _class_weights
+    from fairbench.tasks import JudgeRef, get_task
+
+    task = get_task("utkface-race")
+    assert task.judge.class_weights == "balanced"
+    groups = torch.tensor([0] * 6 + [1] * 2 + [2] + [3] + [4] * 10)
+    weights = _class_weights(task, groups)
+    np.testing.assert_allclose(weights.numpy(), [20 / 30, 20 / 10, 20 / 5, 20 / 5, 20 / 50], rtol=1e-6)
+    with pytest.raises(FairbenchError, match="no images of Black"):
+        _class_weights(task, torch.tensor([0, 2, 3, 4]))
+    plain = dataclasses.replace(task, judge=dataclasses.replace(task.judge, class_weights="none"))
+    assert _class_weights(plain, groups) is None
+    digits = get_task("digits-bicolor")
+    explicit = dataclasses.replace(digits, judge=JudgeRef(**{**dataclasses.asdict(digits.judge), "width": 16}))
+    assert explicit.task_hash == digits.task_hash  # options at their defaults leave old hashes alone
+    wider = dataclasses.replace(digits, judge=dataclasses.replace(digits.judge, width=32))
+    assert wider.task_hash != digits.task_hash
