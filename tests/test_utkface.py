@@ -105,6 +105,7 @@ def test_load_reports_counts_on_screen_and_in_the_part(synthetic, capsys, monkey
     assert "21 of 29 images kept" in err and "3 malformed names" in err and "1 unreadable" in err
     assert "2 images in 1 duplicate groups with conflicting race" in err
     assert raw.info["kept"] == 21 and raw.info["order_seed"] == utkface.ORDER_SEED
+    assert raw.info["content_sha256"] == utkface.content_key(root / "UTKFace" / "crop_part1", 32)
     data.SOURCES.get("utkface-32").load("all", root)
     assert capsys.readouterr().err == "", "the note is printed once per process"
     with pytest.raises(FairbenchError, match="one part, 'all'"):

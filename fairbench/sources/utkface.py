@@ -233,6 +233,7 @@ def load_faces(root: Path, size: int) -> Decoded:
     if decoded is None:
         decoded = decode_folder(folder, size)
         _write_cache(path, decoded)
+    decoded = Decoded(**{**decoded.__dict__, "info": {**decoded.info, "content_sha256": key}})
     if key not in _ANNOUNCED:
         _ANNOUNCED.add(key)
         print(f"note: {summary_line(decoded.info)}", file=sys.stderr)
