@@ -159,6 +159,15 @@ def test_missing_folder_is_one_actionable_error(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+def test_missing_data_through_the_cli_is_one_error_line(tmp_path: Path) -> None:
+    from fairbench.cli import app
+
+    result = CliRunner().invoke(app, ["judge", "eval", "--task", "utkface", "--data-root", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: UTKFace not found under"), result.output
+
+
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_stratified_order_puts_every_race_in_every_slice(seed: int) -> None:
     rng = np.random.default_rng(seed)
