@@ -290,3 +290,22 @@ def test_balanced_judge_weights_and_default_judge_options_keep_task_hashes() -> 
     assert explicit.task_hash == digits.task_hash  # options at their defaults leave old hashes alone
     wider = dataclasses.replace(digits, judge=dataclasses.replace(digits.judge, width=32))
     assert wider.task_hash != digits.task_hash
+
+
+def test_real_task_splits_are_stratified_and_hold_every_race(real_faces: utkface.Decoded) -> None:
+    from fairbench.tasks import get_task
+
+    task = get_task("utkface")
+    races = real_faces.races[utkface.stratified_order(real_faces.races)]
+    shares = np.bincount(real_faces.races, minlength=5) / len(races)
+    sizes = {}
+    for name in ("train", "judge", "test"):
+        spec = task.split_spec(name)
+        counts = np.bincount(races[spec.start : spec.stop], minlength=5)
+        sizes[name] = counts.sum()
+        assert counts.min() > 0, (name, counts)
+        assert np.all(np.abs(counts - shares * counts.sum()) <= 2), (name, counts)
+    assert sizes == {"train": 4833, "judge": 2899, "test": 1933}
+    assert task.split_spec("test").stop == len(races)  # the test split ends where crop_part1 does
+    reference = task.split_spec("reference")
+    assert (reference.start, reference.stop) == (task.split_spec("test").start, task.split_spec("test").stop)
