@@ -380,11 +380,14 @@ def judge_train_cmd(
     spec = get_task(task)
     folder = out or paths.fairbench_home() / "judges"
     first_use = spec.judge.trained_on_first_use
+    # First use: one thread, as every first-use file is made; otherwise the pins' thread count (same summation
+    # order, hence the same bytes on this kind of machine).
+    threads = 1 if first_use else _pinned_judge_threads(spec)
     with progress_bar() as bar:
         handle = bar.add_task(f"judge {spec.judge.id}", total=None, info="")
         card = train_judge(
             spec, folder, data_root, progress=lambda d, t: bar.update(handle, completed=d, total=t),
-            threads=1 if first_use else None,
+            threads=threads,
         )
     typer.echo(f"judge {card.id}: accuracy {card.accuracy:.4f} on {card.n_test} test images")
     for line in machine_lines(card):
@@ -397,6 +400,16 @@ def judge_train_cmd(
         typer.echo(line)
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _pinned_judge_threads(spec) -> int | None:
+    """The thread count the pinned judge's card records (None for cards that predate the field)."""
+    from fairbench.judges import load_judge
+
+    try:
+        return load_judge(spec).card.threads
+    except FairbenchError:
+        return None
 
 
 @judge_app.command("eval")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ class RealSplit:
     images: torch.Tensor  # uint8, N x C x H x W
     labels: torch.Tensor  # int64 class (condition) per image
     groups: torch.Tensor  # int64 group per image
+    source_info: dict[str, Any] = field(default_factory=dict)  # the source's RawPart.info
 
     def __len__(self) -> int:
         return len(self.images)
@@ -78,6 +79,7 @@ def _build_split(task, split: str, root: Path) -> RealSplit:
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(labels.copy()),
         groups=torch.from_numpy(groups),
+        source_info=dict(raw.info),
     )
 
 

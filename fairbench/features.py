@@ -168,6 +168,8 @@ DOMAIN_RECIPES: dict[str, DomainRecipe] = {
     ),
     # SVHN digits (both shading groups), on the methods' training split of the user's copy.
     "domain-svhn": DomainRecipe(task="svhn-shaded", epochs=3, width=32, lr=3e-3, batch_size=128, shift=2, first_use=True),
+    # Sees faces: a race classifier on utkface-race's training split (class label = race there).
+    "domain-utkface": DomainRecipe(task="utkface-race", epochs=15, lr=3e-3, batch_size=64, shift=1),
 }
 
 

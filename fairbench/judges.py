@@ -75,7 +75,7 @@ class JudgeNet3(nn.Module):
 class JudgeArch:
     """A judge network and the recipe that trains it (so `fairbench judge train` reproduces it)."""
 
-    build: Callable[[int, int], nn.Module]  # (in_channels, n_groups) -> network taking uint8 images
+    build: Callable[[int, int, int], nn.Module]  # (in_channels, n_groups, width) -> network taking uint8 images
     lr: float = 1e-3  # Adam; constant, or the peak of a one-cycle schedule
     one_cycle: bool = False
     flip: bool = False  # augmentation: random horizontal flips (natural images; never for digits)
@@ -91,14 +91,14 @@ class JudgeArch:
 
 DEFAULT_ARCH = "judge-cnn/1"
 JUDGE_ARCHS: Registry[JudgeArch] = Registry("judge architecture")
-JUDGE_ARCHS.register(DEFAULT_ARCH, JudgeArch(build=lambda c, g: JudgeNet(c, g)))
+JUDGE_ARCHS.register(DEFAULT_ARCH, JudgeArch(build=JudgeNet))
 JUDGE_ARCHS.register(
-    "judge-cnn3/1", JudgeArch(build=lambda c, g: JudgeNet3(c, g), lr=3e-3, one_cycle=True, flip=True, shift=2)
+    "judge-cnn3/1", JudgeArch(build=JudgeNet3, lr=3e-3, one_cycle=True, flip=True, shift=2)
 )
 
 
-def build_judge_net(arch: str | None, in_channels: int, n_groups: int) -> nn.Module:
-    return JUDGE_ARCHS.get(arch or DEFAULT_ARCH).build(in_channels, n_groups)
+def build_judge_net(arch: str | None, in_channels: int, n_groups: int, width: int = 16) -> nn.Module:
+    return JUDGE_ARCHS.get(arch or DEFAULT_ARCH).build(in_channels, n_groups, width)
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ class JudgeCard:
     n_test: int
     epochs: int
     seed: int
+    width: int = 16  # JudgeNet's width (JudgeRef.width)
+    class_weights: str = "none"  # "balanced": the training loss weighted by 1 / group frequency
     # counts[i][j]: test images of true group i the judge labelled j. The rates alone hide how precisely they
     # are known; the corrected intervals need the counts. Cards written before this field lack it (None).
     confusion_counts: list[list[int]] | None = None
@@ -194,7 +196,7 @@ def _judge_from(weights: Path, raw: dict) -> Judge:
         card = JudgeCard(**raw)
     except TypeError as exc:
         raise FairbenchError(f"{weights.with_suffix('.json')}: judge card invalid ({exc})") from None
-    net = build_judge_net(card.arch, card.in_channels, len(card.groups))
+    net = build_judge_net(card.arch, card.in_channels, len(card.groups), card.width)
     net.load_state_dict(load_file(str(weights)))
     return Judge(card=card, net=net.eval())
 
@@ -250,7 +252,8 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
     epochs = task.judge.epochs
     arch = JUDGE_ARCHS.get(task.judge.arch or DEFAULT_ARCH)
     split = data.load_split(task, "judge", data_root)
-    net = arch.build(task.image_shape[0], task.n_groups)
+    net = arch.build(task.image_shape[0], task.n_groups, task.judge.width)
+    class_weights = _class_weights(task, split.groups)
     opt = torch.optim.Adam(net.parameters(), lr=arch.lr)
     rng = torch.Generator().manual_seed(seed)
     batch = arch.batch_size
@@ -266,7 +269,7 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
             if arch.flip:
                 flip = torch.rand(len(idx), generator=rng) < 0.5
                 images = torch.where(flip[:, None, None, None], images.flip(3), images)
-            loss = nn.functional.cross_entropy(net(images), split.groups[idx])
+            loss = nn.functional.cross_entropy(net(images), split.groups[idx], weight=class_weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -295,6 +298,8 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
         n_test=len(test),
         epochs=epochs,
         seed=seed,
+        width=task.judge.width,
+        class_weights=task.judge.class_weights,
         confusion_counts=counts.tolist(),
         **machine,
         arch=task.judge.arch,
@@ -304,6 +309,19 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
     )
     atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
     return card
+
+
+def _class_weights(task: TaskSpec, groups: torch.Tensor) -> torch.Tensor | None:
+    """None (plain cross-entropy), or weights n / (|S| n_g) so that every group counts equally in the loss: on
+    a skewed split (UTKFace: 4% Black) a plain judge learns to say the majority group and its confusion
+    matrix becomes nearly singular, which leaves the correction undefined."""
+    if task.judge.class_weights == "none":
+        return None
+    counts = torch.bincount(groups, minlength=task.n_groups).double()
+    if bool((counts == 0).any()):
+        missing = [task.groups.names[g] for g in range(task.n_groups) if counts[g] == 0]
+        raise FairbenchError(f"task {task.id}: the judge split has no images of {', '.join(missing)}")
+    return (counts.sum() / (task.n_groups * counts)).float()
 
 
 def _first_use_key(task: TaskSpec, data_root: Path | None) -> str | None:

@@ -202,7 +202,7 @@ def judge_reproduction(
     from fairbench.judges import Judge, build_judge_net, load_judge
 
     pinned = load_judge(task, None if data_root is None else Path(data_root))
-    net = build_judge_net(pinned.card.arch, task.image_shape[0], task.n_groups)
+    net = build_judge_net(pinned.card.arch, task.image_shape[0], task.n_groups, pinned.card.width)
     net.load_state_dict(_load_weights(weights, "judge"))
     retrained = Judge(card=pinned.card, net=net.eval())
     test = data.load_split(task, "test", data_root)

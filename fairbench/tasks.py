@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -69,6 +69,8 @@ class JudgeRef:
     # seeded, on the user's data the first time it is needed and cached; results record its sha256 and a board
     # compares only results scored with the identical file.
     trained_on_first_use: bool = False
+    width: int = 16  # JudgeNet's channel width
+    class_weights: Literal["none", "balanced"] = "none"  # "balanced": loss weighted by 1 / group frequency
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,9 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
         data = {k: v for k, v in data.items() if k in only}
     data = {k: v for k, v in data.items() if v is not None}  # an absent optional section hashes as before
     _drop_new_defaults(data)  # likewise optional fields added later, left at their defaults
+    for key, default in (("width", 16), ("class_weights", "none")):  # judge options added later, likewise
+        if isinstance(data.get("judge"), dict) and data["judge"].get(key) == default:
+            data["judge"].pop(key)
     # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
     # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
     params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")
@@ -283,6 +288,8 @@ def _validate(spec: TaskSpec, where: str) -> None:
         raise FairbenchError(f"{where}: sampling.n_samples must be positive")
     if spec.training.steps < 1 or spec.training.batch_size < 1 or spec.training.checkpoint_every < 1:
         raise FairbenchError(f"{where}: training.steps, batch_size and checkpoint_every must be positive")
+    if spec.judge.epochs < 1 or spec.judge.width < 1:
+        raise FairbenchError(f"{where}: judge.epochs and judge.width must be positive")
     if spec.bootstrap.n_resamples < 1:
         raise FairbenchError(f"{where}: bootstrap.n_resamples must be positive")
     try:

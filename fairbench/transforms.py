@@ -142,6 +142,27 @@ class LongTail:
 TRANSFORMS.register("long-tail", LongTail())
 
 
+@dataclass(frozen=True)
+class NaturalLabelParams:
+    """No parameters: the groups are whatever attribute the source labels its images with."""
+
+
+class NaturalLabel:
+    """Images unchanged; the group is the source's own label (UTKFace: race from the file name). The split is
+    grouped as the source's slice is: a stratified source keeps the dataset's natural mix in every split."""
+
+    params_cls = NaturalLabelParams
+    n_groups = 0  # as many as the task names
+
+    def apply(
+        self, images: np.ndarray, labels: np.ndarray, split: str, params: NaturalLabelParams
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return images, labels.astype(np.int64, copy=True)
+
+
+TRANSFORMS.register("natural-label", NaturalLabel())
+
+
 def parse_params(spec: Any, where: str) -> Any:
     """Validate a TransformSpec's params against its transform's typed dataclass."""
     transform = TRANSFORMS.get(spec.kind)

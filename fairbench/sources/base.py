@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from fairbench.registry import Registry
 class RawPart:
     images: np.ndarray  # uint8, N x C x H x W
     labels: np.ndarray  # int64 class labels
+    info: dict[str, Any] = field(default_factory=dict)  # what the source skipped or chose (counts, folder)
 
 
 @dataclass(frozen=True)
