@@ -22,12 +22,6 @@ RHO100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 RHO10 = [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memos(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache, "_MEMO", {})
-    monkeypatch.setattr(data, "_SPLIT_CACHE", {})
-
-
 def _independent_sha(images: np.ndarray, labels: np.ndarray) -> str:
     return hashlib.sha256(images.astype(np.uint8).tobytes() + labels.astype(np.int64).tobytes()).hexdigest()
 
@@ -100,7 +94,8 @@ def test_jpeg_copy_has_another_format_and_hash(tmp_path: Path) -> None:
     assert png.sha256 != jpg.sha256
 
 
-def test_decoded_parts_are_cached_as_plain_npz_and_a_bad_cache_is_redone(tmp_path: Path) -> None:
+def test_decoded_parts_are_cached_as_plain_npz_and_a_bad_cache_is_redone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cache, "_MEMO", {})
     written = write_fake_cifar(tmp_path)
     source = SOURCES.get("cifar10")
     source.load("train", tmp_path)
