@@ -22,6 +22,10 @@ from fairbench.errors import FairbenchError
 
 # typer >= 0.2x parses with its own copy of click (typer._click); older ones use click itself
 _exceptions: Any = getattr(getattr(typer.core, "_click", None), "exceptions", None) or _plain_click.exceptions
+# Resolved now, not in the except clauses, so a missing name cannot turn into an error of its own there.
+_ClickException: type[Exception] = _exceptions.ClickException
+_UsageError: type[Exception] = _exceptions.UsageError
+_NoArgsIsHelp: type[Exception] = getattr(_exceptions, "NoArgsIsHelpError", None) or type("_Never", (Exception,), {})
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG = {"on": False}
@@ -61,15 +65,15 @@ class OneLineErrors(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except _exceptions.NoArgsIsHelpError as exc:  # `fairbench judge`: the help, as click shows it
-            exc.show()
-            sys.exit(exc.exit_code)
-        except _exceptions.ClickException as exc:
-            where = exc.ctx.command_path if isinstance(exc, _exceptions.UsageError) and exc.ctx else None
+        except _NoArgsIsHelp as exc:  # `fairbench judge`: the help, as click shows it
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        except _ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, _UsageError) and exc.ctx else None
             message = exc.format_message()
             print_error(message.rstrip(".") + f" (see '{where} --help')" if where else message)
             sys.exit(exc.exit_code)
-        except _exceptions.Abort:
+        except typer.Abort:
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)

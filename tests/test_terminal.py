@@ -179,3 +179,18 @@ def test_errors_after_a_progress_bar_are_still_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["score", "--task", DIGITS, "--images", str(wrong), "--device", "cpu"])
     assert result.exit_code == 2
     one_error_line(result.stderr)
+
+
+def test_help_and_bare_groups_still_show_help() -> None:
+    assert CliRunner().invoke(app, ["--help"]).exit_code == 0
+    for args in ([], ["judge"]):
+        result = CliRunner().invoke(app, args)
+        assert "Usage:" in result.output and "error:" not in result.output and "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_output_cut_short_by_the_reader_is_no_traceback() -> None:
+    """`fairbench run --help | head -2`: the reader closes the pipe; the command stops without a traceback."""
+    proc = subprocess.run(f"'{sys.executable}' -m fairbench run --help | head -2", shell=True, capture_output=True,
+                          text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
