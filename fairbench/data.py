@@ -129,18 +129,28 @@ _SPLIT_CACHE: dict[tuple[str, str, str], RealSplit] = {}
 
 def _build_split(task, split: str, root: Path) -> RealSplit:
     split_spec = task.split_spec(split)
-    raw = SOURCES.get(task.dataset.source).load(split_spec.part, root)
-    if split_spec.stop > len(raw.images):
-        raise FairbenchError(
-            f"task {task.id}: split {split} wants images up to {split_spec.stop}, "
-            f"the {split_spec.part!r} part has {len(raw.images)}"
-        )
-    images = raw.images[split_spec.start : split_spec.stop]
-    labels = raw.labels[split_spec.start : split_spec.stop]
+    source = SOURCES.get(task.dataset.source)
     c, h, w = task.image_shape
+    if hasattr(source, "load_slice"):  # large images: read only the slice, resized as they are read
+        images, labels = source.load_slice(split_spec, root, (c, h, w), f"task {task.id}: split {split}")
+    else:
+        raw = source.load(split_spec.part, root)
+        if split_spec.stop > len(raw.images):
+            raise FairbenchError(
+                f"task {task.id}: split {split} wants images up to {split_spec.stop}, "
+                f"the {split_spec.part!r} part has {len(raw.images)}"
+            )
+        images = raw.images[split_spec.start : split_spec.stop]
+        labels = raw.labels[split_spec.start : split_spec.stop]
     if images.shape[1] != c:
         raise FairbenchError(f"task {task.id}: source has {images.shape[1]} channels, the task wants {c}")
     images = resize_uint8(images, h, w)
+    if task.transform is None:  # real images of unknown group (e.g. an FFHQ reference folder): -1 for every one
+        return RealSplit(
+            images=torch.from_numpy(np.ascontiguousarray(images)),
+            labels=torch.from_numpy(labels.copy()),
+            groups=torch.full((len(images),), -1, dtype=torch.int64),
+        )
     params = transforms.parse_params(task.transform, f"task {task.id}.transform")
     images, groups = transforms.TRANSFORMS.get(task.transform.kind).apply(images, labels, split, params)
     return RealSplit(
@@ -148,3 +158,7 @@ def _build_split(task, split: str, root: Path) -> RealSplit:
         labels=torch.from_numpy(labels.copy()),
         groups=torch.from_numpy(groups),
     )
+
+
+# Imported last: it registers itself in SOURCES and uses resize_uint8 from this module.
+from fairbench import data_ffhq  # noqa: E402,F401  (registers "ffhq-folder")

@@ -9,8 +9,10 @@ differ, so a retrained judge is checked by its agreement with the pinned one (`f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,7 +22,10 @@ from torch import nn
 from fairbench import atomic, data, paths
 from fairbench.errors import FairbenchError
 from fairbench.pinned import find_pinned
-from fairbench.tasks import TaskSpec
+from fairbench.registry import Registry
+
+if TYPE_CHECKING:
+    from fairbench.tasks import TaskSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "judge_weights"
 
@@ -56,8 +61,8 @@ class JudgeCard:
     task: str
     groups: list[str]
     in_channels: int
-    accuracy: float
-    confusion: list[list[float]]  # row i: P(judge = j | true group i), on the task's test split
+    accuracy: float | None  # None: a user-supplied judge never measured on the task's images
+    confusion: list[list[float]] | None  # row i: P(judge = j | true group i), on the task's test split; None: unknown
     n_test: int
     epochs: int
     seed: int
@@ -70,14 +75,17 @@ class JudgeCard:
     threads: int | None = None
     cpu: str | None = None
 
-    def calibration_counts(self) -> np.ndarray:
+    def calibration_counts(self) -> np.ndarray | None:
         """The held-out counts behind `confusion`; for an old card, rebuilt from the rates and `n_test`.
+        None when the judge has no confusion matrix at all (then nothing is corrected).
 
         Old cards give only rates and the test-set size, so the rows are taken as equal shares of `n_test`:
         an approximation, stated here, that the shipped cards no longer need.
         """
         if self.confusion_counts is not None:
             return np.asarray(self.confusion_counts, dtype=np.int64)
+        if self.confusion is None:
+            return None
         rates = np.asarray(self.confusion, dtype=np.float64)
         per_row = max(1, self.n_test // len(rates))
         return np.rint(rates * per_row).astype(np.int64)
@@ -86,11 +94,12 @@ class JudgeCard:
 @dataclass
 class Judge:
     card: JudgeCard
-    net: JudgeNet
+    net: nn.Module  # uint8 N x C x H x W images -> N x n_groups logits
+    no_confusion_reason: str | None = None  # why `card.confusion` is None (shown for the skipped corrected metrics)
 
     @property
-    def confusion(self) -> np.ndarray:
-        return np.asarray(self.card.confusion, dtype=np.float64)
+    def confusion(self) -> np.ndarray | None:
+        return None if self.card.confusion is None else np.asarray(self.card.confusion, dtype=np.float64)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
@@ -104,8 +113,18 @@ def _search_dirs() -> list[Path]:
     return [PACKAGE_DIR, paths.fairbench_home() / "judges"]
 
 
+JudgeLoader = Callable[["TaskSpec"], Judge]
+# How a task's judge is read, by `judge.kind`: the one registry every judge goes through.
+JUDGE_KINDS: Registry[JudgeLoader] = Registry("judge kind")
+
+
 def load_judge(task: TaskSpec) -> Judge:
-    """The task's judge, refused unless its file hash matches the sha256 pinned in the task spec."""
+    """The task's judge, by the loader its `judge.kind` names."""
+    return JUDGE_KINDS.get(task.judge.kind)(task)
+
+
+def load_pinned_judge(task: TaskSpec) -> Judge:
+    """A shipped judge, refused unless its file hash matches the sha256 pinned in the task spec."""
     ref = task.judge
     weights, raw = find_pinned(
         "judge", ref.id, ref.sha256, _search_dirs(), f"`fairbench judge train --task {task.id}`"
@@ -117,6 +136,9 @@ def load_judge(task: TaskSpec) -> Judge:
     net = JudgeNet(card.in_channels, len(card.groups))
     net.load_state_dict(load_file(str(weights)))
     return Judge(card=card, net=net.eval())
+
+
+JUDGE_KINDS.register("pinned", load_pinned_judge)
 
 
 def train_judge(
@@ -212,3 +234,8 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_groups: int) ->
     totals = counts.sum(1, keepdims=True)
     eye = np.eye(n_groups)
     return np.where(totals > 0, counts / np.maximum(totals, 1.0), eye)
+
+
+# Imported last so that the module's own names exist when the FairFace judge registers itself here; every
+# caller of load_judge then finds every kind registered.
+from fairbench import judges_fairface  # noqa: E402,F401  (registers "fairface")

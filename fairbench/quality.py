@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fairbench import data
+from fairbench import data, paths
 from fairbench.errors import FairbenchError
 from fairbench.tasks import FeatureRef, TaskSpec
 
@@ -116,6 +116,16 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
     from fairbench.metrics import frechet
 
     quality = task.quality
+    source = data.SOURCES.get(task.dataset.source)
+    fingerprint = None
+    if getattr(source, "user_supplied", False):  # a reference the user may not have given: skip, with the reason
+        try:
+            reference = data.load_split(task, "reference", data_root)
+            fingerprint = source.fingerprint(quality.reference, paths.data_root(data_root))
+        except FairbenchError as exc:
+            for name in quality.metrics:
+                report.skipped[name] = str(exc)
+            return
     try:
         net = load_feature_network(ref.id, ref.sha256)
     except FairbenchError as exc:
@@ -123,8 +133,11 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             report.skipped[name] = str(exc)
         return
     report.feature_network = {"id": net.id, "sha256": net.sha256, "dim": net.dim, "resize_rule": net.resize_rule}
+    if fingerprint is not None:  # a user's reference folder: values against different folders never mix
+        report.feature_network["reference_sha256"] = fingerprint
     generated = net.extract(images, FEATURE_BATCH, device)
-    reference = data.load_split(task, "reference", data_root)
+    if fingerprint is None:
+        reference = data.load_split(task, "reference", data_root)
     groups = task.groups.names
     key_base = {
         "data_hash": task.data_hash,
@@ -133,6 +146,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         "feature_network": [net.id, net.sha256],
         "resize_rule": net.resize_rule,
         "seed": quality.seed,
+        **({"reference_sha256": fingerprint} if fingerprint is not None else {}),
     }
     ref_features: dict[str, np.ndarray] = {}
 
