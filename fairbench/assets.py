@@ -488,7 +488,7 @@ def _names_in(value: Any) -> list[str]:
     return []
 
 
-_SPEC_FIELDS = ("assets", "feature_network", "metrics", "quality_metrics", "iqa", "judge")
+_SPEC_FIELDS = ("assets", "feature_network", "metrics", "quality_metrics", "iqa")
 
 
 def assets_needed_by_tasks(

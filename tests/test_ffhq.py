@@ -232,3 +232,27 @@ def test_import_and_score_end_to_end(tmp_path, _isolated_home):
     other = score(5)
     assert other["group_counts"] == result["group_counts"]
     assert {k: v["value"] for k, v in other["metrics"].items()} == {k: v["value"] for k, v in result["metrics"].items()}
+
+
+def test_training_on_a_task_without_data_is_one_clear_error(tmp_path):
+    res = cli("run", "--method", "vanilla", "--task", "ffhq", "--out", str(tmp_path / "runs"), "--steps", "2")
+    assert res.exit_code == 2 and "has no training data" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_share_chart_of_a_result_without_corrected_shares():
+    from fairbench.report.share_bars import draw_share_bars, share_bars
+
+    groups = ["White", "Black", "Asian", "Indian"]
+    result = {
+        "task": "ffhq-race", "method": "stylegan2-256px", "seed": 0, "groups": groups,
+        "group_proportions": {"observed": [0.7, 0.1, 0.1, 0.1]},
+        "group_shares": {g: {"count": 1, "observed": {"value": v, "ci95": [v - 0.05, v + 0.05]}}
+                         for g, v in zip(groups, [0.7, 0.1, 0.1, 0.1])},
+    }
+    bars = share_bars(result)
+    assert [b.kind for b in bars] == ["observed"] * 4 and bars[0].value == 0.7
+    fig = draw_share_bars(result)
+    from matplotlib.container import BarContainer
+
+    assert [c.get_label() for c in fig.axes[0].containers if isinstance(c, BarContainer)] == ["observed"]

@@ -251,3 +251,14 @@ def test_legacy_torch_format_is_not_mistaken_for_a_pickle(tmp_path):
     g_ema, latent = read_converted(path)
     assert latent is None and set(g_ema) == set(g.state_dict()) - {"latent_avg"}
     assert np.isfinite(sum(v.sum().item() for v in g_ema.values()))
+
+
+def test_a_fresh_process_finds_the_architecture_through_the_plugins():
+    """`fairbench score` in a new process rebuilds `stylegan2` from the checkpoint's name alone."""
+    import subprocess
+    import sys
+
+    code = "from fairbench.plugins import load_plugins; from fairbench.generators import ARCHITECTURES; " \
+           "load_plugins(); print('stylegan2' in ARCHITECTURES)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

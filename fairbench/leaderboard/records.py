@@ -44,6 +44,9 @@ class ResultRecord:
     feature_network: dict[str, Any] | None = None
     # IQA metric -> {asset id: sha256} of the weight files its value came from; empty in files older than it.
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
+    # sha256 of the judge's weights: pinned by the task hash for shipped judges, but a user-supplied judge
+    # (ffhq-race's FairFace file) has no pin, so boards compare this instead. None in files without it.
+    judge_sha256: str | None = None
 
 
 def read_results(results_dir: Path) -> list[ResultRecord]:
@@ -124,6 +127,10 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
     if feature_network is not None and not isinstance(feature_network, dict):
         raise fail("field 'feature_network' must be an object or null")
     iqa_weights = _parse_iqa_weights(data.get("iqa_weights"), fail)
+    judge = data.get("judge")
+    judge_sha256 = judge.get("sha256") if isinstance(judge, dict) else None
+    if judge_sha256 is not None and not _is_sha256(judge_sha256):
+        raise fail("field 'judge.sha256' must be 64 lowercase hex characters (a sha256)")
 
     raw_metrics = data["metrics"]
     if not isinstance(raw_metrics, dict) or not raw_metrics:
@@ -145,6 +152,7 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         is_method=method is not None,
         feature_network=feature_network,
         iqa_weights=iqa_weights,
+        judge_sha256=judge_sha256,
     )
 
 
