@@ -20,7 +20,7 @@ from fairbench import data
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
-from fairbench.tasks import SplitSpec, get_task, list_tasks, parse_task
+from fairbench.tasks import SplitSpec, get_task, list_tasks, load_task_file, parse_task
 
 # (task_hash, data_hash) of every task published before the optional sections existed, measured on the
 # commit before them: making dataset splits, transform, training and judge.kind optional changed none.
@@ -256,3 +256,55 @@ def test_share_chart_of_a_result_without_corrected_shares():
     from matplotlib.container import BarContainer
 
     assert [c.get_label() for c in fig.axes[0].containers if isinstance(c, BarContainer)] == ["observed"]
+
+
+class PooledRGB:
+    """A stand-in feature network for the FID wiring: each channel average-pooled to 2x2 (12 dims, float64)."""
+
+    id, sha256, dim, resize_rule = "test-pooled-rgb", "e" * 64, 12, "adaptive-avg-2x2"
+
+    def extract(self, images, batch_size, device):
+        return F.adaptive_avg_pool2d(images.double(), 2).flatten(1).numpy()
+
+
+def _pooled_rgb(sha256, device):
+    if sha256 != PooledRGB.sha256:
+        raise FairbenchError("test-pooled-rgb: wrong sha256")
+    return PooledRGB()
+
+
+def test_fid_against_a_user_ffhq_folder_is_recorded_with_the_folder_hash(tmp_path, _isolated_home):
+    from scipy import linalg
+
+    from fairbench.features import FEATURE_NETWORKS
+    from fairbench.scoring import ScoreOptions, score_checkpoint
+
+    if "test-pooled-rgb" not in FEATURE_NETWORKS:
+        FEATURE_NETWORKS.register("test-pooled-rgb", _pooled_rgb)
+    write_random_fairface(_isolated_home)
+    spec = tiny_ffhq_data(8, n_samples=30, iqa=[])
+    spec["quality"]["feature_network"] = {"id": "test-pooled-rgb", "sha256": PooledRGB.sha256}
+    task_yaml = tmp_path / "tiny.yaml"
+    task_yaml.write_text(json.dumps(spec))  # JSON is YAML
+    task = load_task_file(task_yaml)
+    weights, ckpt = tmp_path / "sg2.pt", tmp_path / "ckpt.pt"
+    save_random_stylegan2(weights)
+    from baselines.stylegan2_import import ImportOptions, import_stylegan2
+
+    import_stylegan2(weights, ckpt, task, ImportOptions(channel_multiplier=1))
+    write_ffhq_folder(tmp_path / "data", 30, size=16)
+    result = score_checkpoint(ckpt, ScoreOptions(device="cpu", data_root=tmp_path / "data"), task=task)
+    fingerprint = data.SOURCES.get("ffhq-folder").fingerprint(task.quality.reference, tmp_path / "data")
+    assert result.feature_network["reference_sha256"] == fingerprint
+    # independent FID: the same features, numpy moments, scipy's matrix square root
+    from fairbench import checkpoint as ckpt_io
+    from fairbench import sampling
+
+    model = ckpt_io.build_generator(ckpt_io.load_checkpoint(ckpt), ckpt)
+    generated, _ = sampling.generate(model, 30, task.sampling.seed, task.image_shape, 0)
+    reference = data.load_split(task, "reference", tmp_path / "data").images
+    a, b = PooledRGB().extract(generated, 0, "cpu"), PooledRGB().extract(reference, 0, "cpu")
+    ma, mb, ca, cb = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = float(((ma - mb) ** 2).sum() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real))
+    assert result.metrics["fid"]["value"] == pytest.approx(expected, rel=1e-6)
+    assert "kid" in result.metrics and "fid" not in result.skipped
