@@ -34,10 +34,12 @@ NOISE_MODES = ("const", "none", "latent-seeded")
 SQRT2 = math.sqrt(2.0)
 
 
-def channel_table(channel_multiplier: int) -> dict[int, int]:
-    """Feature maps per resolution in config-f (512 up to 32 px, then halving with the multiplier)."""
+def channel_table(channel_multiplier: int, channel_max: int = 512) -> dict[int, int]:
+    """Feature maps per resolution in config-f (512 up to 32 px, then halving with the multiplier), capped at
+    `channel_max` (512 in config-f; smaller only for tiny test networks of the same key layout)."""
     cm = channel_multiplier
-    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm, 1024: 16 * cm}
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm, 1024: 16 * cm}
+    return {res: min(ch, channel_max) for res, ch in table.items()}
 
 
 def fir_kernel(taps=BLUR_TAPS) -> torch.Tensor:
@@ -207,6 +209,7 @@ class StyleGAN2Generator(nn.Module):
     def __init__(
         self, size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2, lr_mlp: float = 0.01,
         truncation_psi: float = 1.0, noise_mode: str = "const", output_size: int | None = None,
+        channel_max: int = 512,
     ) -> None:
         super().__init__()
         log_size = int(round(math.log2(size))) if size > 0 else 0
@@ -219,14 +222,14 @@ class StyleGAN2Generator(nn.Module):
         output_size = size if output_size is None else int(output_size)
         if output_size < 1 or size % output_size:
             raise ValueError(f"output_size must divide size {size}, got {output_size}")
-        if channel_multiplier < 1 or style_dim < 1 or n_mlp < 1:
-            raise ValueError("channel_multiplier, style_dim and n_mlp must be positive")
+        if channel_multiplier < 1 or style_dim < 1 or n_mlp < 1 or channel_max < 1:
+            raise ValueError("channel_multiplier, channel_max, style_dim and n_mlp must be positive")
         self.size, self.style_dim, self.log_size = size, style_dim, log_size
         self.truncation_psi, self.noise_mode, self.output_size = float(truncation_psi), noise_mode, output_size
         self.latent_dim, self.num_classes = style_dim, 0  # the fairbench sampling contract
         self.n_latent = log_size * 2 - 2
         self.num_layers = (log_size - 2) * 2 + 1
-        channels = channel_table(channel_multiplier)
+        channels = channel_table(channel_multiplier, channel_max)
 
         self.style = nn.Sequential(
             PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)]

@@ -76,14 +76,19 @@ def read_converted(path: str | Path) -> tuple[dict[str, torch.Tensor], torch.Ten
 
 
 def infer_layout(g_ema: dict[str, torch.Tensor], source: Path | str) -> dict[str, int]:
-    """size, style_dim and n_mlp as the file's keys determine them (the rest is checked key by key)."""
+    """size, style_dim, n_mlp and channel_max as the file's keys determine them (the rest is checked key by key)."""
     mapping = sorted(int(m.group(1)) for k in g_ema if (m := re.fullmatch(r"style\.(\d+)\.weight", k)))
     rgbs = {int(m.group(1)) for k in g_ema if (m := re.fullmatch(r"to_rgbs\.(\d+)\.bias", k))}
-    if not mapping or "style.1.weight" not in g_ema or not rgbs:
-        raise FairbenchError(f"{source}: g_ema lacks the StyleGAN2 mapping (style.N.weight) or to_rgbs.K layers")
+    if not mapping or "style.1.weight" not in g_ema or not rgbs or "input.input" not in g_ema:
+        raise FairbenchError(f"{source}: g_ema lacks the StyleGAN2 mapping (style.N.weight), input.input or to_rgbs.K")
     if mapping != list(range(1, len(mapping) + 1)) or rgbs != set(range(len(rgbs))):
         raise FairbenchError(f"{source}: g_ema's style.N / to_rgbs.K layers are not numbered consecutively")
-    return {"size": 2 ** (len(rgbs) + 2), "style_dim": int(g_ema["style.1.weight"].shape[1]), "n_mlp": len(mapping)}
+    return {
+        "size": 2 ** (len(rgbs) + 2),
+        "style_dim": int(g_ema["style.1.weight"].shape[1]),
+        "n_mlp": len(mapping),
+        "channel_max": int(g_ema["input.input"].shape[1]),  # 512 in config-f: the 4x4 constant's channels
+    }
 
 
 def check_against_architecture(g_ema: dict[str, torch.Tensor], model: StyleGAN2Generator, source: Path | str) -> None:

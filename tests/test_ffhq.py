@@ -180,7 +180,7 @@ def save_random_stylegan2(path, size: int = 32) -> None:
     from baselines.stylegan2 import StyleGAN2Generator
 
     torch.manual_seed(1)
-    g = StyleGAN2Generator(size, style_dim=16, n_mlp=2, channel_multiplier=1)
+    g = StyleGAN2Generator(size, style_dim=16, n_mlp=2, channel_multiplier=1, channel_max=32)
     with torch.no_grad():
         for name, p in g.named_parameters():
             if name.endswith(("activate.bias", "to_rgb1.bias")) or name.startswith("to_rgbs"):

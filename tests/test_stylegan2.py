@@ -21,7 +21,7 @@ from fairbench.errors import FairbenchError
 
 def tiny(size=32, **kw) -> StyleGAN2Generator:
     torch.manual_seed(0)
-    g = StyleGAN2Generator(size, style_dim=16, n_mlp=2, channel_multiplier=1, **kw)
+    g = StyleGAN2Generator(size, style_dim=16, n_mlp=2, channel_multiplier=1, channel_max=32, **kw)
     with torch.no_grad():  # non-zero noise strengths and biases, so every term of the forward pass matters
         for name, p in g.named_parameters():
             if name.endswith(("noise.weight", "activate.bias", "to_rgb1.bias")) or ".bias" in name:
@@ -124,6 +124,14 @@ def test_mapping_and_truncation():
     torch.testing.assert_close(g.mapping(z), g.latent_avg.expand(3, -1))
 
 
+def test_channel_max_caps_only_the_width():
+    with torch.device("meta"):
+        full, capped = StyleGAN2Generator(64, channel_multiplier=1), StyleGAN2Generator(64, channel_multiplier=1, channel_max=32)
+    assert full.state_dict().keys() == capped.state_dict().keys()
+    assert capped.state_dict()["convs.0.conv.weight"].shape == (1, 32, 32, 3, 3)
+    assert full.state_dict()["convs.6.conv.weight"].shape == (1, 256, 512, 3, 3)  # 64 px: 256 x multiplier 1
+
+
 def test_output_shape_range_and_box_downsampling():
     g = tiny(32, output_size=8)
     z = torch.randn(2, 16)
@@ -185,6 +193,7 @@ def test_import_round_trip_gives_the_same_images(tmp_path, tiny_task):
     out = tmp_path / "ckpt.pt"
     ckpt = import_stylegan2(path, out, tiny_task, ImportOptions(channel_multiplier=1, truncation_psi=0.7))
     assert ckpt.arch == "stylegan2" and ckpt.arch_kwargs["size"] == 32 and ckpt.arch_kwargs["output_size"] == 8
+    assert ckpt.arch_kwargs["channel_max"] == 32 and ckpt.arch_kwargs["style_dim"] == 16 and ckpt.arch_kwargs["n_mlp"] == 2
     assert ckpt.config["truncation_psi"] == 0.7 and len(ckpt.config["source_sha256"]) == 64
     assert ckpt.method == "stylegan2-32px-psi0.7"
     loaded = ckpt_io.load_checkpoint(out)
