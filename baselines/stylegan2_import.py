@@ -127,6 +127,11 @@ def import_stylegan2(
         raise FairbenchError(f"task {task.id} wants {c}x{h}x{w} images; a StyleGAN2 generator makes square RGB")
     if output_size != h:
         raise FairbenchError(f"--output-size {output_size} differs from task {task.id}'s image size {h}")
+    if layout["size"] < output_size or layout["size"] % output_size:
+        raise FairbenchError(
+            f"{weights}: a {layout['size']} px generator cannot be scored at task {task.id}'s {output_size} px "
+            f"(the size must be a multiple of it)"
+        )
     if task.conditional:
         raise FairbenchError(f"task {task.id} is conditional; a StyleGAN2 FFHQ generator is unconditional")
     arch_kwargs = {

@@ -271,3 +271,11 @@ def test_a_fresh_process_finds_the_architecture_through_the_plugins():
            "load_plugins(); print('stylegan2' in ARCHITECTURES)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_generator_smaller_than_the_task_is_refused(tmp_path):
+    from ffhq_helpers import tiny_ffhq_task
+
+    path = save_converted(tmp_path, tiny(32))
+    with pytest.raises(FairbenchError, match="32 px generator cannot be scored at task ffhq-race's 64 px"):
+        import_stylegan2(path, tmp_path / "o.pt", tiny_ffhq_task(64), ImportOptions(channel_multiplier=1))
