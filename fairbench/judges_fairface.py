@@ -6,10 +6,13 @@ gender, [9:18] age. The 4-race file uses [0:4] (White, Black, Asian, Indian) of 
 names the file and the slice: `fairface-race7` or `fairface-race4`, each a user-supplied asset (no public
 checksum), read with `torch.load(weights_only=True)` and a strict key check.
 
-Input: the whole image resized to 224x224 (bilinear, antialiased), scaled to [0, 1] and normalised with the
-ImageNet mean and std, as FairFace's own prediction script does. FairFace first detects and aligns faces with
-dlib; FFHQ images and generators trained on them are already aligned and cropped the same way (FFHQ's own
-dlib-landmark alignment), so that step is skipped, and a score says so by the judge id it records.
+Input: the whole image resized to 224x224 (bilinear, antialiased, in torch), scaled to [0, 1] and normalised
+with the ImageNet mean and std. FairFace's prediction script does the same to a face chip (PIL bilinear
+resize, so values differ in the last bits). Its chips come from dlib detection and 5-landmark alignment (300 px,
+padding 0.25); FFHQ images, and generators trained on them, are already aligned by FFHQ's own dlib-landmark
+procedure, so detection and alignment are skipped. FFHQ's framing is looser (more hair and background) than
+FairFace's chips: the judge sees faces somewhat smaller than it was trained on, one more reason its errors on
+this task are unmeasured (below).
 
 No confusion matrix: nobody has measured this judge's errors on generated (or real) FFHQ faces with known
 race, so the judge-error-corrected metrics cannot be computed; scoring lists them under `skipped` with the
