@@ -371,8 +371,8 @@ def judge_eval_cmd(
     from fairbench.tasks import get_task
 
     spec = get_task(task)
+    accuracy, confusion, n = evaluate_judge(spec, data_root)  # refuses a user-supplied judge first
     card = load_judge(spec).card
-    accuracy, confusion, n = evaluate_judge(spec, data_root)
     console = Console()
     console.print(f"judge {card.id} ({card.sha256[:12]}…) on {spec.id} test split, {n} images: accuracy {accuracy:.4f}")
     console.print(f"shipped card says: accuracy {card.accuracy:.4f}")

@@ -152,6 +152,7 @@ def train_judge(
     (`fairbench.reproduction.judge_reproduction`). `threads` (default: torch's current setting) is the intra-op
     thread count to train with; the card records it with the torch version and CPU.
     """
+    _require_pinned(task, "train")
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -214,11 +215,20 @@ def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: in
 
 def evaluate_judge(task: TaskSpec, data_root: Path | None = None) -> tuple[float, np.ndarray, int]:
     """Accuracy and row-normalised confusion of the pinned judge on the task's test split, recomputed now."""
+    _require_pinned(task, "evaluate")
     judge = load_judge(task)
     test = data.load_split(task, "test", data_root)
     predicted = judge.predict(test.images)
     truth = test.groups.numpy()
     return float((predicted == truth).mean()), confusion_matrix(truth, predicted, task.n_groups), len(test)
+
+
+def _require_pinned(task: TaskSpec, verb: str) -> None:
+    if task.judge.kind != "pinned" or not task.has_training_data:
+        raise FairbenchError(
+            f"task {task.id}'s judge {task.judge.id} is user-supplied ({task.judge.kind}); fairbench cannot {verb} it: "
+            f"the task has no labelled split"
+        )
 
 
 def confusion_counts(truth: np.ndarray, predicted: np.ndarray, n_groups: int) -> np.ndarray:

@@ -308,3 +308,9 @@ def test_fid_against_a_user_ffhq_folder_is_recorded_with_the_folder_hash(tmp_pat
     expected = float(((ma - mb) ** 2).sum() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real))
     assert result.metrics["fid"]["value"] == pytest.approx(expected, rel=1e-6)
     assert "kid" in result.metrics and "fid" not in result.skipped
+
+
+@pytest.mark.parametrize("command", [["judge", "train"], ["judge", "eval"]])
+def test_a_user_supplied_judge_cannot_be_trained_or_evaluated(command):
+    res = cli(*command, "--task", "ffhq")
+    assert res.exit_code == 2 and "is user-supplied (fairface)" in res.output
