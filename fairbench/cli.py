@@ -158,6 +158,34 @@ def run_cmd(
     typer.echo(str(path))
 
 
+@app.command("import-stylegan2")
+@user_errors
+def import_stylegan2_cmd(
+    weights: Path = typer.Argument(..., help="Converted StyleGAN2 weights: a .pt holding {'g_ema': ..., 'latent_avg': ...}."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the fairbench checkpoint."),
+    task: str = typer.Option("ffhq-race", "--task", "-t", help="Task id/alias/YAML the generator is scored on."),
+    truncation_psi: float = typer.Option(1.0, "--truncation-psi", help="Truncation psi in [0, 1] (1: none); recorded."),
+    noise_mode: str = typer.Option("const", "--noise-mode", help="const (stored noise maps), none, or latent-seeded."),
+    channel_multiplier: int = typer.Option(2, "--channel-multiplier", help="2 for config-f."),
+    name: str | None = typer.Option(None, "--name", help="Leaderboard entry (default stylegan2-<size>px[-psi<psi>])."),
+) -> None:
+    """Wrap a converted StyleGAN2 generator as a fairbench checkpoint; NVIDIA .pkl files are refused (code)."""
+    from baselines.stylegan2_import import ImportOptions, import_stylegan2
+    from fairbench.tasks import get_task
+
+    options = ImportOptions(
+        truncation_psi=truncation_psi, noise_mode=noise_mode, channel_multiplier=channel_multiplier, name=name
+    )
+    ckpt = import_stylegan2(weights, out, get_task(task), options)
+    kw = ckpt.arch_kwargs
+    typer.echo(
+        f"{ckpt.method}: StyleGAN2 {kw['size']} px (style {kw['style_dim']}, {kw['n_mlp']} mapping layers, "
+        f"channel multiplier {kw['channel_multiplier']}), psi {kw['truncation_psi']}, noise {kw['noise_mode']}, "
+        f"scored at {kw['output_size']} px on task {ckpt.task}"
+    )
+    typer.echo(str(out))
+
+
 @app.command("score")
 @user_errors
 def score_cmd(
@@ -226,18 +254,20 @@ def _print_score(result: Any) -> None:
 
     console = Console()
     props = result.group_proportions
+    kinds = [k for k in ("observed", "corrected") if k in props]  # a judge without a confusion matrix: observed only
     groups = ", ".join(
-        f"{g} {o:.3f} (corrected {c:.3f})" for g, o, c in zip(result.groups, props["observed"], props["corrected"])
+        f"{g} {props['observed'][i]:.3f}" + (f" (corrected {props['corrected'][i]:.3f})" if "corrected" in props else "")
+        for i, g in enumerate(result.groups)
     )
     console.print(f"[bold]{result.task}[/] · {escape(entry_name(result))} · {result.n_samples} samples · {groups}")
     if result.group_shares:
         shares = Table(title="group shares, simultaneous 95% intervals")
-        for col in ("group", "count", "observed", "corrected"):
+        for col in ("group", "count", *kinds):
             shares.add_column(col)
         for group, entry in result.group_shares.items():
             cells = [
                 f"{100 * entry[kind]['value']:.1f}% [{100 * entry[kind]['ci95'][0]:.1f}, {100 * entry[kind]['ci95'][1]:.1f}]"
-                for kind in ("observed", "corrected")
+                for kind in kinds
             ]
             shares.add_row(group, str(entry["count"]), *cells)
         console.print(shares)
@@ -278,9 +308,11 @@ def _fairness_test_line(tests: dict) -> str:
     def fmt(p: float) -> str:
         return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
 
-    parts = [f"p = {fmt(tests['uniform']['p_value'])} observed", f"{fmt(tests['uniform_corrected']['p_value'])} corrected"]
+    parts = [f"p = {fmt(tests['uniform']['p_value'])} observed"]
+    if "uniform_corrected" in tests:
+        parts.append(f"{fmt(tests['uniform_corrected']['p_value'])} corrected")
     line = "test of fairness (H0: every group equally likely): " + ", ".join(parts)
-    if "uniform_cond_worst" in tests:
+    if "uniform_cond_worst" in tests and "uniform_corrected_cond_worst" in tests:
         worst = (tests["uniform_cond_worst"]["p_value"], tests["uniform_corrected_cond_worst"]["p_value"])
         line += f"; worst condition (Sidak-adjusted) p = {fmt(worst[0])} observed, {fmt(worst[1])} corrected"
     return line
@@ -423,8 +455,8 @@ def judge_eval_cmd(
     from fairbench.tasks import get_task
 
     spec = get_task(task)
+    accuracy, confusion, n = evaluate_judge(spec, data_root)  # refuses a user-supplied judge first
     card = load_judge(spec, data_root).card
-    accuracy, confusion, n = evaluate_judge(spec, data_root)
     console = Console()
     console.print(f"judge {card.id} ({card.sha256[:12]}…) on {spec.id} test split, {n} images: accuracy {accuracy:.4f}")
     console.print(f"shipped card says: accuracy {card.accuracy:.4f}")

@@ -56,30 +56,40 @@ _SPLIT_CACHE: dict[tuple[str, str, str], RealSplit] = {}
 
 def _build_split(task, split: str, root: Path) -> RealSplit:
     split_spec = task.split_spec(split)
-    raw = SOURCES.get(task.dataset.source).load(split_spec.part, root)
-    if split_spec.stop > len(raw.images):
-        raise FairbenchError(
-            f"task {task.id}: split {split} wants images up to {split_spec.stop}, "
-            f"the {split_spec.part!r} part has {len(raw.images)}"
-        )
-    images = raw.images[split_spec.start : split_spec.stop]
-    labels = raw.labels[split_spec.start : split_spec.stop]
-    params = transforms.parse_params(task.transform, f"task {task.id}.transform")
-    transform = transforms.TRANSFORMS.get(task.transform.kind)
-    select = getattr(transform, "select", None)  # transforms that subsample a split (long-tail)
-    keep = select(labels, split, params) if select is not None else None
-    if keep is not None:
-        images, labels = images[keep], labels[keep]
+    source = SOURCES.get(task.dataset.source)
     c, h, w = task.image_shape
+    info: dict[str, Any] = {}
+    if hasattr(source, "load_slice"):  # large images: read only the slice, resized as they are read
+        images, labels = source.load_slice(split_spec, root, (c, h, w), f"task {task.id}: split {split}")
+    else:
+        raw = source.load(split_spec.part, root)
+        info = dict(raw.info)
+        if split_spec.stop > len(raw.images):
+            raise FairbenchError(
+                f"task {task.id}: split {split} wants images up to {split_spec.stop}, "
+                f"the {split_spec.part!r} part has {len(raw.images)}"
+            )
+        images = raw.images[split_spec.start : split_spec.stop]
+        labels = raw.labels[split_spec.start : split_spec.stop]
+    if task.transform is None:  # real images of unknown group (e.g. an FFHQ reference folder): -1 for every one
+        groups = np.full(len(images), -1, dtype=np.int64)
+    else:
+        params = transforms.parse_params(task.transform, f"task {task.id}.transform")
+        transform = transforms.TRANSFORMS.get(task.transform.kind)
+        select = getattr(transform, "select", None)  # transforms that subsample a split (long-tail)
+        keep = select(labels, split, params) if select is not None else None
+        if keep is not None:
+            images, labels = images[keep], labels[keep]
     if images.shape[1] != c:
         raise FairbenchError(f"task {task.id}: source has {images.shape[1]} channels, the task wants {c}")
     images = resize_uint8(images, h, w)
-    images, groups = transform.apply(images, labels, split, params)
+    if task.transform is not None:
+        images, groups = transform.apply(images, labels, split, params)
     return RealSplit(
         images=torch.from_numpy(np.ascontiguousarray(images)),
         labels=torch.from_numpy(labels.copy()),
         groups=torch.from_numpy(groups),
-        source_info=dict(raw.info),
+        source_info=info,
     )
 
 

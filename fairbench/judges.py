@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,7 +23,9 @@ from fairbench import atomic, data, paths
 from fairbench.errors import FairbenchError
 from fairbench.pinned import find_pinned
 from fairbench.registry import Registry
-from fairbench.tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from fairbench.tasks import TaskSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "judge_weights"
 
@@ -110,8 +113,8 @@ class JudgeCard:
     task: str
     groups: list[str]
     in_channels: int
-    accuracy: float
-    confusion: list[list[float]]  # row i: P(judge = j | true group i), on the task's test split
+    accuracy: float | None  # None: a user-supplied judge never measured on the task's images
+    confusion: list[list[float]] | None  # row i: P(judge = j | true group i), on the task's test split; None: unknown
     n_test: int
     epochs: int
     seed: int
@@ -130,14 +133,17 @@ class JudgeCard:
     data_source: dict | None = None  # fairbench.data.data_source of the data it was trained on, where known
     first_use_key: str | None = None  # trained on first use: what it was trained from (fairbench.first_use)
 
-    def calibration_counts(self) -> np.ndarray:
+    def calibration_counts(self) -> np.ndarray | None:
         """The held-out counts behind `confusion`; for an old card, rebuilt from the rates and `n_test`.
+        None when the judge has no confusion matrix at all (then nothing is corrected).
 
         Old cards give only rates and the test-set size, so the rows are taken as equal shares of `n_test`:
         an approximation, stated here, that the shipped cards no longer need.
         """
         if self.confusion_counts is not None:
             return np.asarray(self.confusion_counts, dtype=np.int64)
+        if self.confusion is None:
+            return None
         rates = np.asarray(self.confusion, dtype=np.float64)
         per_row = max(1, self.n_test // len(rates))
         return np.rint(rates * per_row).astype(np.int64)
@@ -146,11 +152,12 @@ class JudgeCard:
 @dataclass
 class Judge:
     card: JudgeCard
-    net: nn.Module
+    net: nn.Module  # uint8 N x C x H x W images -> N x n_groups logits
+    no_confusion_reason: str | None = None  # why `card.confusion` is None (shown for the skipped corrected metrics)
 
     @property
-    def confusion(self) -> np.ndarray:
-        return np.asarray(self.card.confusion, dtype=np.float64)
+    def confusion(self) -> np.ndarray | None:
+        return None if self.card.confusion is None else np.asarray(self.card.confusion, dtype=np.float64)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
@@ -164,9 +171,19 @@ def _search_dirs() -> list[Path]:
     return [PACKAGE_DIR, paths.fairbench_home() / "judges"]
 
 
+JudgeLoader = Callable[["TaskSpec", "Path | None"], Judge]
+# How a task's judge is read, by `judge.kind`: the one registry every judge goes through.
+JUDGE_KINDS: Registry[JudgeLoader] = Registry("judge kind")
+
+
 def load_judge(task: TaskSpec, data_root: Path | None = None) -> Judge:
-    """The task's judge, refused unless its file hash matches the sha256 pinned in the task spec; for a judge
-    trained on first use, the cached one trained on this data (`ensure_judge` trains it)."""
+    """The task's judge, by the loader its `judge.kind` names."""
+    return JUDGE_KINDS.get(task.judge.kind)(task, data_root)
+
+
+def load_pinned_judge(task: TaskSpec, data_root: Path | None = None) -> Judge:
+    """A judge fairbench trains: refused unless its file hash matches the sha256 pinned in the task spec; for
+    a judge trained on first use, the cached one trained on this data (`ensure_judge` trains it)."""
     ref = task.judge
     how = f"`fairbench judge train --task {task.id}`"
     if ref.trained_on_first_use:
@@ -222,6 +239,9 @@ def ensure_judge(task: TaskSpec, data_root: Path | None = None, progress=None, n
     train_judge(task, first_use_dir("judges"), data_root, progress=progress, threads=1)
 
 
+JUDGE_KINDS.register("pinned", load_pinned_judge)
+
+
 def train_judge(
     task: TaskSpec, out_dir: Path, data_root: Path | None = None, seed: int = 0, progress=None,
     threads: int | None = None,
@@ -233,6 +253,7 @@ def train_judge(
     (`fairbench.reproduction.judge_reproduction`). `threads` (default: torch's current setting) is the intra-op
     thread count to train with; the card records it with the torch version and CPU.
     """
+    _require_pinned(task, "train")
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -334,11 +355,20 @@ def _first_use_key(task: TaskSpec, data_root: Path | None) -> str | None:
 
 def evaluate_judge(task: TaskSpec, data_root: Path | None = None) -> tuple[float, np.ndarray, int]:
     """Accuracy and row-normalised confusion of the pinned judge on the task's test split, recomputed now."""
+    _require_pinned(task, "evaluate")
     judge = load_judge(task, data_root)
     test = data.load_split(task, "test", data_root)
     predicted = judge.predict(test.images)
     truth = test.groups.numpy()
     return float((predicted == truth).mean()), confusion_matrix(truth, predicted, task.n_groups), len(test)
+
+
+def _require_pinned(task: TaskSpec, verb: str) -> None:
+    if task.judge.kind != "pinned" or not task.has_training_data:
+        raise FairbenchError(
+            f"task {task.id}'s judge {task.judge.id} is user-supplied ({task.judge.kind}); fairbench cannot {verb} it: "
+            f"the task has no labelled split"
+        )
 
 
 def confusion_counts(truth: np.ndarray, predicted: np.ndarray, n_groups: int) -> np.ndarray:
@@ -354,3 +384,8 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_groups: int) ->
     totals = counts.sum(1, keepdims=True)
     eye = np.eye(n_groups)
     return np.where(totals > 0, counts / np.maximum(totals, 1.0), eye)
+
+
+# Imported last so that the module's own names exist when the FairFace judge registers itself here; every
+# caller of load_judge then finds every kind registered.
+from fairbench import judges_fairface  # noqa: E402,F401  (registers "fairface")

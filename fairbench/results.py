@@ -25,8 +25,8 @@ class Submission:
 class JudgeInfo:
     id: str
     sha256: str
-    accuracy: float
-    confusion: list[list[float]]
+    accuracy: float | None  # None: a user-supplied judge (e.g. FairFace) never measured on the task's images
+    confusion: list[list[float]] | None  # None: no confusion matrix, so no corrected metrics
     confusion_counts: list[list[int]] | None = None  # the held-out counts the corrected intervals use
 
 

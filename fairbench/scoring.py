@@ -181,6 +181,12 @@ def _score(
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)
     card = judge.card
+    proportions = {"observed": overall.observed, "corrected": overall.corrected}
+    shares = named_shares(task.groups.names, overall)
+    if judge.confusion is None:  # nothing to correct with: never report p-hat under the corrected names
+        skipped_corrected = _drop_corrected(metrics, tests, per_condition, proportions, shares)
+        why = getattr(judge, "no_confusion_reason", None) or f"judge {card.id} has no confusion matrix"
+        quality.skipped.update({name: why for name in skipped_corrected})
     return ScoreResult(
         task=task.id,
         task_version=task.version,
@@ -192,13 +198,15 @@ def _score(
         n_samples=len(images),
         sampling_seed=sampling_seed,
         groups=list(task.groups.names),
-        group_proportions={"observed": overall.observed, "corrected": overall.corrected},
+        group_proportions=proportions,
         group_counts=overall.counts,
-        group_shares=named_shares(task.groups.names, overall),
+        group_shares=shares,
         fairness_tests=tests,
         metrics=metrics,
         per_condition=per_condition,
-        judge=JudgeInfo(card.id, card.sha256, card.accuracy, card.confusion, calibration.tolist()),
+        judge=JudgeInfo(
+            card.id, card.sha256, card.accuracy, card.confusion, None if calibration is None else calibration.tolist()
+        ),
         bootstrap={"n_resamples": boot.n_resamples, "seed": boot.seed},
         versions=versions(),
         device=str(device),
@@ -228,6 +236,21 @@ def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOpti
             quality_task, options.data_root, note=options.note,
             progress=(lambda d, t: progress("training feature network", d, t)) if progress else None,
         )
+def _drop_corrected(metrics: dict, tests: dict, per_condition: dict | None, proportions: dict, shares: dict) -> list[str]:
+    """Remove every judge-error-corrected figure (in place); the names removed, for `skipped`."""
+    dropped = sorted(name for name in metrics if "corrected" in name)
+    for name in dropped:
+        del metrics[name]
+    for name in [n for n in tests if "corrected" in n]:
+        del tests[name]
+    proportions.pop("corrected", None)
+    for entry in shares.values():
+        entry.pop("corrected", None)
+    if per_condition is not None:
+        per_condition.pop("corrected", None)
+        for name in [n for n in per_condition["metrics"] if "corrected" in n]:
+            del per_condition["metrics"][name]
+    return dropped + ["group_proportions.corrected"]
 
 
 def named_shares(groups: list[str], report: FairnessReport) -> dict[str, dict]:

@@ -155,6 +155,11 @@ def train(
     config = parse_config(options.method, options.overrides)
     if options.name is not None:
         entries.check_name(options.name)
+    if task.training is None or not task.has_training_data:
+        raise FairbenchError(
+            f"task {task.id} has no training data: it scores user-supplied pretrained generators "
+            f"(see `fairbench import-stylegan2`)"
+        )
     steps = task.training.steps if options.steps is None else options.steps
     batch_size = task.training.batch_size if options.batch_size is None else options.batch_size
     every = task.training.checkpoint_every if options.checkpoint_every is None else options.checkpoint_every

@@ -199,6 +199,13 @@ def test_default_primary_without_kl_corrected_is_first_sorted(tmp_path: Path) ->
     assert board.metric_names == ("accuracy_like", "fd_l1")
 
 
+def test_default_primary_without_corrected_metrics_is_observed_kl(tmp_path: Path) -> None:
+    # ffhq-race's judge has no confusion matrix, so its results carry no corrected metrics
+    put(tmp_path, make_result(metrics={"fd_l1": 0.1, "kl_uniform": 0.2, "accuracy_like": 0.3}))
+    (board,) = boards_for(tmp_path)
+    assert board.primary_metric == "kl_uniform"
+
+
 def test_unknown_primary_metric_names_known_ones(tmp_path: Path) -> None:
     put(tmp_path, make_result())
     with pytest.raises(FairbenchError, match=r"unknown primary metric 'nope'.*kl_uniform, kl_uniform_corrected"):
@@ -231,6 +238,8 @@ def test_refuses_mixed_task_hashes(tmp_path: Path) -> None:
         ("task_version", 2, "task versions"),
         ("n_samples", 500, "sample counts"),
         ("feature_network", {"id": "inception", "sha256": "c" * 64}, "feature networks"),
+        # a user-supplied judge (ffhq-race's FairFace file) is not pinned by the task hash: its sha256 decides
+        ("judge", {"id": "j", "sha256": "2" * 64, "accuracy": None, "confusion": None}, r"judge weights"),
     ],
 )
 def test_refuses_other_mixes_within_a_task(tmp_path: Path, field: str, other: Any, what: str) -> None:

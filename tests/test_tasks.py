@@ -287,8 +287,9 @@ def test_task_hash_int_and_float_probability_agree(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ judges
 
 
-@pytest.mark.parametrize("task", list_tasks(), ids=lambda t: t.id)
+@pytest.mark.parametrize("task", [t for t in list_tasks() if t.judge.kind == "pinned"], ids=lambda t: t.id)
 def test_builtin_judge_sha256_matches_shipped_file(task) -> None:
+    """Shipped judges only; a user-supplied one (ffhq-race's FairFace) is hashed into each result instead."""
     weights = PACKAGE_DIR / f"{task.judge.id}.safetensors"
     if task.judge.trained_on_first_use:  # nothing ships: the user's data trains it (fairbench.first_use)
         assert task.judge.sha256 is None and not weights.exists()

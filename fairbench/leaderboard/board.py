@@ -6,6 +6,8 @@ name) over its runs. Rules, each enforced with a FairbenchError rather than a gu
 - one task id, one task hash (and version, and N): results from different task specs are never mixed;
 - the same (entry, seed) twice within a task is a duplicate, not a second run;
 - a metric's direction (`higher_is_better`) must agree wherever the metric appears;
+- the judge's weights (`judge.sha256`) must be the same file in every result (a user-supplied judge such as
+  ffhq-race's FairFace has no pin in the task hash);
 - a no-reference IQA metric's values must come from the same weight files (`iqa_weights`, sha256 per asset)
   wherever two runs of a task both report it; runs that lack the value or the record (older files) do not count;
 - an entry's metric is *missing* when any of its runs lacks it (or reports null / a non-finite value);
@@ -36,6 +38,7 @@ from fairbench.leaderboard.ranking import MIN_SEEDS, significance_ranks
 from fairbench.leaderboard.records import ResultRecord, _is_number
 
 DEFAULT_PRIMARY_METRIC = "kl_uniform_corrected"
+FALLBACK_PRIMARY_METRIC = "kl_uniform"
 # Metrics whose values depend on the feature network: their columns carry its id, so no column ever holds
 # values from two networks.
 FEATURE_METRICS = ("fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid")
@@ -135,8 +138,9 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     _check_same(task, records, "task versions", lambda r: r.task_version)
     _check_same(task, records, "sample counts (n_samples)", lambda r: r.n_samples)
     _check_same(task, records, "feature networks", lambda r: r.feature_network, _canonical)
-    # Pinned judges are in the task hash already; judges trained on first use differ from user to user.
-    _check_same(task, records, "judges (sha256)", lambda r: r.judge_sha256, lambda h: str(h)[:12])
+    # Pinned judges are in the task hash already; judges trained on first use or supplied by the user differ
+    # from user to user.
+    _check_same(task, records, "judge weights (sha256)", lambda r: r.judge_sha256, lambda h: (h or "unrecorded")[:12])
     _check_same(task, records, "data sources", lambda r: r.data_source, _canonical)
     _check_iqa_weights(task, records)
 
@@ -160,7 +164,9 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
             )
         primary = primary_metric
     else:
-        primary = DEFAULT_PRIMARY_METRIC if DEFAULT_PRIMARY_METRIC in higher_is_better else known[0]
+        # A judge without a confusion matrix (ffhq-race's FairFace) has no corrected metrics: rank by the observed KL.
+        fallbacks = [m for m in (DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC) if m in higher_is_better]
+        primary = fallbacks[0] if fallbacks else known[0]
     metric_names = (primary, *(m for m in known if m != primary))
 
     summaries = {entry: _summarise(runs, metric_names) for entry, runs in by_entry.items()}

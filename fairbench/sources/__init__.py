@@ -5,6 +5,7 @@ from fairbench.sources.base import SOURCES, DataIdentity, DataSource, RawPart, c
 # One line per source module (each registers itself).
 from fairbench.sources import cifar10  # noqa: E402,F401
 from fairbench.sources import digits  # noqa: E402,F401
+from fairbench.sources import ffhq  # noqa: E402,F401
 from fairbench.sources import mnist  # noqa: E402,F401
 from fairbench.sources import svhn  # noqa: E402,F401
 from fairbench.sources import utkface  # noqa: E402,F401
