@@ -92,7 +92,8 @@ def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorChec
     train = ckpt.train or {}
     batch_size = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
     changed = entries.config_changes(
-        ckpt.config, entries.default_config(ckpt.method), batch_size, task.training.batch_size
+        ckpt.config, entries.default_config(ckpt.method), batch_size,
+        None if task.training is None else task.training.batch_size,  # imported generators: no task budget
     )
     given = name if name is not None else train.get("name")
     return dataclasses.replace(

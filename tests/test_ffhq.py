@@ -71,7 +71,7 @@ def test_spec_validation_of_the_optional_sections():
         parse_task(bad, "t")
     bad = json.loads(json.dumps(base))
     bad["judge"] = {"id": "x", "sha256": None}
-    with pytest.raises(FairbenchError, match="pinned judge needs its sha256"):
+    with pytest.raises(FairbenchError, match="judge: needs a sha256"):
         parse_task(bad, "t")
     bad = json.loads(json.dumps(base))
     bad["judge"]["kind"] = "fairfaec"
