@@ -23,7 +23,6 @@ train / judge / test slices are seeded, stratified splits in which every race ap
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import sys
 from dataclasses import dataclass
@@ -33,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from fairbench import atomic, paths
-from fairbench.sources.base import SOURCES, RawPart
 from fairbench.errors import FairbenchError
+from fairbench.sources.base import SOURCES, RawPart
 
 RACES = ("White", "Black", "Asian", "Indian", "Others")
 NAME_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg\.chip\.jpg$")
@@ -90,9 +89,11 @@ def decode_folder(folder: Path, size: int) -> Decoded:
     """Parse, decode, deduplicate and resize every `*.jpg` in `folder` (no cache)."""
     from PIL import Image
 
+    from fairbench.data import resize_uint8  # late: fairbench.data imports the sources
+
     files = sorted(p.name for p in folder.glob("*.jpg"))
     malformed, unreadable = [], []
-    records, pixels, digests = [], [], []
+    records, small, digests = [], [], []
     for name in files:
         record = parse_name(name)
         if record is None:
@@ -105,11 +106,12 @@ def decode_folder(folder: Path, size: int) -> Decoded:
             unreadable.append(name)
             continue
         records.append(record)
-        pixels.append(rgb)
+        # Hash the full decoded pixels, keep only the resized copy: ~10k full-size faces would take ~1 GB.
         digests.append(hashlib.sha256(repr(rgb.shape).encode() + rgb.tobytes()).hexdigest())
+        small.append(resize_uint8(np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]), size, size)[0])
     keep, dedup = dedup_by_pixels(digests, [r.race for r in records], [(r.age, r.gender) for r in records])
     kept = [records[i] for i in keep]
-    images = _resize_all([pixels[i] for i in keep], size)
+    images = np.stack([small[i] for i in keep]) if keep else np.zeros((0, 3, size, size), dtype=np.uint8)
     races_before = np.bincount([r.race for r in records], minlength=len(RACES))
     races = np.array([r.race for r in kept], dtype=np.int64)
     info = {
@@ -161,22 +163,6 @@ def dedup_by_pixels(
             counts["conflicting_images_dropped"] += len(members)
             drop.update(members)
     return [i for i in range(len(digests)) if i not in drop], counts
-
-
-def _resize_all(pixels: list[np.ndarray], size: int, chunk: int = 512) -> np.ndarray:
-    """Resize HxWx3 arrays (any sizes) to uint8 N x 3 x size x size with the project's one resize rule."""
-    from fairbench.data import resize_uint8  # late: fairbench.data imports the sources
-
-    out = np.zeros((len(pixels), 3, size, size), dtype=np.uint8)
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, p in enumerate(pixels):
-        by_shape.setdefault(p.shape, []).append(i)
-    for indices in by_shape.values():
-        for start in range(0, len(indices), chunk):
-            part = indices[start : start + chunk]
-            batch = np.stack([pixels[i] for i in part]).transpose(0, 3, 1, 2)
-            out[part] = resize_uint8(np.ascontiguousarray(batch), size, size)
-    return out
 
 
 def stratified_order(races: np.ndarray, seed: int = ORDER_SEED) -> np.ndarray:
