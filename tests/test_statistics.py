@@ -170,3 +170,19 @@ def test_corrected_variance_is_the_diagonal_of_the_covariance():
         np.testing.assert_allclose(rg.corrected_variance(q, n, conf, m, w), full, rtol=1e-9, atol=1e-15)
         per_row = np.broadcast_to(conf, (40, k, k))
         np.testing.assert_allclose(rg.corrected_variance(q, n, per_row, m, w), full, rtol=1e-9, atol=1e-15)
+
+
+def test_a_corrected_share_the_data_put_below_zero_keeps_a_width():
+    """Judged counts that the calibration cannot explain (group 0 never judged, though group 1's images are
+    judged 0 a fifth of the time) put the unconstrained estimate of p_0 at -0.25. Its interval must still say
+    how large p_0 could be, not collapse to [0, 0]: [0, z sd] with the variance taken at p_0 = 0."""
+    confusion = np.array([[0.6, 0.4, 0.0], [0.2, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    q = np.array([[0.0, 0.5, 0.5]])
+    assert rg.linear_inverse(q, confusion)[0, 0] == pytest.approx(-0.25)
+    box = rg.score_box(q, np.array([10_000]), confusion, np.array([5000, 5000, 5000]), 0.05)
+    z = scipy.stats.norm.ppf(1 - 0.05 / 3 / 2)
+    at_zero = np.array([[0.0, 0.6, 0.4]])  # the rest shared as the clipped estimate (0, .75, .5)/1.25 shares it
+    sd = np.sqrt(rg.corrected_variance(at_zero @ confusion, np.array([10_000]), confusion, np.full(3, 5000), at_zero))
+    assert box.lower[0, 0] == 0.0
+    assert box.upper[0, 0] == pytest.approx(z * sd[0, 0], rel=1e-9)
+    assert box.upper[0, 0] > 0.01

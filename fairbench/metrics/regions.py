@@ -179,13 +179,13 @@ def score_box(
     ts = np.array([0.0, 0.5, 1.0])
     points = (1.0 - ts)[:, None, None, None] * rest[None] + ts[:, None, None, None] * eye[None, :, None, :]
     flat = points.reshape(-1, k)  # (3 k R, k), row-major over (t, g, row)
+    sizes = np.tile(np.broadcast_to(row_sizes, (r, k)), (3 * k, 1))
     if conf.ndim == 2:
         judged = np.einsum("ri,ij->rj", flat, conf)
-        var = corrected_variance(judged, np.tile(n, 3 * k), conf, np.tile(np.broadcast_to(row_sizes, (r, k)), (3 * k, 1)), flat)
     else:
-        stacked = np.tile(c, (3 * k, 1, 1))
-        judged = np.einsum("ri,rij->rj", flat, stacked)
-        var = corrected_variance(judged, np.tile(n, 3 * k), stacked, np.tile(np.broadcast_to(row_sizes, (r, k)), (3 * k, 1)), flat)
+        conf = np.tile(c, (3 * k, 1, 1))
+        judged = np.einsum("ri,rij->rj", flat, conf)
+    var = corrected_variance(judged, np.tile(n, 3 * k), conf, sizes, flat)
     groups = np.arange(k)
     v_all = var.reshape(3, k, r, k)[:, groups, :, groups]  # (k, 3, R): V_g(t) of group g
     lower, upper = np.empty((r, k)), np.empty((r, k))
@@ -205,9 +205,18 @@ def score_box(
         safe = np.where(ok, qa, 1.0)
         lower[:, g] = np.where(ok, (-qb - root) / (2.0 * safe), 0.0)
         upper[:, g] = np.where(ok, (-qb + root) / (2.0 * safe), 1.0)
-        # No t satisfies the inequality only when the estimate is far outside [0, 1]; keep the nearest end.
+        # No t satisfies the inequality only when the estimate is far outside [0, 1]: the data contradict the
+        # calibration there (the judge errs on these images unlike on real ones). A zero-width interval at the
+        # nearest end would claim certainty; instead the group gets every value within z standard deviations
+        # of that end, its variance taken at the end itself.
+        # Likewise when every such t lies outside [0, 1] (the clipping below would leave [0, 0] or [1, 1]).
         none = (qa > 0) & (disc < 0)
-        lower[none, g] = upper[none, g] = np.clip(cg[none], 0.0, 1.0)
+        below = (none & (cg < 0.5)) | (ok & (upper[:, g] < 0.0))
+        above = (none & (cg >= 0.5)) | (ok & (lower[:, g] > 1.0))
+        lower[below, g] = 0.0
+        upper[below, g] = np.sqrt(z2 * np.clip(a0[below], 0.0, None))
+        lower[above, g] = 1.0 - np.sqrt(z2 * np.clip((a0 + a1 + a2)[above], 0.0, None))
+        upper[above, g] = 1.0
     lower, upper = np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
     # A region that misses the simplex (sum of lower bounds above 1, or of upper bounds below 1) means the
     # data contradict the calibration; widen it just enough to hold the clipped estimate.
