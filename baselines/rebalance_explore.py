@@ -89,21 +89,47 @@ def explore(
     device: torch.device | str = "cpu",
 ) -> Explored:
     """Exactly `per_group` latents per group (and per condition when conditions > 0)."""
+    parts = [
+        explore_condition(generate, classify, latent_dim, n_groups, cond, config, rng, group_names, device)
+        for cond in (range(conditions) if conditions > 0 else [None])
+    ]
+    return concat(parts)
+
+
+def explore_condition(
+    generate: GenerateFn,
+    classify: ClassifyFn,
+    latent_dim: int,
+    n_groups: int,
+    condition: int | None,
+    config: ExploreConfig,
+    rng: torch.Generator,
+    group_names: list[str] | None = None,
+    device: torch.device | str = "cpu",
+) -> Explored:
+    """One condition (None: an unconditional generator): the unit a resumable run saves and skips."""
     if config.mode not in ("bfs", "rejection"):
         raise FairbenchError(f"rebalance: explore mode must be bfs or rejection, got {config.mode!r}")
     if not 0 < config.threshold < 1 or config.per_group < 1 or config.sigma <= 0 or config.pool < 1:
         raise FairbenchError("rebalance: need 0 < threshold < 1, per_group >= 1, sigma > 0, pool >= 1")
-    zs, ys, gs, logs = [], [], [], []
-    for cond in range(conditions) if conditions > 0 else [None]:
-        run = _bfs if config.mode == "bfs" else _rejection
-        per_group, cond_logs = run(generate, classify, latent_dim, n_groups, cond, config, rng, group_names, device)
-        for g, z in enumerate(per_group):
-            zs.append(z[: config.per_group])
-            gs.append(torch.full((config.per_group,), g, dtype=torch.int64))
-            if cond is not None:
-                ys.append(torch.full((config.per_group,), cond, dtype=torch.int64))
-        logs += cond_logs
-    return Explored(torch.cat(zs).cpu(), torch.cat(ys) if ys else None, torch.cat(gs), tuple(logs))
+    if config.branching < 1 or config.max_calls < 1 or config.batch_size < 1:
+        raise FairbenchError("rebalance: need branching >= 1, max_calls >= 1, batch_size >= 1")
+    run = _bfs if config.mode == "bfs" else _rejection
+    per_group, logs = run(generate, classify, latent_dim, n_groups, condition, config, rng, group_names, device)
+    zs = [z[: config.per_group] for z in per_group]
+    gs = [torch.full((config.per_group,), g, dtype=torch.int64) for g in range(n_groups)]
+    ys = None if condition is None else torch.full((config.per_group * n_groups,), condition, dtype=torch.int64)
+    return Explored(torch.cat(zs).cpu(), ys, torch.cat(gs), tuple(logs))
+
+
+def concat(parts: list[Explored]) -> Explored:
+    labels = [p.labels for p in parts if p.labels is not None]
+    return Explored(
+        torch.cat([p.latents for p in parts]),
+        torch.cat(labels) if labels else None,
+        torch.cat([p.groups for p in parts]),
+        tuple(log for p in parts for log in p.logs),
+    )
 
 
 def _draw(rng: torch.Generator, n: int, dim: int, device) -> torch.Tensor:

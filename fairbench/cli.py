@@ -131,6 +131,9 @@ def run_cmd(
     name: str | None = typer.Option(
         None, "--name", help="Leaderboard entry name (default: the method, plus any --set: repfair[clip_norm=10])."
     ),
+    base: Path | None = typer.Option(
+        None, "--base", help="Base generator checkpoint, for methods that start from one (rebalance)."
+    ),
 ) -> None:
     """Train METHOD on TASK; rerun the same command to resume. Prints the checkpoint path last."""
     from fairbench.tasks import get_task
@@ -140,6 +143,7 @@ def run_cmd(
     options = RunOptions(
         method=method, task=spec, seed=seed, steps=steps, out=out, data_root=data_root, device=device,
         batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides), name=name,
+        base=base,
     )
     total = spec.training.steps if steps is None else steps
     with progress_bar() as bar:
@@ -149,8 +153,11 @@ def run_cmd(
             info = " ".join(f"{k}={v:.3f}" for k, v in logs.items())
             bar.update(handle, completed=step, total=total_steps, info=info)
 
+        def phase_log(line: str) -> None:  # phased methods (rebalance): one line per milestone, above the bar
+            bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
         try:
-            path = train(options, progress)
+            path = train(options, progress, phase_log)
         except TrainingInterrupted as stop:
             err.print(f"interrupted at step {stop.step}; rerun the same command to resume")
             typer.echo(str(stop.checkpoint))

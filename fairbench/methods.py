@@ -70,7 +70,7 @@ class PhaseContext:
 
     A method with phases before its training loop (rebalance: base generator, auxiliary classifier, latent
     exploration) defines `prepare(task, config, context) -> Prepared`. The harness calls it once per process,
-    before `create`, under the run's lock. Each phase writes its result atomically into `context.directory`
+    before `create(task, config, device, prepared)`, under the run's lock. Each phase writes its result atomically into `context.directory`
     and reuses it when it is already there, so a killed run resumes at the phase it was in and a finished
     phase is never repeated. `prepared.provenance` (a plain dict) is recorded in the checkpoint's `train` and
     in the training state's identity, so a resumed run refuses a changed phase result (another base).
@@ -81,6 +81,9 @@ class PhaseContext:
     device: torch.device
     data_root: Path | None
     progress: Callable[[str], None] | None = None  # one line per phase milestone
+    # `fairbench run --base CKPT`: the generator a method starts from. Only methods with `accepts_base = True`
+    # get one (the harness refuses it for the others, and first calls their `check_base(task, path)`).
+    base: Path | None = None
 
 
 METHODS: Registry[Method] = Registry("method")

@@ -51,6 +51,7 @@ class RunOptions:
     checkpoint_every: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
     name: str | None = None  # the leaderboard entry's name (fairbench.entries); recorded, never trained on
+    base: Path | None = None  # a base generator checkpoint, for methods that start from one (rebalance)
 
 
 class TrainingInterrupted(Exception):
@@ -169,7 +170,11 @@ def train(
     directory = run_dir(options.out, task.id, options.method, options.seed, config_label(options.method, config))
     ckpt_path, state_path = directory / "checkpoint.pt", directory / "trainstate.pt"
 
-    # Loaded before the lock: a run whose data is missing must fail without creating its run folder.
+    # Checked before the lock: a run whose data or base is missing must fail without creating its run folder.
+    if options.base is not None:
+        if not getattr(method, "accepts_base", False):
+            raise FairbenchError(f"method {options.method} does not take --base (it trains from the task's data)")
+        method.check_base(task, Path(options.base))
     split = data.load_split(task, "train", options.data_root)
     identity = {
         "data_hash": task.data_hash,
@@ -182,11 +187,17 @@ def train(
     with run_lock(directory):
         prepared = None
         if hasattr(method, "prepare"):  # a phased method (methods.PhaseContext): phases resume from their files
-            context = PhaseContext(directory / "phases", options.seed, device, options.data_root, phase_log)
+            context = PhaseContext(
+                directory / "phases", options.seed, device, options.data_root, phase_log,
+                Path(options.base) if options.base is not None else None,
+            )
             prepared = method.prepare(task, config, context)
             identity["prepared"] = dict(prepared.provenance)
         torch.manual_seed(options.seed)  # network initialisation
-        trainable = method.create(task, config, device)
+        if prepared is not None:
+            trainable = method.create(task, config, device, prepared)
+        else:
+            trainable = method.create(task, config, device)
         trainable.prepared = prepared
         batches = TensorBatches(split, task.n_groups, options.seed, device)
         step, wall = 0, 0.0
