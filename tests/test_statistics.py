@@ -186,3 +186,17 @@ def test_a_corrected_share_the_data_put_below_zero_keeps_a_width():
     assert box.lower[0, 0] == 0.0
     assert box.upper[0, 0] == pytest.approx(z * sd[0, 0], rel=1e-9)
     assert box.upper[0, 0] > 0.01
+
+
+def test_debiased_worst_condition_never_exceeds_ln_k():
+    """A case hypothesis found: the bootstrap correction (2 x worst - mean of resampled worsts) went past ln 2,
+    a KL no distribution has. The estimate is clipped to the metric's range."""
+    from fairbench.metrics.fairness import conditional_fairness_report
+
+    labels = np.array([0, 1, 0, 1, 1, 1, 1, 1, 1, 1])
+    conditions = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    confusion = np.array([[0.875, 0.125], [0.125, 0.875]])
+    report = conditional_fairness_report(labels, conditions, 2, 2, confusion)
+    for name, metric in report.summary.items():
+        if name.startswith("kl_uniform") and "normalized" not in name:
+            assert 0.0 <= metric.value <= np.log(2) + 1e-12, (name, metric.value)

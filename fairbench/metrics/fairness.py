@@ -497,7 +497,8 @@ def conditional_fairness_report(
         else:
             if draws is None:
                 draws = resample_tables(counts, r, rng)  # one set of redraws serves both estimates
-            worst = debiased_worst(counts, debias, r, rng, draws)
+            # 2 x worst - mean can pass ln k, which no KL exceeds: clipping toward the possible range only helps.
+            worst = min(debiased_worst(counts, debias, r, rng, draws), math.log(k))
         summary[f"{name}_cond_worst"] = MetricValue(float(worst), summary[f"{base}_cond_worst"].ci95, False)
     tests = {
         f"{name}_cond_worst": sidak_worst(np.array([rep.tests[name].p_value for rep in reports]))
