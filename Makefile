@@ -34,8 +34,9 @@ bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/score.py
 
+# Everything derived from leaderboard/results: report charts, leaderboard.md, .csv and .html.
 leaderboard: install
-	$(BIN)/fairbench leaderboard
+	FAIRBENCH=$(BIN)/fairbench PYTHON=$(BIN)/python leaderboard/regenerate.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO) build dist *.egg-info

@@ -10,13 +10,15 @@ from typing import Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fairbench.cli_assets import assets_app
-from fairbench.cli_common import DEBUG, err, progress_bar, user_errors
+from fairbench.cli_common import DEBUG, OneLineErrors, err, progress_bar, user_errors
+from fairbench.cli_sweep import sweep_cmd
 from fairbench.errors import FairbenchError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
+app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, add_completion=False, help="Representational fairness benchmark for image generators.")
 features_app = typer.Typer(no_args_is_help=True, help="Reproduce the shipped domain feature networks.")
 app.add_typer(features_app, name="features")
 judge_app = typer.Typer(no_args_is_help=True, help="Train or evaluate a task's pinned judge (attribute classifier).")
@@ -38,16 +40,47 @@ def tasks_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON l
     if as_json:
         typer.echo(json.dumps([s.summary() for s in specs], indent=2))
         return
-    table = Table(title="fairbench tasks")
-    for col in ("id", "version", "aliases", "groups", "conditional", "image", "hash"):
-        table.add_column(col)
-    for s in specs:
+    console = Console()
+    console.print(tasks_table(specs, console))
+
+
+def _group_summary(names: list[str]) -> str:
+    return " / ".join(names) if len(names) <= 3 else f"{len(names)}: {names[0]} … {names[-1]}"
+
+
+# `fairbench tasks` columns, most important first; at a narrow width the last ones are dropped, and ids (the
+# names users type) are never cut.
+_TASK_COLUMNS = ("id", "version", "aliases", "groups", "conditional", "image", "hash")
+
+
+def tasks_table(specs: list[Any], console: Console) -> Table:
+    """The widest table of tasks that fits the console without cutting a cell; a caption names what it drops."""
+
+    def cells(s: Any) -> dict[str, str]:
         c, h, w = s.image_shape
-        table.add_row(
-            s.id, str(s.version), ", ".join(s.aliases), " / ".join(s.groups.names),
-            "yes" if s.conditional else "no", f"{c}x{h}x{w}", s.task_hash[:12],
-        )
-    Console().print(table)
+        return {
+            "id": s.id, "version": str(s.version), "groups": f"{s.groups.attribute}: {_group_summary(s.groups.names)}",
+            "conditional": "yes" if s.conditional else "no", "image": f"{c}x{h}x{w}",
+            "aliases": ", ".join(s.aliases), "hash": s.task_hash[:12],
+        }
+
+    rows = [cells(s) for s in specs]
+
+    def need(col: str) -> int:  # no cell wraps or is cut: a column is as wide as its widest cell
+        return max([len(col)] + [len(row[col]) for row in rows])
+
+    widths = {col: need(col) for col in _TASK_COLUMNS}
+    n = len(_TASK_COLUMNS)
+    while n > 1 and sum(widths[c] + 3 for c in _TASK_COLUMNS[:n]) + 1 > console.width:  # padding 2, border 1
+        n -= 1
+    shown, dropped = _TASK_COLUMNS[:n], _TASK_COLUMNS[n:]
+    caption = f"not shown at this width: {', '.join(dropped)} (see --json)" if dropped else None
+    table = Table(title="fairbench tasks", caption=caption)
+    for col in shown:
+        table.add_column(col, no_wrap=True, min_width=widths[col])
+    for row in rows:
+        table.add_row(*(row[col] for col in shown))
+    return table
 
 
 @app.command("methods")
@@ -95,6 +128,9 @@ def run_cmd(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size (default: the task's)."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
     overrides: list[str] = typer.Option([], "--set", help="Method hyper-parameter, e.g. --set clip_norm=10."),
+    name: str | None = typer.Option(
+        None, "--name", help="Leaderboard entry name (default: the method, plus any --set: repfair[clip_norm=10])."
+    ),
     base: Path | None = typer.Option(
         None, "--base", help="Base generator checkpoint, for methods that start from one (rebalance)."
     ),
@@ -106,11 +142,12 @@ def run_cmd(
     spec = get_task(task)
     options = RunOptions(
         method=method, task=spec, seed=seed, steps=steps, out=out, data_root=data_root, device=device,
-        batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides), base=base,
+        batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides), name=name,
+        base=base,
     )
     total = spec.training.steps if steps is None else steps
     with progress_bar() as bar:
-        handle = bar.add_task(f"{method} on {spec.id} (seed {seed})", total=total, info="")
+        handle = bar.add_task(f"{method} seed {seed} on {spec.id}", total=total, info="")
 
         def progress(step: int, total_steps: int, logs: dict[str, float]) -> None:
             info = " ".join(f"{k}={v:.3f}" for k, v in logs.items())
@@ -126,6 +163,34 @@ def run_cmd(
             typer.echo(str(stop.checkpoint))
             raise typer.Exit(130) from None
     typer.echo(str(path))
+
+
+@app.command("import-stylegan2")
+@user_errors
+def import_stylegan2_cmd(
+    weights: Path = typer.Argument(..., help="Converted StyleGAN2 weights: a .pt holding {'g_ema': ..., 'latent_avg': ...}."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the fairbench checkpoint."),
+    task: str = typer.Option("ffhq-race", "--task", "-t", help="Task id/alias/YAML the generator is scored on."),
+    truncation_psi: float = typer.Option(1.0, "--truncation-psi", help="Truncation psi in [0, 1] (1: none); recorded."),
+    noise_mode: str = typer.Option("const", "--noise-mode", help="const (stored noise maps), none, or latent-seeded."),
+    channel_multiplier: int = typer.Option(2, "--channel-multiplier", help="2 for config-f."),
+    name: str | None = typer.Option(None, "--name", help="Leaderboard entry (default stylegan2-<size>px[-psi<psi>])."),
+) -> None:
+    """Wrap a converted StyleGAN2 generator as a fairbench checkpoint; NVIDIA .pkl files are refused (code)."""
+    from baselines.stylegan2_import import ImportOptions, import_stylegan2
+    from fairbench.tasks import get_task
+
+    options = ImportOptions(
+        truncation_psi=truncation_psi, noise_mode=noise_mode, channel_multiplier=channel_multiplier, name=name
+    )
+    ckpt = import_stylegan2(weights, out, get_task(task), options)
+    kw = ckpt.arch_kwargs
+    typer.echo(
+        f"{ckpt.method}: StyleGAN2 {kw['size']} px (style {kw['style_dim']}, {kw['n_mlp']} mapping layers, "
+        f"channel multiplier {kw['channel_multiplier']}), psi {kw['truncation_psi']}, noise {kw['noise_mode']}, "
+        f"scored at {kw['output_size']} px on task {ckpt.task}"
+    )
+    typer.echo(str(out))
 
 
 @app.command("score")
@@ -146,6 +211,10 @@ def score_cmd(
     feature_network: str | None = typer.Option(
         None, "--feature-network", help="FID-family network: 'task' (default: the task's; its GPU one on cuda), "
         "clip or inception. Recorded in the result; boards never mix networks.",
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Leaderboard entry name (default: the one given at training, else derived from the "
+        "method and its config; for an image set, its file or folder name).",
     ),
 ) -> None:
     """Score a checkpoint, or an image set with --task and --images."""
@@ -168,7 +237,8 @@ def score_cmd(
 
         options = ScoreOptions(
             n_samples=samples, batch_size=batch_size, device=device, progress=progress, data_root=data_root,
-            ref_stats=ref_stats, feature_network=feature_network,
+            ref_stats=ref_stats, feature_network=feature_network, name=name,
+            note=lambda text: bar.console.print(f"note: {text}", markup=False, highlight=False),
         )
         if checkpoint is not None:
             result = score_checkpoint(checkpoint, options, task=task)
@@ -187,37 +257,56 @@ def score_cmd(
 
 
 def _print_score(result: Any) -> None:
+    from fairbench.leaderboard.board import FEATURE_METRICS
+
     console = Console()
     props = result.group_proportions
+    kinds = [k for k in ("observed", "corrected") if k in props]  # a judge without a confusion matrix: observed only
     groups = ", ".join(
-        f"{g} {o:.3f} (corrected {c:.3f})" for g, o, c in zip(result.groups, props["observed"], props["corrected"])
+        f"{g} {props['observed'][i]:.3f}" + (f" (corrected {props['corrected'][i]:.3f})" if "corrected" in props else "")
+        for i, g in enumerate(result.groups)
     )
-    console.print(f"[bold]{result.task}[/] · {result.submission.name} · {result.n_samples} samples · {groups}")
+    console.print(f"[bold]{result.task}[/] · {escape(entry_name(result))} · {result.n_samples} samples · {groups}")
     if result.group_shares:
         shares = Table(title="group shares, simultaneous 95% intervals")
-        for col in ("group", "count", "observed", "corrected"):
+        for col in ("group", "count", *kinds):
             shares.add_column(col)
         for group, entry in result.group_shares.items():
             cells = [
                 f"{100 * entry[kind]['value']:.1f}% [{100 * entry[kind]['ci95'][0]:.1f}, {100 * entry[kind]['ci95'][1]:.1f}]"
-                for kind in ("observed", "corrected")
+                for kind in kinds
             ]
             shares.add_row(group, str(entry["count"]), *cells)
         console.print(shares)
     if result.fairness_tests:
         console.print(_fairness_test_line(result.fairness_tests), highlight=False)
-    table = Table()
-    for col in ("metric", "value", "95% interval", "better"):
-        table.add_column(col)
+    table = Table(caption="↓ lower is better, ↑ higher is better")
+    table.add_column("metric", no_wrap=True)  # names are what users look up: never cut
+    for col in ("value", "95% interval"):
+        table.add_column(col, no_wrap=True)
     for name, m in result.metrics.items():
         lo, hi = m["ci95"]
-        table.add_row(name, f"{m['value']:.4f}", f"[{lo:.4f}, {hi:.4f}]", "higher" if m["higher_is_better"] else "lower")
+        table.add_row(f"{name} {'↑' if m['higher_is_better'] else '↓'}", f"{m['value']:.4f}", f"[{lo:.4f}, {hi:.4f}]")
     console.print(table)
-    if result.feature_network:
+    if result.feature_network and any(m in result.metrics for m in FEATURE_METRICS):
         fn = result.feature_network
         console.print(f"FID family on feature network {fn['id']} ({fn['sha256'][:12]}…); not comparable across networks")
+    reasons: dict[str, list[str]] = {}  # one line per reason: a missing reference split skips five metrics
     for name, why in result.skipped.items():
-        console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():
+        console.print(f"[yellow]skipped[/] {escape(', '.join(names))}: {escape(why)}", highlight=False)
+
+
+def entry_name(result: Any) -> str:
+    """The name the result's leaderboard entry gets (before telling apart same-named entries of one board)."""
+    from fairbench.entries import derived_name
+
+    if result.name:
+        return result.name
+    if result.method is None:
+        return result.submission.name
+    return derived_name(result.method, result.config_changed, result.config_hash)
 
 
 def _fairness_test_line(tests: dict) -> str:
@@ -226,9 +315,11 @@ def _fairness_test_line(tests: dict) -> str:
     def fmt(p: float) -> str:
         return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
 
-    parts = [f"p = {fmt(tests['uniform']['p_value'])} observed", f"{fmt(tests['uniform_corrected']['p_value'])} corrected"]
+    parts = [f"p = {fmt(tests['uniform']['p_value'])} observed"]
+    if "uniform_corrected" in tests:
+        parts.append(f"{fmt(tests['uniform_corrected']['p_value'])} corrected")
     line = "test of fairness (H0: every group equally likely): " + ", ".join(parts)
-    if "uniform_cond_worst" in tests:
+    if "uniform_cond_worst" in tests and "uniform_corrected_cond_worst" in tests:
         worst = (tests["uniform_cond_worst"]["p_value"], tests["uniform_corrected_cond_worst"]["p_value"])
         line += f"; worst condition (Sidak-adjusted) p = {fmt(worst[0])} observed, {fmt(worst[1])} corrected"
     return line
@@ -243,16 +334,24 @@ def leaderboard_cmd(
     per_seed: bool = typer.Option(
         False, "--per-seed", help="Also list every run's values after each board, and write leaderboard_runs.csv."
     ),
+    html: bool = typer.Option(
+        False, "--html", help="Also write leaderboard.html: a static page (sortable tables, share bars, figures)."
+    ),
 ) -> None:
-    """Build leaderboard.csv and leaderboard.md from result files alone."""
-    from fairbench.leaderboard import RUNS_CSV, write_leaderboard
+    """Build leaderboard.csv and leaderboard.md (and --html) from result files alone."""
+    from fairbench.leaderboard import HTML_NAME, RUNS_CSV, write_leaderboard
 
-    csv_path, md_path = write_leaderboard(results, out, rank_by, per_seed=per_seed)
-    Console().print(md_path.read_text(), markup=False, highlight=False)
+    csv_path, md_path = write_leaderboard(results, out, rank_by, per_seed=per_seed, html=html)
+    typer.echo(md_path.read_text(encoding="utf-8"), nl=False)  # as written: a wrapped table row is broken
     typer.echo(str(csv_path))
     typer.echo(str(md_path))
     if per_seed:
         typer.echo(str(csv_path.parent / RUNS_CSV))
+    if html:
+        typer.echo(str(csv_path.parent / HTML_NAME))
+
+
+app.command("sweep")(sweep_cmd)
 
 
 @app.command("report")
@@ -319,19 +418,37 @@ def judge_train_cmd(
 
     spec = get_task(task)
     folder = out or paths.fairbench_home() / "judges"
+    first_use = spec.judge.trained_on_first_use
+    # First use: one thread, as every first-use file is made; otherwise the pins' thread count (same summation
+    # order, hence the same bytes on this kind of machine).
+    threads = 1 if first_use else _pinned_judge_threads(spec)
     with progress_bar() as bar:
         handle = bar.add_task(f"judge {spec.judge.id}", total=None, info="")
         card = train_judge(
             spec, folder, data_root, progress=lambda d, t: bar.update(handle, completed=d, total=t),
+            threads=threads,
         )
     typer.echo(f"judge {card.id}: accuracy {card.accuracy:.4f} on {card.n_test} test images")
     for line in machine_lines(card):
         typer.echo(line)
+    if first_use:  # nothing pinned to compare with: this file is the judge, recorded by sha256 in results
+        typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
+        return
     report = judge_reproduction(spec, folder / f"{card.id}.safetensors", data_root)
     for line in report.lines():
         typer.echo(line)
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _pinned_judge_threads(spec) -> int | None:
+    """The thread count the pinned judge's card records (None for cards that predate the field)."""
+    from fairbench.judges import load_judge
+
+    try:
+        return load_judge(spec).card.threads
+    except FairbenchError:
+        return None
 
 
 @judge_app.command("eval")
@@ -345,8 +462,8 @@ def judge_eval_cmd(
     from fairbench.tasks import get_task
 
     spec = get_task(task)
-    card = load_judge(spec).card
-    accuracy, confusion, n = evaluate_judge(spec, data_root)
+    accuracy, confusion, n = evaluate_judge(spec, data_root)  # refuses a user-supplied judge first
+    card = load_judge(spec, data_root).card
     console = Console()
     console.print(f"judge {card.id} ({card.sha256[:12]}…) on {spec.id} test split, {n} images: accuracy {accuracy:.4f}")
     console.print(f"shipped card says: accuracy {card.accuracy:.4f}")
@@ -380,8 +497,18 @@ def features_train_cmd(
     if spec.quality is None or spec.quality.feature_network.id not in DOMAIN_RECIPES:
         raise FairbenchError(f"task {spec.id} names no shipped domain feature network")
     pinned = spec.quality.feature_network
-    source = get_task(DOMAIN_RECIPES[pinned.id].task)  # e.g. domain-mnist is trained on mnist-bicolor
     folder = out or paths.fairbench_home() / "features"
+    if pinned.trained_on_first_use:  # trained on this task's data, cached where scoring looks for it
+        with progress_bar() as bar:
+            handle = bar.add_task(f"feature network {pinned.id}", total=None, info="")
+            card = train_domain_network(
+                spec, folder, data_root, network_id=pinned.id,
+                progress=lambda d, t: bar.update(handle, completed=d, total=t),
+            )
+        typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {spec.id} test images")
+        typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
+        return
+    source = get_task(DOMAIN_RECIPES[pinned.id].task)  # e.g. domain-mnist is trained on mnist-bicolor
     with progress_bar() as bar:
         handle = bar.add_task(f"feature network {pinned.id}", total=None, info="")
         card = train_domain_network(

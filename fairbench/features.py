@@ -140,6 +140,7 @@ class FeatureCard:
     torch_version: str | None = None
     threads: int | None = None
     cpu: str | None = None
+    first_use_key: str | None = None  # trained on first use: what it was trained from (fairbench.first_use)
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,22 @@ class DomainRecipe:
     batch_size: int = 64
     lr: float = 1e-3  # peak of a one-cycle schedule
     shift: int = 0  # augmentation: random translation by up to this many pixels (edge padding)
+    split: str = "train"  # the task split it learns the class label from (cifar10-lt: the balanced "judge" split)
+    flip: bool = False  # augmentation: random horizontal flips (natural images only)
+    first_use: bool = False  # trained on the user's data when first needed (fairbench.first_use), never shipped
 
 
 DOMAIN_RECIPES: dict[str, DomainRecipe] = {
     "domain-digits": DomainRecipe(task="digits-bicolor", epochs=30, lr=3e-3, shift=1),
     "domain-mnist": DomainRecipe(task="mnist-bicolor", epochs=2, lr=3e-3, batch_size=64, shift=1),
+    # CIFAR-10 classes, learnt from the balanced training images (the long-tailed split would teach the tail poorly).
+    "domain-cifar10": DomainRecipe(
+        task="cifar10-lt", epochs=8, width=16, lr=3e-3, batch_size=128, shift=2, split="judge", flip=True
+    ),
+    # SVHN digits (both shading groups), on the methods' training split of the user's copy.
+    "domain-svhn": DomainRecipe(task="svhn-shaded", epochs=3, width=32, lr=3e-3, batch_size=128, shift=2, first_use=True),
+    # Sees faces: a race classifier on utkface-race's training split (class label = race there).
+    "domain-utkface": DomainRecipe(task="utkface-race", epochs=15, lr=3e-3, batch_size=64, shift=1),
 }
 
 
@@ -227,12 +239,74 @@ def load_domain_network(id: str, sha256: str, device: torch.device | str = "cpu"
     return DomainNetwork(card, net.to(device))
 
 
+def _recipe_dict(network_id: str, recipe: DomainRecipe, epochs: int, seed: int) -> dict[str, Any]:
+    return {"kind": "features", "id": network_id, **asdict(recipe), "epochs": epochs, "seed": seed}
+
+
+def first_use_dir() -> Path:
+    return paths.fairbench_home() / "features"
+
+
+def load_first_use_network(task: TaskSpec, id: str, data_root: str | Path | None = None) -> DomainNetwork:
+    """The domain network `id` trained on first use on this task's data (see `ensure_feature_network`)."""
+    from fairbench import first_use
+
+    recipe = DOMAIN_RECIPES.get(id)
+    if recipe is None or not recipe.first_use:
+        raise FairbenchError(f"feature network {id!r} is not trained on first use")
+    root = None if data_root is None else Path(data_root)
+    weights, raw = first_use.find_cached(
+        "feature network", id, first_use_dir(), task, root, f"`fairbench features train --task {task.id}`",
+        recipe=_recipe_dict(id, recipe, recipe.epochs, 0),
+    )
+    return _domain_from(weights, raw)
+
+
+def ensure_feature_network(task: TaskSpec, data_root: str | Path | None = None, progress=None, note=None) -> None:
+    """Train the task's trained-on-first-use domain network into `$FAIRBENCH_HOME/features/` when none matches
+    this data yet (`note(text)` says so first); nothing for a pinned network."""
+    from fairbench import first_use
+
+    ref = task.quality.feature_network if task.quality is not None else None
+    if ref is None or not ref.trained_on_first_use:
+        return
+    recipe = DOMAIN_RECIPES.get(ref.id)
+    if recipe is None or not recipe.first_use:
+        raise FairbenchError(f"task {task.id}: feature network {ref.id!r} has no first-use recipe")
+    root = None if data_root is None else Path(data_root)
+    if first_use.is_cached(ref.id, first_use_dir(), task, root, _recipe_dict(ref.id, recipe, recipe.epochs, 0)):
+        return
+    if note is not None:
+        note(
+            f"feature network {ref.id} is trained on first use: training it on your data now (seeded; cached in "
+            f"{first_use_dir()}; results record its sha256)"
+        )
+    train_domain_network(task, first_use_dir(), root, network_id=ref.id, progress=progress)
+
+
+def _domain_from(weights: Path, raw: dict[str, Any]) -> DomainNetwork:
+    card_path = weights.with_suffix(".json")
+    try:
+        card = FeatureCard(**raw)
+    except TypeError as exc:
+        raise FairbenchError(f"{card_path}: feature network card invalid ({exc})") from None
+    if card.arch != DOMAIN_ARCH:
+        raise FairbenchError(f"{card_path}: card (arch {card.arch}) does not describe {weights.name}")
+    net = DomainNet(card.in_channels, card.num_classes, card.width, card.dim)
+    try:
+        net.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise FairbenchError(f"{weights}: cannot load feature network weights ({exc})") from None
+    return DomainNetwork(card, net)
+
+
 def _domain_factory(id: str) -> FeatureFactory:
     return lambda sha256, device="cpu": load_domain_network(id, sha256, device)
 
 
-for _id in DOMAIN_RECIPES:
-    FEATURE_NETWORKS.register(_id, _domain_factory(_id))
+for _id, _recipe in DOMAIN_RECIPES.items():
+    if not _recipe.first_use:  # first-use networks are loaded with their task (load_first_use_network)
+        FEATURE_NETWORKS.register(_id, _domain_factory(_id))
 
 
 def train_domain_network(
@@ -271,7 +345,7 @@ def train_domain_network(
     if epochs < 1:
         raise FairbenchError(f"epochs must be >= 1, got {epochs}")
     c, h, w = task.image_shape
-    train = data.load_split(task, "train", data_root)
+    train = data.load_split(task, recipe.split, data_root)
     test = data.load_split(task, "test", data_root)
 
     previous = torch.get_num_threads()
@@ -290,7 +364,10 @@ def train_domain_network(
             order = torch.randperm(len(train), generator=rng)
             for b in range(n_batches):
                 idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
-                batch = _random_shift(train.images[idx], recipe.shift, rng)
+                batch = random_shift(train.images[idx], recipe.shift, rng)
+                if recipe.flip:
+                    flip = torch.rand(len(idx), generator=rng) < 0.5
+                    batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
                 loss = nn.functional.cross_entropy(net(batch), train.labels[idx])
                 opt.zero_grad()
                 loss.backward()
@@ -307,6 +384,8 @@ def train_domain_network(
             training={
                 "optimizer": "adam", "schedule": "one-cycle", "lr_max": recipe.lr, "batch_size": recipe.batch_size,
                 "shift_augmentation_px": recipe.shift, "loss": "cross-entropy on the class label", "threads": threads,
+                **({"split": recipe.split} if recipe.split != "train" else {}),
+                **({"flip_augmentation": True} if recipe.flip else {}),
             },
             **machine,
         )
@@ -318,12 +397,19 @@ def train_domain_network(
     weights = Path(out_dir) / f"{network_id}.safetensors"
     with atomic.atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    card = FeatureCard(**{**asdict(provisional), "sha256": atomic.sha256_file(weights), "accuracy": accuracy})
+    extra = {}
+    if recipe.first_use:
+        from fairbench import first_use
+
+        extra["first_use_key"] = first_use.first_use_key(task, _recipe_dict(network_id, recipe, epochs, seed), data_root)
+    card = FeatureCard(
+        **{**asdict(provisional), "sha256": atomic.sha256_file(weights), "accuracy": accuracy, **extra}
+    )
     atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
     return card
 
 
-def _random_shift(images: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tensor:
+def random_shift(images: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tensor:
     """Translate each image by up to `shift` pixels in x and y, filling with the image's border (edge padding
     keeps a white background white)."""
     if shift == 0:

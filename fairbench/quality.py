@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fairbench import data
+from fairbench import data, paths
 from fairbench.errors import FairbenchError
 from fairbench.tasks import FeatureRef, TaskSpec
 
@@ -116,15 +116,39 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
     from fairbench.metrics import frechet
 
     quality = task.quality
+    source = data.SOURCES.get(task.dataset.source)
+    fingerprint = None
+    if getattr(source, "user_supplied", False):  # a reference the user may not have given: skip, with the reason
+        try:
+            reference = data.load_split(task, "reference", data_root)
+            fingerprint = source.fingerprint(quality.reference, paths.data_root(data_root))
+        except FairbenchError as exc:
+            for name in quality.metrics:
+                report.skipped[name] = str(exc)
+            return
     try:
-        net = load_feature_network(ref.id, ref.sha256)
+        if ref.trained_on_first_use:
+            from fairbench.features import load_first_use_network
+
+            net = load_first_use_network(task, ref.id, data_root)
+        else:
+            net = load_feature_network(ref.id, ref.sha256)
     except FairbenchError as exc:
         for name in quality.metrics:
             report.skipped[name] = str(exc)
         return
     report.feature_network = {"id": net.id, "sha256": net.sha256, "dim": net.dim, "resize_rule": net.resize_rule}
+    if fingerprint is not None:  # a user's reference folder: values against different folders never mix
+        report.feature_network["reference_sha256"] = fingerprint
+    else:
+        try:
+            reference = data.load_split(task, "reference", data_root)
+        except FairbenchError as exc:
+            # Fairness needs only the judge: a missing reference split (offline, no dataset) skips the FID
+            # family, except `fid` against statistics the user gave, and says why.
+            _without_reference(task, images, device, ref_stats, net, report, f"no reference split: {exc}")
+            return
     generated = net.extract(images, FEATURE_BATCH, device)
-    reference = data.load_split(task, "reference", data_root)
     groups = task.groups.names
     key_base = {
         "data_hash": task.data_hash,
@@ -133,7 +157,11 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         "feature_network": [net.id, net.sha256],
         "resize_rule": net.resize_rule,
         "seed": quality.seed,
+        **({"reference_sha256": fingerprint} if fingerprint is not None else {}),
     }
+    identity = data.data_source(task, data_root)
+    if identity is not None:  # the same spec on other pixels (a JPEG copy) must not share cached statistics
+        key_base["data_source"] = identity
     ref_features: dict[str, np.ndarray] = {}
 
     def features_of(variant: str, index: np.ndarray) -> np.ndarray:
@@ -195,6 +223,20 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             report.metrics["kid"] = _metric(value, ci)
         except FairbenchError as exc:
             report.skipped["kid"] = str(exc)
+
+
+def _without_reference(task, images, device, ref_stats, net, report: QualityReport, why: str) -> None:
+    from fairbench.metrics import frechet
+
+    quality = task.quality
+    if ref_stats is not None and "fid" in quality.metrics:
+        generated = net.extract(images, FEATURE_BATCH, device)
+        ((value, ci),) = frechet.fid_with_intervals(generated, [_user_ref_stats(ref_stats, net)], quality.n_resamples, quality.seed)
+        report.metrics["fid"] = _metric(value, ci)
+    names = [n for m in quality.metrics for n in (("fid_intra_mean", "fid_intra_worst") if m == "fid_intra" else (m,))]
+    for name in names:
+        if name not in report.metrics:
+            report.skipped[name] = why
 
 
 def _user_ref_stats(path: Path, net):

@@ -199,10 +199,10 @@ def judge_reproduction(
     tolerance: Tolerance = JUDGE_TOLERANCE,
 ) -> ReproductionReport:
     """The judge at `weights` (a retrained `<id>.safetensors`) against the task's pinned judge."""
-    from fairbench.judges import Judge, JudgeNet, load_judge
+    from fairbench.judges import Judge, build_judge_net, load_judge
 
-    pinned = load_judge(task)
-    net = JudgeNet(task.image_shape[0], task.n_groups)
+    pinned = load_judge(task, None if data_root is None else Path(data_root))
+    net = build_judge_net(pinned.card.arch, task.image_shape[0], task.n_groups, pinned.card.width)
     net.load_state_dict(_load_weights(weights, "judge"))
     retrained = Judge(card=pinned.card, net=net.eval())
     test = data.load_split(task, "test", data_root)

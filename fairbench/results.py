@@ -16,7 +16,7 @@ SCHEMA = "fairbench-result/1"
 @dataclass(frozen=True)
 class Submission:
     kind: str  # "checkpoint" | "npz" | "folder"
-    name: str  # the leaderboard entry: the method for checkpoints, the file or folder name otherwise
+    name: str  # the method for checkpoints, the file or folder name otherwise (the entry name of an image set)
     path: str
     sha256: str
 
@@ -25,8 +25,8 @@ class Submission:
 class JudgeInfo:
     id: str
     sha256: str
-    accuracy: float
-    confusion: list[list[float]]
+    accuracy: float | None  # None: a user-supplied judge (e.g. FairFace) never measured on the task's images
+    confusion: list[list[float]] | None  # None: no confusion matrix, so no corrected metrics
     confusion_counts: list[list[int]] | None = None  # the held-out counts the corrected intervals use
 
 
@@ -61,6 +61,15 @@ class ScoreResult:
     group_shares: dict[str, dict[str, Any]] | None = None
     # "uniform", "uniform_corrected" (and "*_cond_worst", "*_per_condition") -> p-values of "the generator is fair"
     fairness_tests: dict[str, Any] | None = None
+    # {"source", "format", "sha256": {part: content hash}} for sources that can tell (fairbench.data.data_source);
+    # a board never compares results whose data differ (e.g. CIFAR-10's original pixels and a JPEG copy).
+    data_source: dict[str, Any] | None = None
+    # The leaderboard entry (fairbench.entries): the method's full resolved config, its hash, what differs from
+    # the defaults (None when unknown), and a name given with --name (None: derived from the rest).
+    config: dict[str, Any] | None = None
+    config_hash: str | None = None
+    config_changed: dict[str, Any] | None = None
+    name: str | None = None
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from fairbench import checkpoint as ckpt_io
-from fairbench import imagesets, sampling
+from fairbench import data, entries, imagesets, sampling
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
@@ -34,6 +35,8 @@ class ScoreOptions:
     data_root: Path | None = None  # for the quality reference split
     ref_stats: Path | None = None  # precomputed reference statistics for `fid`
     feature_network: str | None = None  # FID-family network instead of the task's (quality.select_feature_network)
+    note: Callable[[str], None] | None = None  # one-line notices for the user (e.g. weights trained on first use)
+    name: str | None = None  # the leaderboard entry's name (--name); overrides one given at training time
 
 
 def score_checkpoint(
@@ -41,6 +44,8 @@ def score_checkpoint(
 ) -> ScoreResult:
     """Sample the checkpoint's generator and score it. `task` is only needed for a custom (YAML) task."""
     started = time.perf_counter()
+    if options.name is not None:
+        entries.check_name(options.name)
     path = Path(path)
     ckpt = ckpt_io.load_checkpoint(path)
     try:
@@ -73,9 +78,30 @@ def score_checkpoint(
         progress=(lambda d, t: progress("sampling", d, t)) if progress else None,
     )
     submission = Submission("checkpoint", ckpt.method, str(path), sha256_path(path))
-    return _score(
+    result = _score(
         task, images, labels, submission, ckpt.method, ckpt.seed, ckpt.train or None, task.sampling.seed,
         options, device, started,
+    )
+    return _with_entry(result, task, ckpt, options.name)
+
+
+def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorCheckpoint, name: str | None) -> ScoreResult:
+    """Record what makes the run's leaderboard entry: config, its hash, what differs from the defaults, name."""
+    if not isinstance(ckpt.config, dict) or not isinstance(ckpt.train or {}, dict):
+        raise FairbenchError(f"{result.submission.path}: checkpoint config and train must be mappings")
+    train = ckpt.train or {}
+    batch_size = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
+    changed = entries.config_changes(
+        ckpt.config, entries.default_config(ckpt.method), batch_size,
+        None if task.training is None else task.training.batch_size,  # imported generators: no task budget
+    )
+    given = name if name is not None else train.get("name")
+    return dataclasses.replace(
+        result,
+        config=dict(ckpt.config),
+        config_hash=entries.config_hash(ckpt.config),
+        config_changed=changed,
+        name=None if given is None else entries.check_name(str(given)),
     )
 
 
@@ -87,7 +113,8 @@ def score_image_set(task: TaskSpec | str, path: str | Path, options: ScoreOption
     kind = "folder" if path.is_dir() else "npz"
     submission = Submission(kind, path.stem if kind == "npz" else path.name, str(path), sha256_path(path))
     device = resolve_device(options.device)
-    return _score(task, image_set.images, image_set.labels, submission, None, None, None, None, options, device, started)
+    result = _score(task, image_set.images, image_set.labels, submission, None, None, None, None, options, device, started)
+    return result if options.name is None else dataclasses.replace(result, name=entries.check_name(options.name))
 
 
 def _score(
@@ -105,8 +132,11 @@ def _score(
 ) -> ScoreResult:
     if options.batch_size < 1:
         raise FairbenchError(f"--batch-size must be positive, got {options.batch_size}")
+    if options.name is not None:
+        entries.check_name(options.name)  # before the work, not after
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
-    judge = load_judge(task)
+    _ensure_first_use(task, quality_task, options)
+    judge = load_judge(task, options.data_root)
     judge.net.to(device)
     predicted = np.concatenate(
         [
@@ -152,6 +182,12 @@ def _score(
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)
     card = judge.card
+    proportions = {"observed": overall.observed, "corrected": overall.corrected}
+    shares = named_shares(task.groups.names, overall)
+    if judge.confusion is None:  # nothing to correct with: never report p-hat under the corrected names
+        skipped_corrected = _drop_corrected(metrics, tests, per_condition, proportions, shares)
+        why = getattr(judge, "no_confusion_reason", None) or f"judge {card.id} has no confusion matrix"
+        quality.skipped.update({name: why for name in skipped_corrected})
     return ScoreResult(
         task=task.id,
         task_version=task.version,
@@ -163,13 +199,15 @@ def _score(
         n_samples=len(images),
         sampling_seed=sampling_seed,
         groups=list(task.groups.names),
-        group_proportions={"observed": overall.observed, "corrected": overall.corrected},
+        group_proportions=proportions,
         group_counts=overall.counts,
-        group_shares=named_shares(task.groups.names, overall),
+        group_shares=shares,
         fairness_tests=tests,
         metrics=metrics,
         per_condition=per_condition,
-        judge=JudgeInfo(card.id, card.sha256, card.accuracy, card.confusion, calibration.tolist()),
+        judge=JudgeInfo(
+            card.id, card.sha256, card.accuracy, card.confusion, None if calibration is None else calibration.tolist()
+        ),
         bootstrap={"n_resamples": boot.n_resamples, "seed": boot.seed},
         versions=versions(),
         device=str(device),
@@ -180,7 +218,40 @@ def _score(
         feature_network=quality.feature_network,
         iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,
+        data_source=data.data_source(task, options.data_root),
     )
+
+
+def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOptions) -> None:
+    """Train the judge and feature network that the task declares trained on first use, when absent."""
+    from fairbench.features import ensure_feature_network
+    from fairbench.judges import ensure_judge
+
+    progress = options.progress
+    ensure_judge(
+        task, options.data_root, note=options.note,
+        progress=(lambda d, t: progress("training judge", d, t)) if progress else None,
+    )
+    if quality_task.quality is not None and quality_task.quality.metrics:
+        ensure_feature_network(
+            quality_task, options.data_root, note=options.note,
+            progress=(lambda d, t: progress("training feature network", d, t)) if progress else None,
+        )
+def _drop_corrected(metrics: dict, tests: dict, per_condition: dict | None, proportions: dict, shares: dict) -> list[str]:
+    """Remove every judge-error-corrected figure (in place); the names removed, for `skipped`."""
+    dropped = sorted(name for name in metrics if "corrected" in name)
+    for name in dropped:
+        del metrics[name]
+    for name in [n for n in tests if "corrected" in n]:
+        del tests[name]
+    proportions.pop("corrected", None)
+    for entry in shares.values():
+        entry.pop("corrected", None)
+    if per_condition is not None:
+        per_condition.pop("corrected", None)
+        for name in [n for n in per_condition["metrics"] if "corrected" in n]:
+            del per_condition["metrics"][name]
+    return dropped + ["group_proportions.corrected"]
 
 
 def named_shares(groups: list[str], report: FairnessReport) -> dict[str, dict]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -22,6 +22,14 @@ from fairbench.strict import from_dict
 _UNHASHED_KEYS = ("description", "aliases", "training")
 # The part of a spec that decides what a method trains on.
 _DATA_KEYS = ("id", "dataset", "groups", "transform", "conditional")
+# (section, key, default): optional nested fields dropped from the hash when they hold their default.
+_OPTIONAL_NESTED = (
+    ("quality", "gpu_feature_network", None),
+    ("judge", "kind", "pinned"),
+    ("dataset", "train", None),
+    ("dataset", "judge", None),
+    ("dataset", "test", None),
+)
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,15 @@ class DatasetSpec:
     source: str
     image_shape: list[int]  # [C, H, W]
     num_classes: int
-    train: SplitSpec  # what methods train on
-    judge: SplitSpec  # what the judge trains on; no method sees it
-    test: SplitSpec  # held out: judge evaluation and the oracle checks
+    # None for a task without training data (e.g. ffhq-race: it scores user-supplied pretrained generators
+    # and its judge is external); a task that has them states all three.
+    train: SplitSpec | None = None  # what methods train on
+    judge: SplitSpec | None = None  # what the judge trains on; no method sees it
+    test: SplitSpec | None = None  # held out: judge evaluation and the oracle checks
     class_names: list[str] | None = None
+    # The judge may train on the methods' training images (a classifier of real images, never a generator:
+    # seeing them gives no method an advantage). Off unless a spec says so and why (cifar10-lt).
+    judge_overlaps_train: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,19 @@ class TransformSpec:
 @dataclass(frozen=True)
 class JudgeRef:
     id: str
-    sha256: str
+    sha256: str | None = None  # the pinned weights; None when trained on first use or user-supplied
     epochs: int = 3  # how `fairbench judge train` reproduces the pinned weights
+    arch: str | None = None  # a registered judge architecture (fairbench.judges.JUDGE_ARCHS); None: the small CNN
+    # No file can be shipped (the data cannot be obtained where fairbench is built): the judge is trained,
+    # seeded, on the user's data the first time it is needed and cached; results record its sha256 and a board
+    # compares only results scored with the identical file.
+    trained_on_first_use: bool = False
+    width: int = 16  # JudgeNet's channel width
+    class_weights: Literal["none", "balanced"] = "none"  # "balanced": loss weighted by 1 / group frequency
+    # Which registered judge loader (fairbench.judges.JUDGE_KINDS) reads it: "pinned" (weights fairbench trains:
+    # shipped, or trained on first use) or "fairface" (the user-supplied FairFace ResNet-34; its sha256 goes in
+    # each result). Left out of the hash at its default.
+    kind: str = "pinned"
 
 
 @dataclass(frozen=True)
@@ -78,7 +102,8 @@ class BootstrapSpec:
 @dataclass(frozen=True)
 class FeatureRef:
     id: str
-    sha256: str
+    sha256: str | None = None  # None only when trained_on_first_use (see JudgeRef)
+    trained_on_first_use: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,11 +139,11 @@ class TaskSpec:
     version: int
     dataset: DatasetSpec
     groups: GroupSpec
-    transform: TransformSpec
     conditional: bool
     judge: JudgeRef
     sampling: SamplingSpec
-    training: TrainingDefaults
+    transform: TransformSpec | None = None  # None: real images carry no known group (no training data)
+    training: TrainingDefaults | None = None  # None: nothing to train on (no dataset.train split)
     bootstrap: BootstrapSpec = BootstrapSpec()
     quality: QualitySpec | None = None
     description: str = ""
@@ -149,7 +174,17 @@ class TaskSpec:
             return self.quality.reference
         if name not in ("train", "judge", "test"):
             raise FairbenchError(f"task {self.id}: unknown split {name!r}")
-        return getattr(self.dataset, name)
+        split = getattr(self.dataset, name)
+        if split is None:
+            raise FairbenchError(
+                f"task {self.id} has no {name} split: it has no training data (it scores user-supplied "
+                f"pretrained generators)"
+            )
+        return split
+
+    @property
+    def has_training_data(self) -> bool:
+        return self.dataset.train is not None
 
     @property
     def task_hash(self) -> str:
@@ -188,14 +223,35 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
     if only is not None:
         data = {k: v for k, v in data.items() if k in only}
     data = {k: v for k, v in data.items() if v is not None}  # an absent optional section hashes as before
-    if isinstance(data.get("quality"), dict) and data["quality"].get("gpu_feature_network") is None:
-        data["quality"].pop("gpu_feature_network", None)  # likewise an absent optional quality field
+    _drop_new_defaults(data)  # likewise optional fields added later, left at their defaults
+    for key, default in (("width", 16), ("class_weights", "none")):  # judge options added later, likewise
+        if isinstance(data.get("judge"), dict) and data["judge"].get(key) == default:
+            data["judge"].pop(key)
+    for section, key, default in _OPTIONAL_NESTED:
+        if isinstance(data.get(section), dict) and data[section].get(key, default) == default:
+            data[section].pop(key, None)
     # Hash the resolved transform parameters (defaults filled in, numbers typed), not the YAML as written:
     # `white_probability: 1` and `1.0`, or an omitted default, mean the same task and must hash the same.
-    params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")
-    data["transform"]["params"] = dataclasses.asdict(params)
+    if spec.transform is not None and "transform" in data:
+        params = transforms.parse_params(spec.transform, f"task {spec.id}.transform")
+        data["transform"]["params"] = dataclasses.asdict(params)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Fields added after tasks were first hashed: at their default they are left out, so older specs keep their hash.
+_NEW_FIELD_DEFAULTS: dict[str, Any] = {
+    "gpu_feature_network": None, "judge_overlaps_train": False, "arch": None, "trained_on_first_use": False,
+}
+
+
+def _drop_new_defaults(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, default in _NEW_FIELD_DEFAULTS.items():
+            if key in node and node[key] == default:
+                del node[key]
+        for value in node.values():
+            _drop_new_defaults(value)
 
 
 def parse_task(data: Any, where: str) -> TaskSpec:
@@ -230,15 +286,33 @@ def _validate(spec: TaskSpec, where: str) -> None:
         raise FairbenchError(f"{where}: dataset.num_classes must be >= 1")
     if spec.dataset.class_names is not None and len(spec.dataset.class_names) != spec.dataset.num_classes:
         raise FairbenchError(f"{where}: dataset.class_names must have num_classes entries")
+    if spec.judge.kind == "pinned":  # a user-supplied judge has no pin: its sha256 goes in each result
+        _validate_pin(spec.judge.sha256, spec.judge.trained_on_first_use, f"{where}: judge")
+    if spec.judge.arch is not None:
+        from fairbench.judges import JUDGE_ARCHS  # late: judges imports this module
+
+        try:
+            JUDGE_ARCHS.get(spec.judge.arch)
+        except FairbenchError as exc:
+            raise FairbenchError(f"{where}.judge.arch: {exc}") from None
     names = ("train", "judge", "test")
-    for name in names:
+    present = [name for name in names if getattr(spec.dataset, name) is not None]
+    if present and len(present) != 3:
+        raise FairbenchError(f"{where}: dataset needs all of train, judge and test splits, or none (no training data)")
+    if not present and (spec.transform is not None or spec.training is not None):
+        raise FairbenchError(f"{where}: a task without dataset splits has no transform and no training section")
+    if present and (spec.transform is None or spec.training is None):
+        raise FairbenchError(f"{where}: a task with training data needs a transform and a training section")
+    for name in present:
         split: SplitSpec = getattr(spec.dataset, name)
         if not 0 <= split.start < split.stop:
             raise FairbenchError(f"{where}: dataset.{name} needs 0 <= start < stop")
     # Methods never see the judge's or the test images: slices of the same part must not overlap.
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
+    for i, a in enumerate(present):
+        for b in present[i + 1 :]:
             sa, sb = getattr(spec.dataset, a), getattr(spec.dataset, b)
+            if (a, b) == ("train", "judge") and spec.dataset.judge_overlaps_train:
+                continue
             if sa.part == sb.part and sa.start < sb.stop and sb.start < sa.stop:
                 raise FairbenchError(
                     f"{where}: dataset.{a} [{sa.start}, {sa.stop}) and dataset.{b} [{sb.start}, {sb.stop}) "
@@ -248,19 +322,43 @@ def _validate(spec: TaskSpec, where: str) -> None:
         _validate_quality(spec, where)
     if spec.sampling.n_samples < 1:
         raise FairbenchError(f"{where}: sampling.n_samples must be positive")
-    if spec.training.steps < 1 or spec.training.batch_size < 1 or spec.training.checkpoint_every < 1:
+    training = spec.training
+    if training is not None and (training.steps < 1 or training.batch_size < 1 or training.checkpoint_every < 1):
         raise FairbenchError(f"{where}: training.steps, batch_size and checkpoint_every must be positive")
+    if spec.judge.epochs < 1 or spec.judge.width < 1:
+        raise FairbenchError(f"{where}: judge.epochs and judge.width must be positive")
+    _validate_judge_ref(spec, where)
     if spec.bootstrap.n_resamples < 1:
         raise FairbenchError(f"{where}: bootstrap.n_resamples must be positive")
     try:
         data.SOURCES.get(spec.dataset.source)
     except FairbenchError as exc:
         raise FairbenchError(f"{where}.dataset.source: {exc}") from None
+    if spec.transform is not None:
+        try:
+            transforms.TRANSFORMS.get(spec.transform.kind)
+        except FairbenchError as exc:
+            raise FairbenchError(f"{where}.transform.kind: {exc}") from None
+        transforms.parse_params(spec.transform, f"{where}.transform")
+
+
+def _validate_judge_ref(spec: TaskSpec, where: str) -> None:
+    from fairbench.judges import JUDGE_KINDS  # late: imports torch
+
     try:
-        transforms.TRANSFORMS.get(spec.transform.kind)
+        JUDGE_KINDS.get(spec.judge.kind)
     except FairbenchError as exc:
-        raise FairbenchError(f"{where}.transform.kind: {exc}") from None
-    transforms.parse_params(spec.transform, f"{where}.transform")
+        raise FairbenchError(f"{where}.judge.kind: {exc}") from None
+    if spec.judge.kind != "pinned" and spec.judge.trained_on_first_use:
+        raise FairbenchError(f"{where}.judge: only fairbench's own (pinned) judges can be trained on first use")
+
+
+def _validate_pin(sha256: str | None, first_use: bool, what: str) -> None:
+    """Weights are either pinned by sha256 or declared trained on first use, never both, never neither."""
+    if first_use and sha256 is not None:
+        raise FairbenchError(f"{what}: give sha256 or trained_on_first_use, not both")
+    if not first_use and (sha256 is None or len(sha256) != 64):
+        raise FairbenchError(f"{what}: needs a sha256 (64 hex characters) or trained_on_first_use: true")
 
 
 QUALITY_METRICS = ("fid", "fid_balanced", "fid_intra", "kid")
@@ -270,10 +368,16 @@ IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
 def _validate_quality(spec: TaskSpec, where: str) -> None:
     quality = spec.quality
     assert quality is not None
+    for name in ("feature_network", "gpu_feature_network"):
+        ref = getattr(quality, name)
+        if ref is not None:
+            _validate_pin(ref.sha256, ref.trained_on_first_use, f"{where}: quality.{name} ({ref.id})")
     ref, train = quality.reference, spec.dataset.train
     if not 0 <= ref.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference needs 0 <= start < stop")
-    if ref.part == train.part and ref.start < train.stop and train.start < ref.stop:
+    if spec.transform is None and set(quality.metrics) & {"fid_balanced", "fid_intra"}:
+        raise FairbenchError(f"{where}: fid_balanced and fid_intra need reference images with known groups (a transform)")
+    if train is not None and ref.part == train.part and ref.start < train.stop and train.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference overlaps dataset.train: methods would have seen it")
     for name in quality.metrics:
         if name not in QUALITY_METRICS:

@@ -1,6 +1,7 @@
 """Train a registered method on a task: seeded, checkpointed atomically, resumable, safe on Ctrl-C.
 
-A run directory `OUT/<task>/<method>/seed<S>/` holds `checkpoint.pt` (the generator, DESIGN.md section 4)
+A run directory `OUT/<task>/<method>/seed<S>/` (`<method>@k=v,...` when `--set` changes a hyper-parameter
+from its default: `config_label`) holds `checkpoint.pt` (the generator, DESIGN.md section 4)
 and `trainstate.pt` (networks, optimisers and RNG states). Running the same command again continues from
 `trainstate.pt`, and because every random draw comes from generators saved there, a resumed run reproduces
 an uninterrupted one exactly. A run holds `<run dir>/.lock` (fairbench.locks) while it trains, so a second
@@ -10,6 +11,9 @@ process on the same directory is refused instead of interleaving its checkpoints
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +24,7 @@ from typing import Any
 
 import torch
 
-from fairbench import data
+from fairbench import data, entries
 from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
@@ -46,6 +50,7 @@ class RunOptions:
     batch_size: int | None = None  # default: the task's training.batch_size
     checkpoint_every: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
+    name: str | None = None  # the leaderboard entry's name (fairbench.entries); recorded, never trained on
     base: Path | None = None  # a base generator checkpoint, for methods that start from one (rebalance)
 
 
@@ -91,8 +96,45 @@ class TensorBatches:
         self.noise_rng.set_state(state["noise"])
 
 
-def run_dir(out: Path, task_id: str, method: str, seed: int) -> Path:
-    return Path(out) / task_id / method / f"seed{seed}"
+def run_dir(out: Path, task_id: str, method: str, seed: int, config_label: str = "") -> Path:
+    """`OUT/<task>/<method><config_label>/seed<S>`; `config_label` is '' for the method's default config."""
+    return Path(out) / task_id / f"{method}{config_label}" / f"seed{seed}"
+
+
+def config_label(method_name: str, config: Any) -> str:
+    """'' for the method's defaults, else '@k=v,k2=v2' naming the hyper-parameters that differ (sorted).
+
+    Runs with different `--set` values must not share a folder (the second would be refused by the training
+    state's identity check), while a default run keeps its historical path. Naming the differences, not the
+    raw overrides, sends `--set k=<default>` to the default folder: it is the same training. A name that had
+    to be shortened or cleaned of path-hostile characters gets a hash of the whole difference, so two
+    configs never share a folder.
+    """
+    load_plugins()
+    default = dataclasses.asdict(METHODS.get(method_name).config_cls())
+    differing = {k: v for k, v in sorted(dataclasses.asdict(config).items()) if default.get(k) != v}
+    if not differing:
+        return ""
+    raw = ",".join(f"{k}={_label_value(v)}" for k, v in differing.items())
+    clean = re.sub(r"[^A-Za-z0-9._+=,-]", "_", raw)
+    if clean == raw and len(raw) <= 80:
+        return "@" + raw
+    digest = hashlib.sha256(json.dumps(differing, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"@{clean[:60]}~{digest}"
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "+".join(_label_value(v) for v in value)
+    return str(value)
+
+
+def resolve_run_dir(options: RunOptions) -> Path:
+    """The folder `train(options)` writes into (its config checked and resolved first)."""
+    config = parse_config(options.method, options.overrides)
+    return run_dir(options.out, options.task.id, options.method, options.seed, config_label(options.method, config))
 
 
 def parse_config(method_name: str, overrides: dict[str, Any]) -> Any:
@@ -112,13 +154,20 @@ def train(
     task = options.task
     method = METHODS.get(options.method)
     config = parse_config(options.method, options.overrides)
+    if options.name is not None:
+        entries.check_name(options.name)
+    if task.training is None or not task.has_training_data:
+        raise FairbenchError(
+            f"task {task.id} has no training data: it scores user-supplied pretrained generators "
+            f"(see `fairbench import-stylegan2`)"
+        )
     steps = task.training.steps if options.steps is None else options.steps
     batch_size = task.training.batch_size if options.batch_size is None else options.batch_size
     every = task.training.checkpoint_every if options.checkpoint_every is None else options.checkpoint_every
     if steps < 1 or batch_size < 1 or every < 1:
         raise FairbenchError("steps, batch size and checkpoint interval must be positive")
     device = resolve_device(options.device)
-    directory = run_dir(options.out, task.id, options.method, options.seed)
+    directory = run_dir(options.out, task.id, options.method, options.seed, config_label(options.method, config))
     ckpt_path, state_path = directory / "checkpoint.pt", directory / "trainstate.pt"
 
     # Checked before the lock: a run whose data or base is missing must fail without creating its run folder.
@@ -201,6 +250,8 @@ def _generator_checkpoint(task, options, config, trainable: Trainable, step: int
             "steps": step,
             "wall_time_s": round(wall, 3),
             "device": str(resolve_device(options.device)),
+            "batch_size": options.batch_size if options.batch_size is not None else task.training.batch_size,
+            **({"name": options.name} if options.name is not None else {}),
             **({"prepared": dict(trainable.prepared.provenance)} if trainable.prepared is not None else {}),
         },
     )
@@ -232,8 +283,11 @@ def _restore(path: Path, identity: dict, trainable: Trainable, batches: TensorBa
     try:
         trainable.load_state_dict(state["trainable"])
         batches.set_rng_state(state["rng"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise FairbenchError(f"{path}: training state does not fit this run ({exc})") from None
+    except KeyError as exc:  # str(KeyError) is a bare quoted key: say what it is
+        raise FairbenchError(f"{path}: training state does not fit this run (it has no entry {exc.args[0]!r})") from None
+    except (RuntimeError, ValueError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise FairbenchError(f"{path}: training state does not fit this run ({detail})") from None
     return int(state["step"]), float(state["wall_time_s"])
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the committed reference results: train (resumable: rerun to continue), score, grid, leaderboard.
+# Reproduce the committed reference results: train (resumable: rerun to continue), score, grid, reports, leaderboard.
 #   FAIRBENCH_DATA=/path/to/data leaderboard/reproduce.sh [SEEDS...]      (default seeds: 0 1 2)
 # Each run is `fairbench run`, so an interrupted script picks up where it stopped when run again.
 set -euo pipefail
@@ -17,4 +17,4 @@ for seed in $SEEDS; do
     done
   done
 done
-$FB leaderboard --results leaderboard/results --out leaderboard
+FAIRBENCH=$FB leaderboard/regenerate.sh   # report charts (grids from the runs above), md, csv, html

@@ -61,9 +61,11 @@ def digits_test_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tasks_table_lists_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # keep rich from wrapping ids inside cells
     out = ok("tasks").stdout
-    for task_id in ("digits-bicolor", "mnist-bicolor", "mnist-bicolor-imbalanced"):
+    for task_id in ("digits-bicolor", "mnist-bicolor", "mnist-bicolor-imbalanced", "cifar10-lt", "cifar10-lt-10",
+                    "svhn-shaded", "svhn-shaded-imbalanced"):
         assert task_id in out
     assert get_task(DIGITS).task_hash[:12] in out
+    assert "class: 10: airplane … truck" in out and "shading: normal / shaded" in out
 
 
 def test_tasks_json_parses_with_promised_fields() -> None:

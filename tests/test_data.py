@@ -117,12 +117,14 @@ def test_bicolor_transform_seed_changes_assignment() -> None:
 # ---------------------------------------------------------------------------------------- split hygiene
 
 
-@pytest.mark.parametrize("task", list_tasks(), ids=lambda t: t.id)
+@pytest.mark.parametrize("task", [t for t in list_tasks() if t.has_training_data], ids=lambda t: t.id)
 def test_judge_and_test_splits_do_not_overlap_train(task) -> None:
     splits = {name: getattr(task.dataset, name) for name in ("train", "judge", "test")}
     for a in splits:
         for b in splits:
             if a < b and splits[a].part == splits[b].part:
+                if {a, b} == {"judge", "train"} and task.dataset.judge_overlaps_train:
+                    continue  # declared and justified in the spec (a classifier may see the methods' images)
                 sa, sb = splits[a], splits[b]
                 indices_a = set(range(sa.start, sa.stop))
                 indices_b = set(range(sb.start, sb.stop))

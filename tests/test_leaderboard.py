@@ -101,7 +101,7 @@ def test_mean_and_sample_std_match_numpy(tmp_path: Path) -> None:
     fd = rng.random(4)
     for seed in range(4):
         put(tmp_path, make_result(seed=seed, metrics={"kl_uniform_corrected": kl[seed], "fd_l1": fd[seed]},
-                                  train={"steps": 100 * (seed + 1), "wall_time_s": float(seed)}))
+                                  train={"steps": 250, "wall_time_s": float(seed)}))
     (board,) = boards_for(tmp_path)
     row = row_of(board, "vanilla")
     assert row.n_runs == 4 and row.seeds == (0, 1, 2, 3)
@@ -120,7 +120,7 @@ def test_single_run_has_no_std(tmp_path: Path) -> None:
     s = board.rows[0].metrics["kl_uniform_corrected"]
     assert (s.mean, s.std, s.n) == (0.25, None, 1)
     md = render_markdown([board])
-    assert "| 1 | vanilla † | 1 | 7 | 0.2500 | 100 | 2.0 |" in md.splitlines()  # † fewer than 3 runs
+    assert "| 1 | vanilla † | 1 | 7 | 0.2500 | 100 | 2.0 | black 50.0, white 50.0 |" in md.splitlines()  # † < 3 runs
     assert "from 1 result file; do not edit." in md
 
 
@@ -199,6 +199,13 @@ def test_default_primary_without_kl_corrected_is_first_sorted(tmp_path: Path) ->
     assert board.metric_names == ("accuracy_like", "fd_l1")
 
 
+def test_default_primary_without_corrected_metrics_is_observed_kl(tmp_path: Path) -> None:
+    # ffhq-race's judge has no confusion matrix, so its results carry no corrected metrics
+    put(tmp_path, make_result(metrics={"fd_l1": 0.1, "kl_uniform": 0.2, "accuracy_like": 0.3}))
+    (board,) = boards_for(tmp_path)
+    assert board.primary_metric == "kl_uniform"
+
+
 def test_unknown_primary_metric_names_known_ones(tmp_path: Path) -> None:
     put(tmp_path, make_result())
     with pytest.raises(FairbenchError, match=r"unknown primary metric 'nope'.*kl_uniform, kl_uniform_corrected"):
@@ -231,6 +238,8 @@ def test_refuses_mixed_task_hashes(tmp_path: Path) -> None:
         ("task_version", 2, "task versions"),
         ("n_samples", 500, "sample counts"),
         ("feature_network", {"id": "inception", "sha256": "c" * 64}, "feature networks"),
+        # a user-supplied judge (ffhq-race's FairFace file) is not pinned by the task hash: its sha256 decides
+        ("judge", {"id": "j", "sha256": "2" * 64, "accuracy": None, "confusion": None}, r"judge weights"),
     ],
 )
 def test_refuses_other_mixes_within_a_task(tmp_path: Path, field: str, other: Any, what: str) -> None:
@@ -745,3 +754,17 @@ def test_committed_leaderboard_rebuilds_byte_for_byte(tmp_path: Path) -> None:
     csv_path, md_path = write_leaderboard(repo / "results", tmp_path)
     assert csv_path.read_bytes() == (repo / "leaderboard.csv").read_bytes()
     assert md_path.read_bytes() == (repo / "leaderboard.md").read_bytes()
+
+
+def test_judged_shares_are_a_column_in_markdown_and_csv(tmp_path: Path) -> None:
+    observed = {0: [0.30, 0.70], 1: [0.42, 0.58]}
+    for seed, props in observed.items():
+        put(tmp_path, make_result(seed=seed, group_proportions={"observed": props, "corrected": props}))
+    boards = boards_for(tmp_path)
+    frame = pd.read_csv(io.StringIO(render_csv(boards)))
+    assert frame.loc[0, "judged_share_black_mean"] == pytest.approx((0.30 + 0.42) / 2)
+    assert frame.loc[0, "judged_share_white_mean"] == pytest.approx((0.70 + 0.58) / 2)
+    assert "| black 36.0, white 64.0 |" in render_markdown(boards)
+    # runs that disagree on the groups have no mean share: shown as missing, never a partial mean
+    put(tmp_path, make_result(seed=2, groups=["a", "b"]))
+    assert "judged_share_black_mean" not in render_csv(boards_for(tmp_path))

@@ -12,7 +12,7 @@ import pytest
 import scipy.stats
 
 from fairbench.metrics import regions as rg
-from fairbench.metrics.debias import debiased_kl, debiased_worst
+from fairbench.metrics.debias import debiased_kl, debiased_worst, resample_tables
 from fairbench.metrics.fairness import _ROW_METRICS
 from fairbench.metrics.uniformity import corrected_statistic, pearson_statistic
 
@@ -126,3 +126,63 @@ def test_debiased_worst_condition_is_far_less_biased():
         plug.append(_ROW_METRICS["kl_uniform"](table / 1000).max())
         deb.append(debiased_worst(table, debiased_kl, 200, rng))
     assert np.mean(deb) < np.mean(plug) / 2  # the truth is 0
+
+
+def test_resampled_tables_are_multinomial_draws_of_each_condition():
+    """The binomial chain behind the worst-condition bootstrap: totals kept, an empty group stays empty, and
+    the mean and covariance of the draws are the multinomial's n p and n (diag p - p pᵀ)."""
+    tables = np.array([[50, 30, 20, 0], [0, 0, 0, 7], [1, 1, 1, 1]])
+    draws = resample_tables(tables, 100_000, np.random.default_rng(0))
+    assert draws.shape == (100_000, 3, 4)
+    assert np.all(draws.sum(axis=2) == tables.sum(axis=1))
+    assert np.all(draws[:, 0, 3] == 0) and np.all(draws[:, 1, 3] == 7)
+    for row, counts in enumerate(tables):
+        n, p = counts.sum(), counts / counts.sum()
+        np.testing.assert_allclose(draws[:, row].mean(axis=0), n * p, atol=0.05)
+        np.testing.assert_allclose(np.cov(draws[:, row].T), n * (np.diag(p) - np.outer(p, p)), atol=0.15)
+
+
+def test_most_uniform_point_matches_a_bisection_on_the_water_level():
+    """The exact water-filling point against an independent 200-step bisection of sum(clip(t, L, U)) = 1."""
+    rng = np.random.default_rng(5)
+    for k in (2, 3, 10, 20):
+        counts = rng.multinomial(300, rng.dirichlet(np.full(k, 0.4)), size=50)
+        counts[0] = 0
+        counts[0, 0] = 300  # one group has everything: the box touches a vertex
+        box = rg.clopper_pearson_box(counts, 0.05)
+        lo, hi = np.zeros(len(counts)), np.ones(len(counts))
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            above = np.clip(mid[:, None], box.lower, box.upper).sum(axis=1) > 1.0
+            hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+        expected = np.clip(((lo + hi) / 2)[:, None], box.lower, box.upper)
+        expected /= expected.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(rg.most_uniform_point(box), expected, atol=1e-12)
+
+
+def test_corrected_variance_is_the_diagonal_of_the_covariance():
+    rng = np.random.default_rng(6)
+    for k in (2, 5, 10):
+        conf = rng.dirichlet(np.ones(k), size=k) * 0.3 + np.eye(k) * 0.7
+        q, w = rng.dirichlet(np.ones(k), size=40), rng.dirichlet(np.ones(k), size=40)
+        n, m = rng.integers(10, 10_000, 40), rng.integers(100, 5000, k)
+        full = np.diagonal(rg.corrected_covariance(q, n, conf, m, w), axis1=1, axis2=2)
+        np.testing.assert_allclose(rg.corrected_variance(q, n, conf, m, w), full, rtol=1e-9, atol=1e-15)
+        per_row = np.broadcast_to(conf, (40, k, k))
+        np.testing.assert_allclose(rg.corrected_variance(q, n, per_row, m, w), full, rtol=1e-9, atol=1e-15)
+
+
+def test_a_corrected_share_the_data_put_below_zero_keeps_a_width():
+    """Judged counts that the calibration cannot explain (group 0 never judged, though group 1's images are
+    judged 0 a fifth of the time) put the unconstrained estimate of p_0 at -0.25. Its interval must still say
+    how large p_0 could be, not collapse to [0, 0]: [0, z sd] with the variance taken at p_0 = 0."""
+    confusion = np.array([[0.6, 0.4, 0.0], [0.2, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    q = np.array([[0.0, 0.5, 0.5]])
+    assert rg.linear_inverse(q, confusion)[0, 0] == pytest.approx(-0.25)
+    box = rg.score_box(q, np.array([10_000]), confusion, np.array([5000, 5000, 5000]), 0.05)
+    z = scipy.stats.norm.ppf(1 - 0.05 / 3 / 2)
+    at_zero = np.array([[0.0, 0.6, 0.4]])  # the rest shared as the clipped estimate (0, .75, .5)/1.25 shares it
+    sd = np.sqrt(rg.corrected_variance(at_zero @ confusion, np.array([10_000]), confusion, np.full(3, 5000), at_zero))
+    assert box.lower[0, 0] == 0.0
+    assert box.upper[0, 0] == pytest.approx(z * sd[0, 0], rel=1e-9)
+    assert box.upper[0, 0] > 0.01

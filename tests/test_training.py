@@ -13,7 +13,7 @@ from fairbench.errors import FairbenchError
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins
 from fairbench.tasks import get_task
-from fairbench.training import RunOptions, TensorBatches, TrainingInterrupted, parse_config, train
+from fairbench.training import RunOptions, TensorBatches, TrainingInterrupted, parse_config, resolve_run_dir, train
 
 TASK = get_task("digits-bicolor")
 
@@ -138,7 +138,34 @@ def test_finished_run_is_not_retrained(tmp_path):
 def test_resume_refuses_a_different_run(tmp_path):
     train(_options(tmp_path, steps=5))
     with pytest.raises(FairbenchError, match="different run"):
-        train(_options(tmp_path, steps=10, overrides={"lr_g": 1e-3}))
+        train(_options(tmp_path, steps=10, batch_size=16))
+
+
+def test_run_folder_names_the_hyper_parameters_that_differ_from_the_defaults(tmp_path):
+    default = train(_options(tmp_path, steps=2))
+    assert default.parent == tmp_path / TASK.id / "vanilla" / "seed3"  # the historical path is kept
+    # --set of a default value is the same training, so the same folder (resumed, not refused)
+    assert train(_options(tmp_path, steps=2, overrides={"lr_g": 2e-4})) == default
+    changed = train(_options(tmp_path, steps=2, overrides={"lr_g": 1e-3, "beta1": 0.0}))
+    assert changed.parent == tmp_path / TASK.id / "vanilla@beta1=0.0,lr_g=0.001" / "seed3"
+    assert resolve_run_dir(_options(tmp_path, overrides={"beta1": 0.0, "lr_g": 1e-3})) == changed.parent
+    assert load_checkpoint(changed).config["lr_g"] == 1e-3 and load_checkpoint(default).config["lr_g"] == 2e-4
+
+
+def test_config_label_is_readable_and_hashes_what_it_had_to_shorten():
+    from fairbench.training import config_label, parse_config
+
+    plain = config_label("vanilla", parse_config("vanilla", {"optimizer_d": "sgd"}))
+    assert plain == "@optimizer_d=sgd"
+    odd = config_label("vanilla", parse_config("vanilla", {"architecture": "dcgan-conditional", "width": 8}))
+    assert odd == "@architecture=dcgan-conditional,width=8"
+    assert config_label("vanilla", parse_config("vanilla", {})) == ""
+    # too long to be a readable folder name: cut, and a hash of the whole difference keeps configs apart
+    many = {"latent_dim": 64, "lr_g": 1e-3, "mapping_layers": 2, "minibatch_std": True, "lr_d": 1e-3, "beta2": 0.99}
+    first = config_label("vanilla", parse_config("vanilla", {**many, "width": 32}))
+    second = config_label("vanilla", parse_config("vanilla", {**many, "width": 48}))  # differs past the cut
+    assert first.startswith("@beta2=0.99,latent_dim=64,lr_d=0.001,") and "~" in first and len(first) <= 72
+    assert first[:61] == second[:61] and first != second
 
 
 def test_checkpoint_has_design_contract_keys(tmp_path):

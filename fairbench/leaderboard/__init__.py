@@ -7,8 +7,8 @@ Data flow, one module each:
   (a method, or an image-set submission's name) over its runs;
 - `ranking`: ranks entries so that those whose difference is not significant across training seeds share a
   rank (a Welch t-test per pair; the module docstring says why);
-- `markdown`, `csv`: the renderers (`leaderboard.md`, `leaderboard.csv`, and `leaderboard_runs.csv` with every
-  run's values on demand).
+- `markdown`, `csv`, `html`: the renderers (`leaderboard.md`, `leaderboard.csv`, `leaderboard_runs.csv` with
+  every run's values on demand, and `leaderboard.html`, a static page drawn from the same boards).
 
 `write_leaderboard` runs the whole flow and writes the files atomically. Output is byte-identical for the same
 inputs: everything is sorted and nothing time- or path-dependent is written.
@@ -27,6 +27,7 @@ from fairbench.leaderboard.board import (
     TaskBoard,
     build_leaderboard,
 )
+from fairbench.leaderboard.html import HTML_NAME, render_html
 from fairbench.leaderboard.csv import leaderboard_frame, render_csv, render_runs_csv, runs_frame
 from fairbench.leaderboard.markdown import HEADLINE_METRICS, MISSING_MD, _fmt, render_markdown
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS, significance_ranks, significantly_better, welch_p_value
@@ -38,6 +39,7 @@ __all__ = [
     "ALPHA",
     "DEFAULT_PRIMARY_METRIC",
     "FEATURE_METRICS",
+    "HTML_NAME",
     "HEADLINE_METRICS",
     "MIN_SEEDS",
     "MISSING_MD",
@@ -54,6 +56,7 @@ __all__ = [
     "read_result",
     "read_results",
     "render_csv",
+    "render_html",
     "render_markdown",
     "render_runs_csv",
     "runs_frame",
@@ -65,12 +68,13 @@ __all__ = [
 
 
 def write_leaderboard(
-    results_dir: Path, out_dir: Path, primary_metric: str | None = None, per_seed: bool = False
+    results_dir: Path, out_dir: Path, primary_metric: str | None = None, per_seed: bool = False, html: bool = False
 ) -> tuple[Path, Path]:
     """Read results, build the boards, write `leaderboard.csv` and `leaderboard.md` atomically into `out_dir`.
 
     With `per_seed`, the Markdown also lists every run's values after each board, and `leaderboard_runs.csv`
-    (one row per result file, every metric) is written next to the others (`out_dir / RUNS_CSV`).
+    (one row per result file, every metric) is written next to the others (`out_dir / RUNS_CSV`); with `html`,
+    the page `out_dir / HTML_NAME`.
     Returns the paths of leaderboard.csv and leaderboard.md.
     """
     results = Path(results_dir)
@@ -81,6 +85,8 @@ def write_leaderboard(
     texts = {csv_path: render_csv(boards), md_path: render_markdown(boards, per_seed=per_seed)}
     if per_seed:
         texts[out / RUNS_CSV] = render_runs_csv(boards, results)
+    if html:
+        texts[out / HTML_NAME] = render_html(boards, out)
     for path, text in texts.items():
         write_text(path, text)
     return csv_path, md_path

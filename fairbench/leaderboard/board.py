@@ -6,6 +6,8 @@ name) over its runs. Rules, each enforced with a FairbenchError rather than a gu
 - one task id, one task hash (and version, and N): results from different task specs are never mixed;
 - the same (entry, seed) twice within a task is a duplicate, not a second run;
 - a metric's direction (`higher_is_better`) must agree wherever the metric appears;
+- the judge's weights (`judge.sha256`) must be the same file in every result (a user-supplied judge such as
+  ffhq-race's FairFace has no pin in the task hash);
 - a no-reference IQA metric's values must come from the same weight files (`iqa_weights`, sha256 per asset)
   wherever two runs of a task both report it; runs that lack the value or the record (older files) do not count;
 - an entry's metric is *missing* when any of its runs lacks it (or reports null / a non-finite value);
@@ -30,11 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from fairbench.entries import qualified
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard.ranking import MIN_SEEDS, significance_ranks
 from fairbench.leaderboard.records import ResultRecord, _is_number
 
 DEFAULT_PRIMARY_METRIC = "kl_uniform_corrected"
+FALLBACK_PRIMARY_METRIC = "kl_uniform"
 # Metrics whose values depend on the feature network: their columns carry its id, so no column ever holds
 # values from two networks.
 FEATURE_METRICS = ("fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid")
@@ -61,6 +65,15 @@ class LeaderboardRow:
     runs: tuple[ResultRecord, ...] = ()  # the entry's result records, in seed order
 
     @property
+    def shares(self) -> dict[str, float] | None:
+        """Mean observed share per group over the runs; None unless every run records the same groups."""
+        recorded = [run.shares for run in self.runs]
+        if not recorded or any(s is None for s in recorded) or len({tuple(s) for s in recorded}) != 1:  # type: ignore[arg-type]
+            return None
+        groups = list(recorded[0])  # type: ignore[arg-type]
+        return {g: float(np.mean([s[g] for s in recorded])) for g in groups}  # type: ignore[index]
+
+    @property
     def few_seeds(self) -> bool:
         """Fewer than MIN_SEEDS runs: flagged on the board, since its spread across seeds is barely known."""
         return self.n_runs < MIN_SEEDS
@@ -78,6 +91,7 @@ class TaskBoard:
     n_samples: int = 0
     feature_network: dict[str, Any] | None = None
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # one set per IQA metric (checked)
+    data_source: dict[str, Any] | None = None  # the one data source of all its runs (checked), where recorded
 
     @property
     def n_results(self) -> int:
@@ -124,11 +138,17 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     _check_same(task, records, "task versions", lambda r: r.task_version)
     _check_same(task, records, "sample counts (n_samples)", lambda r: r.n_samples)
     _check_same(task, records, "feature networks", lambda r: r.feature_network, _canonical)
+    # Pinned judges are in the task hash already; judges trained on first use or supplied by the user differ
+    # from user to user.
+    _check_same(task, records, "judge weights (sha256)", lambda r: r.judge_sha256, lambda h: (h or "unrecorded")[:12])
+    _check_same(task, records, "data sources", lambda r: r.data_source, _canonical)
     _check_iqa_weights(task, records)
 
-    by_entry: dict[str, list[ResultRecord]] = {}
+    by_key: dict[tuple[Any, ...], list[ResultRecord]] = {}
     for rec in records:
-        by_entry.setdefault(rec.entry, []).append(rec)
+        by_key.setdefault(rec.key, []).append(rec)
+    names = _display_names(task, by_key)
+    by_entry = {names[key]: runs for key, runs in by_key.items()}
     for entry, runs in by_entry.items():
         _check_entry(task, entry, runs)
 
@@ -144,7 +164,9 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
             )
         primary = primary_metric
     else:
-        primary = DEFAULT_PRIMARY_METRIC if DEFAULT_PRIMARY_METRIC in higher_is_better else known[0]
+        # A judge without a confusion matrix (ffhq-race's FairFace) has no corrected metrics: rank by the observed KL.
+        fallbacks = [m for m in (DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC) if m in higher_is_better]
+        primary = fallbacks[0] if fallbacks else known[0]
     metric_names = (primary, *(m for m in known if m != primary))
 
     summaries = {entry: _summarise(runs, metric_names) for entry, runs in by_entry.items()}
@@ -183,6 +205,7 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
         primary_metric=primary,
         n_samples=first.n_samples,
         feature_network=first.feature_network,
+        data_source=first.data_source,
         iqa_weights=_merged_weights(records),
     )
 
@@ -231,15 +254,56 @@ def _weights_label(weights: Mapping[str, str], width: int = 12) -> str:
     return ", ".join(f"{asset} {sha[:width]}" for asset, sha in sorted(weights.items())) or "no weight files"
 
 
+def _display_names(task: str, by_key: Mapping[tuple[Any, ...], list[ResultRecord]]) -> dict[tuple[Any, ...], str]:
+    """Each entry key's name on the board. Derived names that several keys share get what tells them apart
+    (`repfair[steps=200]`, then batch size, then the config hash); a given name (--name) or an image set's
+    name shared by different entries is refused, since renaming it would misreport what the user named."""
+    by_name: dict[str, list[tuple[Any, ...]]] = {}
+    for key, runs in by_key.items():
+        by_name.setdefault(runs[0].entry, []).append(key)
+    out: dict[tuple[Any, ...], str] = {}
+    for name, keys in sorted(by_name.items()):
+        if len(keys) == 1:
+            out[keys[0]] = name
+            continue
+        first = {key: min(by_key[key], key=lambda r: str(r.path)) for key in keys}
+        fixed = [rec for rec in first.values() if rec.name_given or not rec.is_method]
+        if fixed:
+            kinds = {rec.is_method for rec in first.values()}
+            files = " and ".join(str(rec.path) for rec in sorted(first.values(), key=lambda r: str(r.path))[:2])
+            if len(kinds) > 1:
+                raise FairbenchError(
+                    f"task {task!r}: entry {name!r} names both a method and a submission without a method "
+                    f"({files}); rename the submission with --name"
+                )
+            raise FairbenchError(
+                f"task {task!r}: entry name {name!r} is given to runs that differ (config, training steps, batch "
+                f"size or submission), e.g. {files}; give each its own --name"
+            )
+        settings: dict[tuple[Any, ...], dict[str, Any]] = {key: {} for key in keys}
+        for label, value in (
+            ("steps", lambda r: r.steps),
+            ("batch_size", lambda r: r.batch_size),
+            ("config", lambda r: r.config_hash[:8] if r.config_hash else "unrecorded"),
+        ):
+            values = {key: value(first[key]) for key in keys}
+            if len(set(values.values())) > 1:
+                for key in keys:
+                    settings[key][label] = "unrecorded" if values[key] is None else values[key]
+            if len({tuple(settings[k].items()) for k in keys}) == len(keys):
+                break
+        for key in keys:
+            out[key] = qualified(name, settings[key])
+    taken: dict[str, tuple[Any, ...]] = {}
+    for key, name in sorted(out.items(), key=lambda kv: kv[1]):
+        if name in taken:  # a derived, qualified name met a given one: say so rather than guess
+            files = f"{by_key[taken[name]][0].path} and {by_key[key][0].path}"
+            raise FairbenchError(f"task {task!r}: two different entries are both named {name!r} ({files}); use --name")
+        taken[name] = key
+    return out
+
+
 def _check_entry(task: str, entry: str, runs: list[ResultRecord]) -> None:
-    kinds = {r.is_method for r in runs}
-    if len(kinds) > 1:
-        method_file = next(r.path for r in sorted(runs, key=lambda r: str(r.path)) if r.is_method)
-        sub_file = next(r.path for r in sorted(runs, key=lambda r: str(r.path)) if not r.is_method)
-        raise FairbenchError(
-            f"task {task!r}: entry {entry!r} names both a method ({method_file}) and a submission without a "
-            f"method ({sub_file}); rename the submission"
-        )
     seen: dict[int | None, Path] = {}
     for rec in sorted(runs, key=lambda r: str(r.path)):
         if rec.seed in seen:
@@ -306,6 +370,16 @@ def _column(board: TaskBoard, name: str) -> str:
     if name in FEATURE_METRICS and fn:
         return f"{name}@{fn.get('id', '?')}"
     return name
+
+
+def data_source_label(source: Mapping[str, Any] | None) -> str | None:
+    """`cifar10 imagefolder-jpeg (test 56408e16fefe, train 1b85ea14a6ec)`: format and content hashes."""
+    if not source:
+        return None
+    hashes = source.get("sha256") if isinstance(source.get("sha256"), dict) else {}
+    parts = ", ".join(f"{part} {str(sha)[:12]}" for part, sha in sorted(hashes.items()))
+    label = f"{source.get('source', '?')} {source.get('format', '?')}"
+    return f"{label} ({parts})" if parts else label
 
 
 def _feature_network_label(fn: Mapping[str, Any] | None) -> str | None:

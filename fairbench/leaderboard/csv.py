@@ -32,6 +32,10 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
     all_metrics = sorted({_column(board, name) for board in boards for name in board.metric_names})
     # Only boards with recorded IQA weights add the column, so older leaderboards rebuild byte for byte.
     with_weights = any(board.iqa_weights for board in boards)
+    # Likewise the entry's config columns, only once some result records its config (fairbench.entries).
+    with_config = any(run.config_hash for board in boards for row in board.rows for run in row.runs)
+    # Each group's mean judged share (the percentage on the Markdown board, here as a fraction), per group name.
+    groups = sorted({g for board in boards for row in board.rows for g in (row.shares or {})})
     records = []
     for board in boards:
         for row in board.rows:
@@ -40,6 +44,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 "task_version": board.task_version,
                 "task_hash": board.task_hash,
                 "entry": row.entry,
+                **({"method": row.runs[0].method, "config_hash": row.runs[0].config_hash} if with_config else {}),
                 "n_runs": row.n_runs,
                 "seeds": ";".join(str(s) for s in row.seeds if s is not None) or None,
                 "few_seeds": row.few_seeds,
@@ -50,6 +55,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 **({"iqa_weights": _weights_compact(row.iqa_weights)} if with_weights else {}),
                 "train_steps_mean": row.train_steps,
                 "train_wall_time_s_mean": row.train_wall_time_s,
+                **{f"judged_share_{g}_mean": (row.shares or {}).get(g) for g in groups},
             }
             own = {_column(board, name): name for name in board.metric_names}
             for column in all_metrics:
@@ -65,7 +71,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
     for col in frame.columns:
         if col.endswith(("_n", "_rank")) or col in ("task_version", "n_samples", "n_runs", "primary_rank"):
             frame[col] = frame[col].astype("Int64")
-        elif col.endswith(("_mean", "_std")):
+        elif col.endswith(("_mean", "_std")):  # judged_share_*_mean too: NaN (empty) where a task lacks the group
             frame[col] = frame[col].astype("float64")
         elif col.endswith("_higher_is_better") or col == "few_seeds":
             frame[col] = frame[col].astype("boolean")

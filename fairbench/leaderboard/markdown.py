@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fairbench.leaderboard.board import LeaderboardRow, TaskBoard, _column, _feature_network_label, _weights_label
+from fairbench.leaderboard.board import (
+    LeaderboardRow,
+    TaskBoard,
+    _column,
+    _feature_network_label,
+    _weights_label,
+    data_source_label,
+)
 from fairbench.leaderboard.ranking import ALPHA, DIGITS, MIN_SEEDS
 
 MISSING_MD = "—"
@@ -60,7 +67,10 @@ def _header(n_files: int) -> list[str]:
         "Each cell is the mean ± sample standard deviation (ddof=1) over an entry's runs, one run per training",
         "seed (the std only with two or more runs). ↓ lower is better, ↑ higher is better.",
         f"{MISSING_MD} marks a metric that at least one run of the entry lacks: it is never averaged over the runs",
-        "that have it, and it gets no rank. Boards never mix task hashes.",
+        "that have it, and it gets no rank. Boards never mix task hashes. Judged shares: the percentage of an",
+        "entry's samples the judge assigns to each group (mean over runs, before correcting for judge errors).",
+        "An entry is one method with one config, number of training steps and batch size (runs that differ in",
+        "any of these are separate entries), or one image set.",
         "",
         "How ranks are decided: an entry's rank is 1 + the number of entries significantly better than it by the",
         "primary metric (first metric column). Entry A is significantly better than entry B when A's mean is",
@@ -88,6 +98,9 @@ def render_markdown(boards: Sequence[TaskBoard], per_seed: bool = False) -> str:
             info.append(f"feature network: {fn}")
         for name, weights in board.iqa_weights.items():
             info.append(f"{name} weights: {_weights_label(weights)}")
+        source = data_source_label(board.data_source)
+        if source:
+            info.append(f"data: {source}")
         lines += ["; ".join(info) + ".", ""]
 
         shown = _markdown_metrics(board)
@@ -115,6 +128,11 @@ def _entry_cell(row: LeaderboardRow) -> str:
     return _md_escape(row.entry) + (f" {FEW_SEEDS_MARK}" if row.few_seeds else "")
 
 
+def fmt_shares(shares: dict[str, float]) -> str:
+    """'black 50.2, white 49.8': each group's mean judged share of the samples, in percent."""
+    return ", ".join(f"{group} {100 * share:.1f}" for group, share in shares.items())
+
+
 def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
     show_steps = any(row.train_steps is not None for row in board.rows)
     show_wall = any(row.train_wall_time_s is not None for row in board.rows)
@@ -127,6 +145,10 @@ def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
     if show_wall:
         header.append("train time (s)")
         align.append("---:")
+    show_shares = any(row.shares is not None for row in board.rows)
+    if show_shares:
+        header.append("judged shares (%)")
+        align.append("---")
     lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "|".join(align) + "|"]
     for row in board.rows:
         rank = row.rank[board.primary_metric]
@@ -137,6 +159,8 @@ def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
             cells.append(_fmt_steps(row.train_steps) if row.train_steps is not None else MISSING_MD)
         if show_wall:
             cells.append(f"{row.train_wall_time_s:.1f}" if row.train_wall_time_s is not None else MISSING_MD)
+        if show_shares:
+            cells.append(_md_escape(fmt_shares(row.shares)) if row.shares is not None else MISSING_MD)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

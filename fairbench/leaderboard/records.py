@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fairbench import entries
 from fairbench.errors import FairbenchError
 
 RESULT_SCHEMA = "fairbench-result/1"
@@ -35,7 +36,7 @@ class ResultRecord:
     task: str
     task_version: int
     task_hash: str
-    entry: str  # the method, or submission.name when method is null (image sets, external generators)
+    entry: str  # the entry's readable name before disambiguation (fairbench.entries): given, or derived
     seed: int | None
     metrics: dict[str, RecordMetric]
     train: dict[str, Any] | None
@@ -44,6 +45,35 @@ class ResultRecord:
     feature_network: dict[str, Any] | None = None
     # IQA metric -> {asset id: sha256} of the weight files its value came from; empty in files older than it.
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The data the run was scored on ({"source", "format", "sha256"}); None in files older than it and for
+    # sources that cannot tell. Results on different data (a JPEG copy of CIFAR-10) are never compared.
+    data_source: dict[str, Any] | None = None
+    judge_sha256: str | None = None  # the judge file it was scored with (None only in malformed older files)
+    method: str | None = None
+    config: dict[str, Any] | None = None  # the method's resolved config; None in files older than it
+    config_hash: str | None = None
+    name_given: bool = False  # the name came from --name (never altered to tell entries apart)
+    submission_sha256: str | None = None
+    # group -> observed (judged) share, from `groups` and `group_proportions.observed`; None when not recorded
+    shares: dict[str, float] | None = None
+
+    @property
+    def steps(self) -> int | None:
+        value = (self.train or {}).get("steps")
+        return int(value) if _is_int(value) else None
+
+    @property
+    def batch_size(self) -> int | None:
+        value = (self.train or {}).get("batch_size")
+        return int(value) if _is_int(value) else None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Runs merge into one entry exactly when their keys are equal: same name, method, config, steps and
+        batch size; an image set (no method) is told apart by its submission's sha256."""
+        if not self.is_method:
+            return (self.entry, None, self.submission_sha256)
+        return (self.entry, self.method, self.config_hash, self.steps, self.batch_size)
 
 
 def read_results(results_dir: Path) -> list[ResultRecord]:
@@ -99,16 +129,18 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         raise fail("field 'task_hash' must be 64 lowercase hex characters (a sha256)")
 
     method = data["method"]
+    submission = data.get("submission")
+    submission_sha = submission.get("sha256") if isinstance(submission, dict) else None
+    config, digest, changed, given = _parse_entry_fields(data, fail)
     if method is not None:
         if not isinstance(method, str) or not method:
             raise fail("field 'method' must be a non-empty string or null")
-        entry = method
+        entry = given or entries.derived_name(method, changed, digest)
     else:
-        submission = data.get("submission")
         name = submission.get("name") if isinstance(submission, dict) else None
-        if not isinstance(name, str) or not name:
+        if not given and (not isinstance(name, str) or not name):
             raise fail("field 'method' is null and 'submission.name' is missing; cannot name the entry")
-        entry = name
+        entry = given or name
 
     seed = data["seed"]
     if seed is not None and not _is_int(seed):
@@ -124,6 +156,13 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
     if feature_network is not None and not isinstance(feature_network, dict):
         raise fail("field 'feature_network' must be an object or null")
     iqa_weights = _parse_iqa_weights(data.get("iqa_weights"), fail)
+    data_source = data.get("data_source")
+    if data_source is not None and not isinstance(data_source, dict):
+        raise fail("field 'data_source' must be an object or null")
+    judge = data.get("judge")
+    judge_sha256 = judge.get("sha256") if isinstance(judge, dict) else None
+    if judge_sha256 is not None and not _is_sha256(judge_sha256):
+        raise fail("field 'judge.sha256' must be 64 lowercase hex characters (a sha256)")
 
     raw_metrics = data["metrics"]
     if not isinstance(raw_metrics, dict) or not raw_metrics:
@@ -145,7 +184,50 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         is_method=method is not None,
         feature_network=feature_network,
         iqa_weights=iqa_weights,
+        data_source=data_source,
+        judge_sha256=judge_sha256,
+        method=method,
+        config=config,
+        config_hash=digest,
+        name_given=given is not None,
+        submission_sha256=submission_sha if isinstance(submission_sha, str) else None,
+        shares=_parse_shares(data),
     )
+
+
+def _parse_shares(data: dict[str, Any]) -> dict[str, float] | None:
+    """Observed share per group; None unless both fields are there and agree in length (they are display only)."""
+    groups = data.get("groups")
+    props = data.get("group_proportions")
+    observed = props.get("observed") if isinstance(props, dict) else None
+    if not (isinstance(groups, list) and isinstance(observed, list) and len(groups) == len(observed) and groups):
+        return None
+    if not all(isinstance(g, str) for g in groups) or not all(_is_number(p) for p in observed):
+        return None
+    return {g: float(p) for g, p in zip(groups, observed)}
+
+
+def _parse_entry_fields(data: dict[str, Any], fail: Any) -> tuple[Any, str | None, Any, str | None]:
+    """(config, config_hash, config_changed, given name); each None in files written before them."""
+    config, digest, changed, name = (data.get(k) for k in ("config", "config_hash", "config_changed", "name"))
+    if config is not None and not isinstance(config, dict):
+        raise fail("field 'config' must be an object or null")
+    if digest is not None and not _is_sha256(digest):
+        raise fail("field 'config_hash' must be 64 lowercase hex characters (a sha256)")
+    if config is not None and digest is None:
+        raise fail("field 'config' is set but 'config_hash' is missing")
+    if config is not None and entries.config_hash(config) != digest:
+        raise fail("field 'config_hash' is not the hash of 'config'")
+    if changed is not None and not isinstance(changed, dict):
+        raise fail("field 'config_changed' must be an object or null")
+    if name is not None:
+        if not isinstance(name, str):
+            raise fail("field 'name' must be a string or null")
+        try:
+            entries.check_name(name)
+        except FairbenchError as exc:
+            raise fail(f"field 'name': {exc}") from None
+    return config, digest, changed, name
 
 
 # Metric names and asset ids as fairbench writes them; anything else could make the CSV's compact

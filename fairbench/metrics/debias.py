@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from fairbench.metrics.correction import correct_rows
-from fairbench.metrics.regions import corrected_covariance
+from fairbench.metrics.regions import corrected_variance
 from fairbench.metrics.row_metrics import kl_rows
 
 
@@ -41,22 +41,40 @@ def debiased_kl_corrected(
     n = c.sum(axis=1)
     q = c / n[:, None]
     p = correct_rows(q, confusion) if corrected is None else np.atleast_2d(corrected)
-    cov = corrected_covariance(q, n, confusion, row_sizes, p)
-    var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
+    var = np.clip(corrected_variance(q, n, confusion, row_sizes, p), 0.0, None)
     usable = p > 2.0 * np.sqrt(var)
     bias = 0.5 * np.sum(np.where(usable, var / np.where(usable, p, 1.0), 0.0), axis=1)
     return np.maximum(kl_rows(p) - bias, 0.0)
 
 
-def debiased_worst(
-    tables: np.ndarray, debias, n_resamples: int, rng: np.random.Generator
-) -> float:
-    """Bootstrap-debiased maximum over conditions of `debias(counts)`; `tables` is (C, k) counts."""
+def resample_tables(tables: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_resamples, C, k) multinomial redraws of every condition's counts at its observed shares, in one call."""
     t = np.asarray(tables, dtype=np.int64)
-    point = debias(t)
-    worst = float(point.max())
-    n = t.sum(axis=1)
-    p = t / n[:, None]
-    draws = np.stack([rng.multinomial(n[i], p[i], size=n_resamples) for i in range(t.shape[0])], axis=1)
-    resampled = debias(draws.reshape(-1, t.shape[1])).reshape(n_resamples, t.shape[0]).max(axis=1)
+    c, k = t.shape
+    # A multinomial as a chain of binomials (group g among what groups < g left), each one vectorised call:
+    # far cheaper than numpy's per-draw multinomial for thousands of redraws of few groups.
+    out = np.empty((n_resamples, c, k), dtype=np.int64)
+    left = np.broadcast_to(t.sum(axis=1), (n_resamples, c)).copy()
+    mass = t.sum(axis=1).astype(np.float64)
+    for g in range(k - 1):
+        share = np.where(mass > 0, t[:, g] / np.where(mass > 0, mass, 1.0), 0.0)
+        out[:, :, g] = rng.binomial(left, np.clip(share, 0.0, 1.0))
+        left -= out[:, :, g]
+        mass = mass - t[:, g]
+    out[:, :, k - 1] = left
+    return out
+
+
+def debiased_worst(
+    tables: np.ndarray, debias, n_resamples: int, rng: np.random.Generator, draws: np.ndarray | None = None
+) -> float:
+    """Bootstrap-debiased maximum over conditions of `debias(counts)`; `tables` is (C, k) counts.
+
+    `draws` (from `resample_tables`) lets several estimates share one set of redraws.
+    """
+    t = np.asarray(tables, dtype=np.int64)
+    worst = float(debias(t).max())
+    if draws is None:
+        draws = resample_tables(t, n_resamples, rng)
+    resampled = debias(draws.reshape(-1, t.shape[1])).reshape(draws.shape[0], t.shape[0]).max(axis=1)
     return max(0.0, worst - (float(resampled.mean()) - worst))

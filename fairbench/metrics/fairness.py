@@ -24,6 +24,7 @@ and worst case over conditions a region that holds for all conditions at once (B
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from fairbench.errors import FairbenchError
 from fairbench.metrics.correction import check_confusion, correct_rows
-from fairbench.metrics.debias import debiased_kl, debiased_kl_corrected, debiased_worst
+from fairbench.metrics.debias import debiased_kl, debiased_kl_corrected, debiased_worst, resample_tables
 from fairbench.metrics.row_metrics import ROW_METRICS, fd_l1_rows, fd_l2_rows, kl_normalized_rows, kl_rows
 from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric_ranges, score_box
 from fairbench.metrics.uniformity import (
@@ -290,10 +291,26 @@ def _regions(counts: np.ndarray, p_hat: np.ndarray, p_tilde: np.ndarray, cal: Ca
         corrected = ProportionBox(np.minimum(box.lower, p_tilde), np.maximum(box.upper, p_tilde), box.level)
     boxes = {"observed": raw, "corrected": corrected}
     ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for kind, suffix in (("observed", ""), ("corrected", "_corrected")):
-        for name, (lo, hi) in metric_ranges(boxes[kind], _ROW_METRICS).items():
+    observed = _ranges(raw)
+    # A perfect judge's corrected region is the observed one: its ranges are not enumerated twice.
+    both = {"": observed, "_corrected": observed if corrected is raw else _ranges(corrected)}
+    for suffix, found in both.items():
+        for name, (lo, hi) in found.items():
             ranges[f"{name}{suffix}"] = (lo, hi)
     return boxes, ranges
+
+
+# Normalised KL is a non-decreasing map of KL (clip(KL / ln k, 0, 1)), so its extremes over a region are the
+# map of KL's: enumerated once, not twice.
+_ENUMERATED = {name: fn for name, fn in ROW_METRICS.items() if name != "kl_uniform_normalized"}
+
+
+def _ranges(box: ProportionBox) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    found = metric_ranges(box, _ENUMERATED)
+    lo, hi = found["kl_uniform"]
+    log_k = math.log(box.lower.shape[1])
+    found["kl_uniform_normalized"] = (np.clip(lo / log_k, 0.0, 1.0), np.clip(hi / log_k, 0.0, 1.0))
+    return found
 
 
 def _analyse(counts: np.ndarray, cal: Calibration | None, alpha: float) -> _Rows:
@@ -464,6 +481,7 @@ def conditional_fairness_report(
         summary[f"{name}_cond_mean"] = MetricValue(float(values.mean()), (float(lo.mean()), float(hi.mean())), False)
         summary[f"{name}_cond_worst"] = MetricValue(float(values.max()), (float(lo.max()), float(hi.max())), False)
     rng = np.random.default_rng(seed)
+    draws = None
     debiasers = {
         "kl_uniform_debiased": debiased_kl,
         "kl_uniform_corrected_debiased": lambda t: _debias_corrected(t, cal),
@@ -477,7 +495,9 @@ def conditional_fairness_report(
         elif name == "kl_uniform_corrected_debiased" and (cal is None or cal.perfect):
             worst = summary["kl_uniform_debiased_cond_worst"].value  # corrected = observed: same estimate
         else:
-            worst = debiased_worst(counts, debias, r, rng)
+            if draws is None:
+                draws = resample_tables(counts, r, rng)  # one set of redraws serves both estimates
+            worst = debiased_worst(counts, debias, r, rng, draws)
         summary[f"{name}_cond_worst"] = MetricValue(float(worst), summary[f"{base}_cond_worst"].ci95, False)
     tests = {
         f"{name}_cond_worst": sidak_worst(np.array([rep.tests[name].p_value for rep in reports]))

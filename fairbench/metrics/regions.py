@@ -36,12 +36,13 @@ Range of a metric over the region. The four metrics are symmetric and convex in 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
-import scipy.stats
+import scipy.special
 
 # Above this many groups the exact vertex enumeration (k 2^(k-1) points) gives way to the majorising bound.
 MAX_ENUMERATED_GROUPS = 12
@@ -70,8 +71,9 @@ def clopper_pearson_box(counts: np.ndarray, alpha: float) -> ProportionBox:
     n = c.sum(axis=1, keepdims=True)
     a = per_group_alpha(alpha, c.shape[1])
     with np.errstate(invalid="ignore"):
-        lower = np.where(c > 0, scipy.stats.beta.ppf(a / 2, c, n - c + 1), 0.0)
-        upper = np.where(c < n, scipy.stats.beta.ppf(1 - a / 2, c + 1, n - c), 1.0)
+        # The Beta quantiles through scipy.special directly: scipy.stats' wrapper costs more than the work.
+        lower = np.where(c > 0, scipy.special.betaincinv(c, n - c + 1, a / 2), 0.0)
+        upper = np.where(c < n, scipy.special.betaincinv(c + 1, n - c, 1 - a / 2), 1.0)
     return ProportionBox(np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0), 1.0 - alpha)
 
 
@@ -104,10 +106,37 @@ def corrected_covariance(
     sigma_q = _multinomial_cov(q) / np.asarray(n, dtype=np.float64).reshape(r, 1, 1)
     # sum_i p_i^2 Cov(C_i-hat) with Cov = (diag C_i - C_i C_i^T) / m_i.
     scale = np.square(weights) / np.maximum(m, 1.0)  # (R, k)
-    diag_part = np.einsum("ri,rij->rj", scale, c)
-    outer_part = np.einsum("ri,rij,ril->rjl", scale, c, c)
+    if conf.ndim == 2:  # one confusion for every row: its k outer products C_i C_i^T are formed once
+        diag_part = np.einsum("ri,ij->rj", scale, conf)
+        outer_part = np.einsum("ri,ijl->rjl", scale, conf[:, :, None] * conf[:, None, :])
+    else:
+        diag_part = np.einsum("ri,rij->rj", scale, c)
+        outer_part = np.einsum("ri,rij,ril->rjl", scale, c, c)
     sigma_c = _diag(diag_part) - outer_part
     return a @ (sigma_q + sigma_c) @ np.swapaxes(a, -1, -2)
+
+
+def corrected_variance(
+    q_hat: np.ndarray, n: np.ndarray, confusion: np.ndarray, row_sizes: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """The diagonal (R, k) of `corrected_covariance`, without forming the k x k matrices.
+
+    With A = (C^T)^{-1} and S = Sigma_q + Sigma_C, Var_g = sum_jl A_gj S_jl A_gl. The rank-one parts reduce
+    in closed form: (A q)_g^2 / N for the judged sample, and sum_i s_i (A C_i)_g^2 = s_g for the calibration,
+    since A C^T = I. What remains is A∘A applied to q / N + sum_i s_i C_i.
+    """
+    q = np.atleast_2d(q_hat)
+    r, k = q.shape
+    conf = np.asarray(confusion, dtype=np.float64)
+    n_rows = np.asarray(n, dtype=np.float64).reshape(r, 1)
+    scale = np.square(weights) / np.maximum(np.broadcast_to(np.asarray(row_sizes, dtype=np.float64), (r, k)), 1.0)
+    if conf.ndim == 2:
+        a = np.linalg.inv(conf.T)
+        spread = q / n_rows + np.einsum("ri,ij->rj", scale, conf)
+        return np.einsum("rj,gj->rg", spread, a * a) - np.square(np.einsum("gj,rj->rg", a, q)) / n_rows - scale
+    a = np.linalg.inv(np.swapaxes(conf, -1, -2))
+    spread = q / n_rows + np.einsum("ri,rij->rj", scale, conf)
+    return np.einsum("rj,rgj->rg", spread, a * a) - np.square(np.einsum("rgj,rj->rg", a, q)) / n_rows - scale
 
 
 def _multinomial_cov(p: np.ndarray) -> np.ndarray:
@@ -136,22 +165,32 @@ def score_box(
     """
     q = np.atleast_2d(q_hat)
     r, k = q.shape
-    c = np.broadcast_to(np.asarray(confusion, dtype=np.float64), (r, k, k))
+    conf = np.asarray(confusion, dtype=np.float64)
+    c = np.broadcast_to(conf, (r, k, k))
     center = linear_inverse(q, c)
     base = simplex_clip(center)
-    z2 = scipy.stats.norm.ppf(1 - per_group_alpha(alpha, k) / 2) ** 2
+    z2 = scipy.special.ndtri(1 - per_group_alpha(alpha, k) / 2) ** 2
+    # V_g at t = 0, 1/2, 1 for every group at once: points[t, g, row] puts t on group g and shares 1 - t
+    # over the others as the estimate does (evenly when the estimate has no mass there).
+    eye = np.eye(k)
+    rest = np.where(eye[:, None, :] > 0, 0.0, base[None])  # (k, R, k): the estimate without group g
+    mass = rest.sum(axis=2, keepdims=True)
+    rest = np.where(mass > 0, rest / np.where(mass > 0, mass, 1.0), ((1.0 - eye) / (k - 1))[:, None, :])
+    ts = np.array([0.0, 0.5, 1.0])
+    points = (1.0 - ts)[:, None, None, None] * rest[None] + ts[:, None, None, None] * eye[None, :, None, :]
+    flat = points.reshape(-1, k)  # (3 k R, k), row-major over (t, g, row)
+    sizes = np.tile(np.broadcast_to(row_sizes, (r, k)), (3 * k, 1))
+    if conf.ndim == 2:
+        judged = np.einsum("ri,ij->rj", flat, conf)
+    else:
+        conf = np.tile(c, (3 * k, 1, 1))
+        judged = np.einsum("ri,rij->rj", flat, conf)
+    var = corrected_variance(judged, np.tile(n, 3 * k), conf, sizes, flat)
+    groups = np.arange(k)
+    v_all = var.reshape(3, k, r, k)[:, groups, :, groups]  # (k, 3, R): V_g(t) of group g
     lower, upper = np.empty((r, k)), np.empty((r, k))
     for g in range(k):
-        rest = base.copy()
-        rest[:, g] = 0.0
-        mass = rest.sum(axis=1, keepdims=True)
-        rest = np.where(mass > 0, rest / np.where(mass > 0, mass, 1.0), (1.0 - np.eye(k)[g]) / (k - 1))
-        v = []
-        for t in (0.0, 0.5, 1.0):
-            point = (1.0 - t) * rest
-            point[:, g] = t
-            judged = np.einsum("ri,rij->rj", point, c)
-            v.append(np.diagonal(corrected_covariance(judged, n, c, row_sizes, point), axis1=1, axis2=2)[:, g])
+        v = v_all[g]
         # V(t) = a0 + a1 t + a2 t^2 through the three evaluations.
         a0 = v[0]
         a2 = 2.0 * (v[2] - 2.0 * v[1] + v[0])
@@ -166,9 +205,18 @@ def score_box(
         safe = np.where(ok, qa, 1.0)
         lower[:, g] = np.where(ok, (-qb - root) / (2.0 * safe), 0.0)
         upper[:, g] = np.where(ok, (-qb + root) / (2.0 * safe), 1.0)
-        # No t satisfies the inequality only when the estimate is far outside [0, 1]; keep the nearest end.
+        # No t satisfies the inequality only when the estimate is far outside [0, 1]: the data contradict the
+        # calibration there (the judge errs on these images unlike on real ones). A zero-width interval at the
+        # nearest end would claim certainty; instead the group gets every value within z standard deviations
+        # of that end, its variance taken at the end itself.
+        # Likewise when every such t lies outside [0, 1] (the clipping below would leave [0, 0] or [1, 1]).
         none = (qa > 0) & (disc < 0)
-        lower[none, g] = upper[none, g] = np.clip(cg[none], 0.0, 1.0)
+        below = (none & (cg < 0.5)) | (ok & (upper[:, g] < 0.0))
+        above = (none & (cg >= 0.5)) | (ok & (lower[:, g] > 1.0))
+        lower[below, g] = 0.0
+        upper[below, g] = np.sqrt(z2 * np.clip(a0[below], 0.0, None))
+        lower[above, g] = 1.0 - np.sqrt(z2 * np.clip((a0 + a1 + a2)[above], 0.0, None))
+        upper[above, g] = 1.0
     lower, upper = np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
     # A region that misses the simplex (sum of lower bounds above 1, or of upper bounds below 1) means the
     # data contradict the calibration; widen it just enough to hold the clipped estimate.
@@ -193,15 +241,26 @@ RowMetric = Callable[[np.ndarray], np.ndarray]
 
 
 def most_uniform_point(box: ProportionBox) -> np.ndarray:
-    """Rows p_g = clip(t, L_g, U_g) summing to 1: the region's point majorised by all others."""
+    """Rows p_g = clip(t, L_g, U_g) summing to 1: the region's point majorised by all others.
+
+    f(t) = sum_g clip(t, L_g, U_g) is piecewise linear and non-decreasing with its kinks at the bounds, so t
+    is found exactly: evaluate f at every bound, take the first kink where f reaches 1, interpolate linearly
+    from the kink before it.
+    """
     lo, hi = box.lower, box.upper
-    t_lo, t_hi = np.zeros(lo.shape[0]), np.ones(lo.shape[0])
-    for _ in range(64):  # bisection on t; sum(clip(t, L, U)) is monotone in t
-        mid = 0.5 * (t_lo + t_hi)
-        above = np.clip(mid[:, None], lo, hi).sum(axis=1) > 1.0
-        t_hi = np.where(above, mid, t_hi)
-        t_lo = np.where(above, t_lo, mid)
-    p = np.clip(0.5 * (t_lo + t_hi)[:, None], lo, hi)
+    r, k = lo.shape
+    knots = np.sort(np.concatenate([lo, hi], axis=1), axis=1)  # (R, 2k)
+    f = np.clip(knots[:, :, None], lo[:, None, :], hi[:, None, :]).sum(axis=2)  # f at every kink
+    # First kink with f >= 1 (the last one when rounding leaves every f below 1).
+    j = np.minimum(np.argmax(f >= 1.0, axis=1) + np.all(f < 1.0, axis=1) * (2 * k - 1), 2 * k - 1)
+    rows = np.arange(r)
+    prev = np.maximum(j - 1, 0)
+    f0, f1 = f[rows, prev], f[rows, j]
+    t0, t1 = knots[rows, prev], knots[rows, j]
+    rise = f1 - f0
+    frac = np.where(rise > 0, (1.0 - f0) / np.where(rise > 0, rise, 1.0), 1.0)
+    t = t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
+    p = np.clip(t[:, None], lo, hi)
     return p / p.sum(axis=1, keepdims=True)
 
 
@@ -217,33 +276,39 @@ def metric_ranges(box: ProportionBox, metrics: dict[str, RowMetric]) -> dict[str
     return {name: (fn(p_min), np.maximum(highs[name], fn(p_min))) for name, fn in metrics.items()}
 
 
-def _patterns(k: int) -> np.ndarray:
-    return np.array(list(product((False, True), repeat=k - 1)), dtype=bool)
+@functools.lru_cache(maxsize=None)
+def _vertex_patterns(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The at-upper-bound patterns (P, k-1) over the k-1 bounded groups, and for each free group j the
+    indices (k, k-1) of the groups that are bounded."""
+    patterns = np.array(list(product((False, True), repeat=k - 1)), dtype=bool)
+    others = np.array([[g for g in range(k) if g != j] for j in range(k)], dtype=np.int64)
+    return patterns, others
 
 
 def _vertex_maxima(box: ProportionBox, metrics: dict[str, RowMetric]) -> dict[str, np.ndarray]:
-    """Exact maxima by enumerating the vertices {all coordinates but one at a bound} of every row's region."""
+    """Exact maxima by enumerating the vertices {all coordinates but one at a bound} of every row's region.
+
+    The metrics are symmetric in the groups (the water-filling minimum relies on it too), so a vertex is
+    evaluated as [its k-1 bounded coordinates, its free one], without putting the groups back in order.
+    """
     lo, hi = box.lower, box.upper
     r, k = lo.shape
-    patterns = _patterns(k)  # (P, k-1): True = at the upper bound
+    patterns, others = _vertex_patterns(k)  # patterns: True = at the upper bound
+    n_vertices = k * patterns.shape[0]
     best = {name: np.full(r, -np.inf) for name in metrics}
-    rows_per_chunk = max(1, _VERTEX_CHUNK // (patterns.shape[0] * k))
+    rows_per_chunk = max(1, _VERTEX_CHUNK // (n_vertices * k))
     for start in range(0, r, rows_per_chunk):
         sl = slice(start, min(r, start + rows_per_chunk))
         l, u = lo[sl], hi[sl]
         n = l.shape[0]
-        for j in range(k):
-            others = [g for g in range(k) if g != j]
-            fixed = np.where(patterns[None], u[:, None, others], l[:, None, others])  # (n, P, k-1)
-            free = 1.0 - fixed.sum(axis=2)  # (n, P)
-            ok = (free >= l[:, j, None] - _FEASIBLE_ATOL) & (free <= u[:, j, None] + _FEASIBLE_ATOL)
-            points = np.empty((n, patterns.shape[0], k))
-            points[:, :, others] = fixed
-            points[:, :, j] = np.clip(free, 0.0, 1.0)
-            flat = points.reshape(-1, k)
-            for name, fn in metrics.items():
-                values = np.where(ok, fn(flat).reshape(n, -1), -np.inf)
-                best[name][sl] = np.maximum(best[name][sl], values.max(axis=1))
+        # Every free group j at once: (n, k, P, k-1) bounded coordinates and (n, k, P) the free one.
+        fixed = np.where(patterns[None, None], u[:, others][:, :, None, :], l[:, others][:, :, None, :])
+        free = 1.0 - fixed.sum(axis=3)
+        feasible = (free >= l[:, :, None] - _FEASIBLE_ATOL) & (free <= u[:, :, None] + _FEASIBLE_ATOL)
+        vertices = np.concatenate([fixed, np.clip(free, 0.0, 1.0)[..., None]], axis=3).reshape(-1, k)
+        feasible = feasible.reshape(n, n_vertices)
+        for name, fn in metrics.items():
+            best[name][sl] = np.where(feasible, fn(vertices).reshape(n, n_vertices), -np.inf).max(axis=1)
     return best
 
 
@@ -287,6 +352,7 @@ __all__ = [
     "ProportionBox",
     "clopper_pearson_box",
     "corrected_covariance",
+    "corrected_variance",
     "linear_inverse",
     "majorising_point",
     "metric_ranges",

@@ -15,9 +15,8 @@ import numpy as np
 def kl_rows(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
     k = p.shape[-1]
-    positive = p > 0
-    terms = np.zeros_like(p)
-    terms[positive] = p[positive] * np.log(p[positive] * k)  # 0 ln 0 = 0 by leaving those terms at zero
+    # 0 ln 0 = 0: a zero share takes ln 1 = 0 (no masked copies: this runs on every bootstrap draw).
+    terms = p * np.log(np.where(p > 0, p * k, 1.0))
     # Rounding can push a value just outside the true range [0, ln k]; the metric's range is part of its contract.
     return np.clip(terms.sum(axis=-1), 0.0, math.log(k))
 

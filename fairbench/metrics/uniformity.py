@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
+import scipy.special
 
 from fairbench.metrics.regions import corrected_covariance, linear_inverse
 
@@ -65,7 +65,7 @@ def corrected_statistic(counts: np.ndarray, confusion: np.ndarray, row_sizes: np
 
 
 def chi2_test(statistic: float, k: int, method: str) -> UniformityTest:
-    return UniformityTest(float(scipy.stats.chi2.sf(statistic, k - 1)), float(statistic), k - 1, method)
+    return UniformityTest(float(scipy.special.chdtrc(k - 1, statistic)), float(statistic), k - 1, method)
 
 
 def sidak_worst(p_values: np.ndarray) -> UniformityTest:

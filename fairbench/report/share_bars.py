@@ -31,13 +31,19 @@ def share_bars(result: dict[str, Any]) -> list[ShareBar]:
     shares = result.get("group_shares")
     bars = []
     for g, name in enumerate(groups):
-        for kind in KINDS:
+        for kind in present_kinds(result):
             if shares:
                 entry = shares[name][kind]
                 bars.append(ShareBar(name, kind, float(entry["value"]), (float(entry["ci95"][0]), float(entry["ci95"][1]))))
             else:
                 bars.append(ShareBar(name, kind, float(result["group_proportions"][kind][g]), None))
     return bars
+
+
+def present_kinds(result: dict[str, Any]) -> tuple[str, ...]:
+    """observed and corrected; observed only for a judge without a confusion matrix (e.g. FairFace)."""
+    proportions = result.get("group_proportions") or {}
+    return tuple(kind for kind in KINDS if kind in proportions) or KINDS
 
 
 def draw_share_bars(result: dict[str, Any]) -> Any:
@@ -48,7 +54,7 @@ def draw_share_bars(result: dict[str, Any]) -> Any:
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(groups))
     width = 0.38
-    for k, kind in enumerate(KINDS):
+    for k, kind in enumerate(present_kinds(result)):
         mine = [b for b in bars if b.kind == kind]
         values = np.array([b.value for b in mine])
         err = None

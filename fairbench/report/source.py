@@ -20,7 +20,7 @@ import torch
 from fairbench import checkpoint as ckpt_io
 from fairbench import imagesets, sampling
 from fairbench.errors import FairbenchError
-from fairbench.judges import load_judge
+from fairbench.judges import load_judge_of_result
 from fairbench.results import sha256_path
 from fairbench.tasks import TaskSpec, get_task
 
@@ -109,7 +109,7 @@ def judged_samples(result: dict[str, Any], result_path: Path, device: str | torc
         images, labels = image_set.images, image_set.labels
     else:
         raise FairbenchError(f"{result_path}: submission kind {kind!r} has no images to show; use --no-samples")
-    judge = load_judge(task)
+    judge = load_judge_of_result(task, (result.get("judge") or {}).get("sha256"))
     judge.net.to(device)
     judged = judge.predict(images.to(device))
     return JudgedSamples(images.cpu(), None if labels is None else labels.numpy(), judged)

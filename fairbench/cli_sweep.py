@@ -1,0 +1,101 @@
+"""`fairbench sweep`: parse the grid, call fairbench.sweep, print failures and the sweep's leaderboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from fairbench.cli_common import err, user_errors
+from fairbench.errors import FairbenchError
+
+
+def _names(text: str, option: str) -> list[str]:
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise FairbenchError(f"{option} expects a comma-separated list, got {text!r}")
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _names(text, "--seeds")]
+    except ValueError:
+        raise FairbenchError(f"--seeds expects integers like 0,1,2, got {text!r}") from None
+
+
+def _grid(items: list[str]) -> dict[str, list[Any]]:
+    """['lr_g=1e-4,2e-4', 'width=32'] -> {'lr_g': [0.0001, 0.0002], 'width': [32]}, values read like `run --set`."""
+    from fairbench.cli import _parse_overrides
+    from fairbench.sweep import split_values
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise FairbenchError(f"--set expects KEY=V1,V2,..., got {item!r}")
+        if key in grid:
+            raise FairbenchError(f"--set {key} given twice; list its values once, comma-separated")
+        grid[key] = [_parse_overrides([f"{key}={v}"])[key] for v in split_values(values)]
+    return grid
+
+
+@user_errors
+def sweep_cmd(
+    methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated methods, e.g. vanilla,repfair."),
+    tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated task ids, aliases or YAML paths."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated training seeds, e.g. 0,1,2."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Hyper-parameter values to sweep, e.g. --set clip_norm=1,10 (repeatable: every combination)."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps per job (default: each task's)."),
+    samples: int | None = typer.Option(None, "--samples", "-n", help="Samples to score (default: each task's)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Runs folder (the sweep's leaderboard is written here)."),
+    backend: str = typer.Option("local", "--backend", help="local (process pool), ray, or serial (in process)."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-j", help="Jobs at once (default: jobs or cores, fewer; with --address: jobs)."
+    ),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start Ray here)."),
+    retries: int = typer.Option(1, "--retries", help="Reruns of a job whose worker process died."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Dataset root (default: $FAIRBENCH_DATA)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size (default: the task's)."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    rank_by: str | None = typer.Option(None, "--rank-by", help="Leaderboard's primary metric."),
+) -> None:
+    """Train and score every combination; rerun the same command to resume. Exit 1 if a job failed."""
+    from fairbench.sweep import SweepInterrupted, SweepSettings, expand_grid, make_backend, run_sweep
+    from fairbench.sweep.job import usable_cores
+    from fairbench.sweep.local import LOG_FOLDER
+
+    settings = SweepSettings(
+        out=out, steps=steps, samples=samples, device=device, data_root=data_root, batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+    )
+    if samples is not None and samples < 1:
+        raise FairbenchError("--samples must be positive")
+    jobs = expand_grid(
+        _names(methods, "--methods"), _names(tasks, "--tasks"), _seeds(seeds), _grid(overrides), settings
+    )
+    if workers is None:  # on a cluster every job may run at once; here, no more jobs than cores
+        workers = len(jobs) if address is not None else max(1, min(len(jobs), usable_cores()))
+    runner = make_backend(backend, workers, address, retries, log_dir=out / LOG_FOLDER)
+    try:
+        outcome = run_sweep(jobs, runner, err, rank_by)
+    except SweepInterrupted as stop:
+        err.print(str(stop), highlight=False)
+        raise typer.Exit(130) from None
+    for state in outcome.failed:
+        err.print(f"[bold red]failed:[/] {escape(state.key)}: {escape(state.error)}", highlight=False, soft_wrap=True)
+    if outcome.leaderboard_error:
+        err.print(f"[bold red]error:[/] {escape(outcome.leaderboard_error)}", highlight=False, soft_wrap=True)
+    if outcome.leaderboard_md is not None:
+        typer.echo(outcome.leaderboard_md, nl=False)  # unwrapped: a wrapped table row is a broken row
+    if outcome.leaderboard_files is not None:
+        for path in outcome.leaderboard_files:
+            typer.echo(str(path))
+    if not outcome.ok:
+        raise typer.Exit(1)

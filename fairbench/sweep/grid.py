@@ -1,0 +1,126 @@
+"""The job grid: methods x tasks x seeds x `--set` values, each job one `fairbench run` + `fairbench score`.
+
+Everything a job needs travels in a frozen, picklable `SweepJob`, so the same job runs in this process, in a
+spawned worker or on a Ray node. The grid is checked when it is expanded (tasks, methods, every combination
+of hyper-parameters), so a typo fails before any job starts rather than in every job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fairbench.errors import FairbenchError
+from fairbench.leaderboard import read_result
+from fairbench.tasks import get_task
+from fairbench.training import config_label, parse_config, run_dir
+
+RESULT_NAME = "result.json"  # where `fairbench score CHECKPOINT` writes by default: a sweep writes the same
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every job of a sweep shares."""
+
+    out: Path = Path("runs")
+    steps: int | None = None  # None: each task's training.steps
+    samples: int | None = None  # None: each task's sampling.n_samples
+    device: str = "auto"
+    data_root: Path | None = None
+    batch_size: int | None = None  # training batch size; None: the task's
+    checkpoint_every: int | None = None
+    score_batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    method: str
+    task: str  # as given (an id, alias or YAML path): the worker resolves it again
+    task_id: str
+    seed: int
+    overrides: tuple[tuple[str, Any], ...]  # the method's hyper-parameters, sorted by name
+    steps: int  # resolved: the result of a finished job reports exactly this many training steps
+    run_dir: Path
+    settings: SweepSettings
+
+    @property
+    def key(self) -> str:
+        """The run folder relative to the sweep's out dir: unique per job, and what a user looks for."""
+        return self.run_dir.relative_to(self.settings.out).as_posix()
+
+    @property
+    def result_path(self) -> Path:
+        return self.run_dir / RESULT_NAME
+
+
+def split_values(text: str) -> list[str]:
+    """'0.1,0.2' -> ['0.1', '0.2'], keeping commas inside brackets: '[0.5,0.9],[0,0.9]' gives two lists."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{("
+        depth -= char in "]})"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    if any(not p.strip() for p in parts):
+        raise FairbenchError(f"empty value in {text!r}")
+    return [p.strip() for p in parts]
+
+
+def expand_grid(
+    methods: list[str],
+    tasks: list[str],
+    seeds: list[int],
+    grid: dict[str, list[Any]] | None = None,
+    settings: SweepSettings = SweepSettings(),
+) -> list[SweepJob]:
+    """The cartesian product, in order task, method, hyper-parameters, seed; every combination checked."""
+    if not methods or not tasks or not seeds:
+        raise FairbenchError("a sweep needs at least one method, one task and one seed")
+    grid = dict(sorted((grid or {}).items()))
+    names = list(grid)
+    jobs: list[SweepJob] = []
+    for task_ref in dict.fromkeys(tasks):
+        spec = get_task(task_ref)
+        steps = spec.training.steps if settings.steps is None else settings.steps
+        if steps < 1:
+            raise FairbenchError("--steps must be positive")
+        for method in dict.fromkeys(methods):
+            for values in itertools.product(*(grid[n] for n in names)):
+                overrides = dict(zip(names, values))
+                config = parse_config(method, overrides)  # unknown keys and bad values fail here, once
+                label = config_label(method, config)
+                for seed in dict.fromkeys(seeds):
+                    directory = run_dir(settings.out, spec.id, method, seed, label)
+                    jobs.append(
+                        SweepJob(method, task_ref, spec.id, seed, tuple(overrides.items()), steps, directory, settings)
+                    )
+    seen: dict[Path, SweepJob] = {}
+    for job in jobs:
+        if job.run_dir in seen:  # e.g. --set lr=2e-4,0.0002, or an alias listed beside its task
+            raise FairbenchError(f"two grid points train the same run {job.key}; remove the duplicate value")
+        seen[job.run_dir] = job
+    return jobs
+
+
+def finished(job: SweepJob) -> bool:
+    """Whether the job's result exists and belongs to it (same task, method, seed and step count).
+
+    An unreadable result or one of another step count (an earlier sweep with a different --steps) is not
+    finished: the job runs again, resumes its training from the training state and overwrites the result.
+    """
+    if not job.result_path.is_file():
+        return False
+    try:
+        read_result(job.result_path)  # the leaderboard can read it
+        data = json.loads(job.result_path.read_text(encoding="utf-8"))
+    except (FairbenchError, OSError, ValueError):
+        return False
+    steps = (data.get("train") or {}).get("steps")
+    return (data["task"], data["method"], data["seed"], steps) == (job.task_id, job.method, job.seed, job.steps)

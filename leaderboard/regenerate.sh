@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Regenerate everything in leaderboard/ that is derived from the committed result files, in one command:
+#   leaderboard/regenerate.sh [--screenshot]        (or: make leaderboard)
+# - `fairbench report` for every result: its charts, plus sample grids when the scored checkpoint is still on
+#   disk (training runs are not committed, so usually --no-samples);
+# - leaderboard.md, leaderboard.csv and leaderboard.html (`fairbench leaderboard --html`);
+# - with --screenshot, leaderboard/screenshot.png (the README's picture of the page; needs chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FB=${FAIRBENCH:-.venv/bin/fairbench}
+PY=${PYTHON:-.venv/bin/python}
+find leaderboard/results -name '*.json' | sort | while read -r result; do
+  checkpoint=$("$PY" -c 'import json,sys; print((json.load(open(sys.argv[1])).get("submission") or {}).get("path") or "")' "$result")
+  if [ -n "$checkpoint" ] && [ -e "$checkpoint" ]; then
+    "$FB" report "$result" >/dev/null
+  else
+    "$FB" report "$result" --no-samples >/dev/null
+  fi
+done
+"$FB" leaderboard --results leaderboard/results --out leaderboard --html >/dev/null
+if [ "${1:-}" = "--screenshot" ]; then
+  "$PY" -m fairbench.leaderboard.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png
+fi
+echo "leaderboard/leaderboard.md leaderboard/leaderboard.csv leaderboard/leaderboard.html"
