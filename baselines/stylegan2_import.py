@@ -20,6 +20,7 @@ from fairbench import atomic
 from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint
 from fairbench.errors import FairbenchError
 from fairbench.provenance import versions
+from fairbench.state_dicts import layout_problems
 from fairbench.tasks import TaskSpec
 
 from baselines.stylegan2 import StyleGAN2Generator, fir_kernel
@@ -95,14 +96,7 @@ def check_against_architecture(g_ema: dict[str, torch.Tensor], model: StyleGAN2G
     """Every key present with its shape, nothing extra, and the FIR buffers equal to the paper's filter."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "latent_avg"}
     got = {k: tuple(v.shape) for k, v in g_ema.items()}
-    problems = []
-    if missing := sorted(set(expected) - set(got)):
-        problems.append(f"missing keys {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''} ({len(missing)})")
-    if unexpected := sorted(set(got) - set(expected)):
-        problems.append(f"unexpected keys {', '.join(unexpected[:6])}{' ...' if len(unexpected) > 6 else ''} ({len(unexpected)})")
-    wrong = [f"{k} {list(got[k])} (architecture: {list(expected[k])})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]]
-    if wrong:
-        problems.append(f"wrong shapes {'; '.join(wrong[:3])}{' ...' if len(wrong) > 3 else ''}")
+    problems = layout_problems(expected, got, shown=6)
     if problems:
         raise FairbenchError(f"{source}: g_ema does not fit StyleGAN2 config {model.size}px: {'; '.join(problems)}")
     fir = fir_kernel()

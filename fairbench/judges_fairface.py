@@ -31,6 +31,7 @@ from fairbench import assets
 from fairbench.checkpoint import safe_torch_load
 from fairbench.errors import FairbenchError
 from fairbench.judges import JUDGE_KINDS, Judge, JudgeCard
+from fairbench.state_dicts import layout_problems
 
 HEAD_OUTPUTS = 18
 INPUT_SIZE = 224
@@ -96,14 +97,7 @@ def load_fairface_state(path, backbone: nn.Module) -> None:
         raw = {k[len("module.") :]: v for k, v in raw.items()}
     expected = {k: tuple(v.shape) for k, v in backbone.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in raw.items()}
-    problems = []
-    if missing := sorted(set(expected) - set(got)):
-        problems.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    if unexpected := sorted(set(got) - set(expected)):
-        problems.append(f"unexpected {', '.join(unexpected[:5])}{' ...' if len(unexpected) > 5 else ''}")
-    wrong = [f"{k} {list(got[k])} (needs {list(expected[k])})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]]
-    if wrong:
-        problems.append(f"wrong shape {wrong[0]}")
+    problems = layout_problems(expected, got)
     if problems:
         raise FairbenchError(f"{path}: not a FairFace ResNet-34 with an 18-way head: {'; '.join(problems)}")
     backbone.load_state_dict(raw, strict=True)
