@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fairbench import paths, transforms
 from fairbench.errors import FairbenchError
 from fairbench.sources import SOURCES, DataSource, RawPart  # noqa: F401  (the public API of this module)
+from fairbench.sources.base import resize_uint8  # noqa: F401  (likewise)
 from fairbench.sources.mnist import MNIST_FILES, MNIST_SHA256  # noqa: F401  (kept importable from here)
 
 if TYPE_CHECKING:
@@ -30,15 +30,6 @@ class RealSplit:
 
     def __len__(self) -> int:
         return len(self.images)
-
-
-def resize_uint8(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize (antialiased when shrinking) of uint8 NCHW images, rounded back to uint8."""
-    if images.shape[2:] == (height, width):
-        return images
-    tensor = torch.from_numpy(images).float()
-    out = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    return out.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def load_split(task: TaskSpec, split: str, root: str | Path | None = None) -> RealSplit:

@@ -224,19 +224,14 @@ def load_domain_network(id: str, sha256: str, device: torch.device | str = "cpu"
     weights, raw = find_pinned(
         "feature network", id, sha256, _search_dirs(), "fairbench.features.train_domain_network"
     )
-    card_path = weights.with_suffix(".json")
-    try:
-        card = FeatureCard(**raw)
-    except TypeError as exc:
-        raise FairbenchError(f"{card_path}: feature network card invalid ({exc})") from None
-    if card.id != id or card.sha256 != sha256 or card.arch != DOMAIN_ARCH:
-        raise FairbenchError(f"{card_path}: card (id {card.id}, arch {card.arch}) does not describe {weights.name}")
-    net = DomainNet(card.in_channels, card.num_classes, card.width, card.dim)
-    try:
-        net.load_state_dict(load_file(str(weights)))
-    except (SafetensorError, RuntimeError, OSError) as exc:
-        raise FairbenchError(f"{weights}: cannot load feature network weights ({exc})") from None
-    return DomainNetwork(card, net.to(device))
+    network = _domain_from(weights, raw)
+    if network.card.id != id or network.card.sha256 != sha256:
+        card = network.card
+        raise FairbenchError(
+            f"{weights.with_suffix('.json')}: card (id {card.id}, arch {card.arch}) does not describe {weights.name}"
+        )
+    network.net.to(device)
+    return network
 
 
 def _recipe_dict(network_id: str, recipe: DomainRecipe, epochs: int, seed: int) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from fairbench.registry import Registry
 
@@ -46,3 +48,12 @@ def content_sha256(images: np.ndarray, labels: np.ndarray) -> str:
     digest.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
     digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     return digest.hexdigest()
+
+
+def resize_uint8(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize (antialiased when shrinking) of uint8 NCHW images, rounded back to uint8."""
+    if images.shape[2:] == (height, width):
+        return images
+    tensor = torch.from_numpy(images).float()
+    out = F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return out.round().clamp(0, 255).to(torch.uint8).numpy()

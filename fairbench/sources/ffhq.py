@@ -2,7 +2,7 @@
 
 Layout: `<data root>/ffhq/` holding the FFHQ images (e.g. `images1024x1024/00000/00000.png`, any depth), taken
 in the order of their relative paths, so part `all` slice [0, 10000) is FFHQ 00000-09999. Each image is resized
-(bilinear, antialiased: `fairbench.data.resize_uint8`) to the task's size as it is read, so 10,000 1024 px
+(bilinear, antialiased: `fairbench.sources.base.resize_uint8`) to the task's size as it is read, so 10,000 1024 px
 images never sit in memory at full size. Nothing is downloaded: FFHQ's terms ask users to obtain it themselves.
 
 The folder's content is not pinned by any published hash, so `fingerprint` (sha256 over the sliced files'
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from fairbench import atomic
-from fairbench.sources.base import SOURCES, RawPart
+from fairbench.sources.base import SOURCES, RawPart, resize_uint8
 from fairbench.errors import FairbenchError
 
 FOLDER = "ffhq"
@@ -53,8 +53,6 @@ class FFHQFolder:
         return files[split_spec.start : split_spec.stop]
 
     def load_slice(self, split_spec, root: Path, image_shape, where: str) -> tuple[np.ndarray, np.ndarray]:
-        from fairbench.data import resize_uint8  # late: fairbench.data imports the sources
-
         c, h, w = image_shape
         out = np.empty((split_spec.stop - split_spec.start, c, h, w), dtype=np.uint8)
         for i, path in enumerate(self._slice(split_spec, root, where)):

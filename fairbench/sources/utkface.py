@@ -33,7 +33,7 @@ import numpy as np
 
 from fairbench import atomic, paths
 from fairbench.errors import FairbenchError
-from fairbench.sources.base import SOURCES, RawPart
+from fairbench.sources.base import SOURCES, RawPart, resize_uint8
 
 RACES = ("White", "Black", "Asian", "Indian", "Others")
 NAME_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg\.chip\.jpg$")
@@ -88,8 +88,6 @@ class Decoded:
 def decode_folder(folder: Path, size: int) -> Decoded:
     """Parse, decode, deduplicate and resize every `*.jpg` in `folder` (no cache)."""
     from PIL import Image
-
-    from fairbench.data import resize_uint8  # late: fairbench.data imports the sources
 
     files = sorted(p.name for p in folder.glob("*.jpg"))
     malformed, unreadable = [], []
