@@ -126,6 +126,9 @@ def run_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size (default: the task's)."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    snapshot_every: int | None = typer.Option(
+        None, "--snapshot-every", help="Also keep the generator every N steps (RUN/snapshots/), for learning curves."
+    ),
     overrides: list[str] = typer.Option([], "--set", help="Method hyper-parameter, e.g. --set clip_norm=10."),
     name: str | None = typer.Option(
         None, "--name", help="Leaderboard entry name (default: the method, plus any --set: repfair[clip_norm=10])."
@@ -141,8 +144,8 @@ def run_cmd(
     spec = get_task(task)
     options = RunOptions(
         method=method, task=spec, seed=seed, steps=steps, out=out, data_root=data_root, device=device,
-        batch_size=batch_size, checkpoint_every=checkpoint_every, overrides=_parse_overrides(overrides), name=name,
-        base=base,
+        batch_size=batch_size, checkpoint_every=checkpoint_every, snapshot_every=snapshot_every,
+        overrides=_parse_overrides(overrides), name=name, base=base,
     )
     total = spec.training.steps if steps is None else steps
     with progress_bar() as bar:

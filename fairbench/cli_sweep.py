@@ -64,6 +64,9 @@ def sweep_cmd(
     data_root: Path | None = typer.Option(None, "--data-root", help="Dataset root (default: $FAIRBENCH_DATA)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size (default: the task's)."),
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    snapshot_every: int | None = typer.Option(
+        None, "--snapshot-every", help="Also keep each generator every N steps (RUN/snapshots/)."
+    ),
     rank_by: str | None = typer.Option(None, "--rank-by", help="Leaderboard's primary metric."),
 ) -> None:
     """Train and score every combination; rerun the same command to resume. Exit 1 if a job failed."""
@@ -73,7 +76,7 @@ def sweep_cmd(
 
     settings = SweepSettings(
         out=out, steps=steps, samples=samples, device=device, data_root=data_root, batch_size=batch_size,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, snapshot_every=snapshot_every,
     )
     if samples is not None and samples < 1:
         raise FairbenchError("--samples must be positive")

@@ -49,6 +49,7 @@ class RunOptions:
     device: str = "auto"
     batch_size: int | None = None  # default: the task's training.batch_size
     checkpoint_every: int | None = None
+    snapshot_every: int | None = None  # also keep the generator every N steps (snapshots/stepNNNNNNN.pt)
     overrides: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
     name: str | None = None  # the leaderboard entry's name (fairbench.entries); recorded, never trained on
     base: Path | None = None  # a base generator checkpoint, for methods that start from one (rebalance)
@@ -164,8 +165,8 @@ def train(
     steps = task.training.steps if options.steps is None else options.steps
     batch_size = task.training.batch_size if options.batch_size is None else options.batch_size
     every = task.training.checkpoint_every if options.checkpoint_every is None else options.checkpoint_every
-    if steps < 1 or batch_size < 1 or every < 1:
-        raise FairbenchError("steps, batch size and checkpoint interval must be positive")
+    if steps < 1 or batch_size < 1 or every < 1 or (options.snapshot_every is not None and options.snapshot_every < 1):
+        raise FairbenchError("steps, batch size, checkpoint and snapshot intervals must be positive")
     device = resolve_device(options.device)
     directory = run_dir(options.out, task.id, options.method, options.seed, config_label(options.method, config))
     ckpt_path, state_path = directory / "checkpoint.pt", directory / "trainstate.pt"
@@ -224,6 +225,12 @@ def train(
                     step += 1
                     if progress is not None:
                         progress(step, steps, logs)
+                    if options.snapshot_every is not None and step % options.snapshot_every == 0:
+                        # Kept for learning curves (score each one); never read back by training.
+                        save_checkpoint(
+                            snapshot_path(directory, step),
+                            _generator_checkpoint(task, options, config, trainable, step, time.perf_counter() - started),
+                        )
                     if step % every == 0 and step < steps:
                         save(step, time.perf_counter() - started)
         except KeyboardInterrupt:
@@ -231,6 +238,10 @@ def train(
             raise TrainingInterrupted(ckpt_path, step) from None
         save(step, time.perf_counter() - started)
         return ckpt_path
+
+
+def snapshot_path(directory: Path, step: int) -> Path:
+    return directory / "snapshots" / f"step{step:07d}.pt"
 
 
 def _generator_checkpoint(task, options, config, trainable: Trainable, step: int, wall: float):

@@ -220,3 +220,20 @@ def test_mapping_layers_reach_the_checkpoint_and_load_back(tmp_path):
     ckpt = load_checkpoint(path)
     assert ckpt.arch_kwargs["mapping_layers"] == 2
     assert any(k.startswith("mapping.") for k in ckpt.state_dict)
+
+
+def test_snapshots_keep_the_generator_of_their_step_and_change_nothing(tmp_path: Path) -> None:
+    """A snapshot at step 10 is exactly the final checkpoint of a 10-step run; snapshotting leaves training alone."""
+    plain = train(_options(tmp_path / "plain", steps=20))
+    snapped = train(_options(tmp_path / "snapped", steps=20, snapshot_every=10))
+    final = _weights(snapped)
+    assert all(torch.equal(final[k], v) for k, v in _weights(plain).items())
+    snapshots = sorted(p.name for p in (snapped.parent / "snapshots").iterdir())
+    assert snapshots == ["step0000010.pt", "step0000020.pt"]
+    short = _weights(train(_options(tmp_path / "short", steps=10)))
+    at_ten = load_checkpoint(snapped.parent / "snapshots" / "step0000010.pt")
+    assert at_ten.train["steps"] == 10
+    assert all(torch.equal(at_ten.state_dict[k], v) for k, v in short.items())
+    assert not (plain.parent / "snapshots").exists()
+    with pytest.raises(FairbenchError, match="snapshot"):
+        train(_options(tmp_path / "bad", snapshot_every=0))

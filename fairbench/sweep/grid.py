@@ -32,6 +32,7 @@ class SweepSettings:
     data_root: Path | None = None
     batch_size: int | None = None  # training batch size; None: the task's
     checkpoint_every: int | None = None
+    snapshot_every: int | None = None
     score_batch_size: int = 500
 
 

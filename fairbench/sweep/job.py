@@ -71,7 +71,8 @@ def _train_and_score(job: SweepJob, emit: Emit) -> JobEvent:
         options = RunOptions(
             method=job.method, task=spec, seed=job.seed, steps=job.steps, out=settings.out,
             data_root=settings.data_root, device=settings.device, batch_size=settings.batch_size,
-            checkpoint_every=settings.checkpoint_every, overrides=dict(job.overrides),
+            checkpoint_every=settings.checkpoint_every, snapshot_every=settings.snapshot_every,
+            overrides=dict(job.overrides),
         )
         checkpoint = train(options, lambda step, total, logs: throttle("train", step, total))
         score_options = ScoreOptions(
