@@ -156,6 +156,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         "split_spec": [quality.reference.part, quality.reference.start, quality.reference.stop],
         "feature_network": [net.id, net.sha256],
         "resize_rule": net.resize_rule,
+        **({"compute": net.compute} if hasattr(net, "compute") else {}),  # float64-era caches are not reused
         "seed": quality.seed,
         **({"reference_sha256": fingerprint} if fingerprint is not None else {}),
     }

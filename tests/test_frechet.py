@@ -10,6 +10,7 @@ import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from fairbench.errors import FairbenchError
+from fairbench.metrics import frechet
 from fairbench.metrics.frechet import (
     FeatureStats,
     StatsAccumulator,
@@ -170,7 +171,8 @@ def test_fid_with_interval_point_value_and_determinism() -> None:
 
 
 def test_fid_bootstrap_weights_equal_explicit_resampling() -> None:
-    """The multinomial-weight shortcut gives the same resample statistics as copying rows."""
+    """The multinomial-weight shortcut gives the same resample statistics as copying rows, up to the float32
+    rounding of its scatter products (~1e-7 relative here; a wrong weight or shift would be off by percents)."""
     rng = np.random.default_rng(7)
     gen = rng.normal(size=(50, 3))
     ref = feature_stats(rng.normal(size=(80, 3)))
@@ -183,8 +185,8 @@ def test_fid_bootstrap_weights_equal_explicit_resampling() -> None:
     value = fd_reference(*_mean_cov(gen), ref.mean, ref.cov)
     bias = np.mean(values) - value
     lo_ref, hi_ref = np.maximum(np.percentile(values, [2.5, 97.5]) - bias, 0.0)
-    assert lo == pytest.approx(lo_ref, rel=1e-8)
-    assert hi == pytest.approx(hi_ref, rel=1e-8)
+    assert lo == pytest.approx(lo_ref, rel=1e-5)
+    assert hi == pytest.approx(hi_ref, rel=1e-5)
 
 
 def test_one_bootstrap_against_several_references_equals_one_bootstrap_each() -> None:
@@ -255,6 +257,22 @@ def test_kid_matches_brute_force_unbiased_estimator() -> None:
         zs = z[draw.choice(12, 7, replace=False)]
         manual.append(kid_brute_force(xs, zs))
     assert sub_mean == pytest.approx(np.mean(manual), rel=1e-10)
+
+
+def test_kid_over_several_kernel_blocks_matches_the_full_kernel_matrices() -> None:
+    """Subsets larger than a kernel block (and not a multiple of it) sum the upper block triangle exactly like
+    the full matrices: an independent computation with whole matrices and an explicit off-diagonal mask."""
+    rng = np.random.default_rng(10)
+    m = 2 * frechet._KERNEL_BLOCK + 37
+    x, y = rng.normal(size=(m, 5)), rng.normal(size=(m, 5)) * 1.2
+
+    def full(a, b):
+        return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+    off = ~np.eye(m, dtype=bool)
+    expected = (full(x, x)[off].sum() + full(y, y)[off].sum()) / (m * (m - 1)) - 2 * full(x, y).mean()
+    mean, _ = kid(x, y, subset_size=m, n_subsets=1, seed=0)
+    assert mean == pytest.approx(expected, rel=1e-9)
 
 
 def test_kid_same_distribution_near_zero_and_different_positive() -> None:

@@ -294,13 +294,19 @@ def fid_with_intervals(
 
     rng = np.random.default_rng(seed)
     centred = x - gen.mean
+    # The resamples' scatter products, the O(N d²) part, run in float32 on the rows a resample drew (about
+    # 63% of them): ~3x faster, and their ~3e-7 relative rounding is far below the bootstrap spread they
+    # feed. Means, shifts and the point value stay float64.
+    centred32 = centred.astype(np.float32)
     draws = np.empty((n_resamples, len(refs)))
     uniform = np.full(n, 1.0 / n)
     for start in range(0, n_resamples, _RESAMPLE_CHUNK):
         counts = rng.multinomial(n, uniform, size=min(_RESAMPLE_CHUNK, n_resamples - start)).astype(np.float64)
         shifts = counts @ centred / n  # resample mean minus full mean, one row per resample
         for j, (c, delta) in enumerate(zip(counts, shifts)):
-            scatter = centred.T @ (centred * c[:, None])
+            drawn = np.flatnonzero(c)
+            rows = centred32[drawn]
+            scatter = (rows.T @ (rows * c[drawn, None].astype(np.float32))).astype(np.float64)
             cov = (scatter - n * np.outer(delta, delta)) / (n - 1)
             draws[start + j] = resampled_fds(gen.mean + delta, (cov + cov.T) / 2.0)
     results = []
@@ -313,23 +319,40 @@ def fid_with_intervals(
 # ------------------------------------------------------------------------------------------- KID
 
 
-def _polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(aᵀb/d + 1)³ for every pair of rows, computed in place (cubing by multiplication, not pow)."""
-    k = a @ b.T
-    k /= a.shape[1]
-    k += 1.0
-    cube = k * k
-    cube *= k
+_KERNEL_BLOCK = 500  # rows per kernel block: big enough for fast products, small enough to stay in cache
+
+
+def _cube_sum(products: np.ndarray, d: int) -> np.ndarray:
+    """(aᵀb/d + 1)³ of every entry of a block of dot products, computed in place (cubing by multiplication)."""
+    products /= d
+    products += 1.0
+    cube = products * products
+    cube *= products
     return cube
+
+
+def _pair_kernel_sum(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ_ij k(a_i, b_j), block by block."""
+    return sum(float(_cube_sum(a[i : i + _KERNEL_BLOCK] @ b.T, a.shape[1]).sum()) for i in range(0, len(a), _KERNEL_BLOCK))
+
+
+def _within_kernel_sum(a: np.ndarray) -> float:
+    """Σ_{i≠j} k(a_i, a_j) from the upper block triangle only (the kernel matrix is symmetric): about half
+    the products of the full matrix."""
+    total = 0.0
+    for i in range(0, len(a), _KERNEL_BLOCK):
+        cube = _cube_sum(a[i : i + _KERNEL_BLOCK] @ a[i:].T, a.shape[1])
+        width = cube.shape[0]
+        diagonal_block = cube[:, :width]
+        # off-diagonal blocks count twice (i<j and j>i); the diagonal block is already symmetric; drop i=j
+        total += 2.0 * float(cube[:, width:].sum()) + float(diagonal_block.sum()) - float(np.trace(diagonal_block))
+    return total
 
 
 def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     m = len(x)
-    kxx = _polynomial_kernel(x, x)
-    kyy = _polynomial_kernel(y, y)
-    kxy = _polynomial_kernel(x, y)
-    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-    return float(within - 2.0 * kxy.sum() / (m * m))
+    within = (_within_kernel_sum(x) + _within_kernel_sum(y)) / (m * (m - 1))
+    return float(within - 2.0 * _pair_kernel_sum(x, y) / (m * m))
 
 
 def kid(
