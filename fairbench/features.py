@@ -22,9 +22,6 @@ chunks, see `DomainNetwork`), up to float32 rounding of the matrix kernels for I
 
 from __future__ import annotations
 
-import copy
-import json
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from fairbench import atomic, data, paths
+from fairbench import paths
 from fairbench.errors import FairbenchError
 from fairbench.pinned import find_pinned
 from fairbench.registry import Registry
@@ -317,238 +314,9 @@ for _id, _recipe in DOMAIN_RECIPES.items():
         FEATURE_NETWORKS.register(_id, _domain_factory(_id))
 
 
-def train_domain_network(
-    task: TaskSpec,
-    out_dir: str | Path,
-    data_root: str | Path | None = None,
-    seed: int = 0,
-    epochs: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    network_id: str | None = None,
-    threads: int = 1,
-) -> FeatureCard:
-    """Train a domain network on `task`'s training split for the class label; write `<id>.safetensors` and
-    `<id>.json` into `out_dir`. `network_id` defaults to the recipe trained on this task (`domain-digits` for
-    digits-bicolor, `domain-mnist` for mnist-bicolor); `epochs` defaults to the recipe's.
-
-    Deterministic: the same seed gives the same bytes (sha256) on the same machine. Training runs on `threads`
-    CPU threads (default one, as the shipped networks were trained) so the machine's thread count cannot
-    change the float summation order; a different CPU (vector unit) or torch version still changes the last
-    bits, and the weights drift apart from there. A retrained network is therefore checked by agreement with
-    the pinned one (`fairbench.reproduction.feature_reproduction`), not by hash. The card records the torch
-    version, thread count and CPU.
-    """
-    from fairbench.reproduction import training_machine
-
-    if network_id is None:
-        matches = [name for name, r in DOMAIN_RECIPES.items() if r.task == task.id]
-        if not matches:
-            raise FairbenchError(
-                f"no domain feature network is trained on task {task.id}; pass network_id "
-                f"(recipes: {', '.join(f'{k} <- {r.task}' for k, r in DOMAIN_RECIPES.items())})"
-            )
-        network_id = matches[0]
-    recipe = DOMAIN_RECIPES.get(network_id, DomainRecipe(task=task.id, epochs=epochs or 5))
-    epochs = recipe.epochs if epochs is None else epochs
-    if epochs < 1:
-        raise FairbenchError(f"epochs must be >= 1, got {epochs}")
-    c, h, w = task.image_shape
-    train = data.load_split(task, recipe.split, data_root)
-    test = data.load_split(task, "test", data_root)
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        machine = training_machine()
-        torch.manual_seed(seed)
-        net = DomainNet(c, task.num_classes, recipe.width, recipe.dim)
-        opt = torch.optim.Adam(net.parameters(), lr=recipe.lr)
-        rng = torch.Generator().manual_seed(seed)
-        n_batches = (len(train) + recipe.batch_size - 1) // recipe.batch_size
-        total = epochs * n_batches
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total)
-        net.train()
-        for epoch in range(epochs):
-            order = torch.randperm(len(train), generator=rng)
-            for b in range(n_batches):
-                idx = order[b * recipe.batch_size : (b + 1) * recipe.batch_size]
-                batch = random_shift(train.images[idx], recipe.shift, rng)
-                if recipe.flip:
-                    flip = torch.rand(len(idx), generator=rng) < 0.5
-                    batch = torch.where(flip[:, None, None, None], batch.flip(3), batch)
-                loss = nn.functional.cross_entropy(net(batch), train.labels[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                if progress is not None:
-                    progress(epoch * n_batches + b + 1, total)
-        net.eval()
-        resize_rule = _domain_resize_rule(c, h, w)
-        provisional = FeatureCard(
-            id=network_id, sha256="", task=task.id, arch=DOMAIN_ARCH, in_channels=c, image_size=[h, w],
-            num_classes=task.num_classes, width=recipe.width, dim=recipe.dim, resize_rule=resize_rule,
-            accuracy=0.0, n_test=len(test), epochs=epochs, seed=seed,
-            training={
-                "optimizer": "adam", "schedule": "one-cycle", "lr_max": recipe.lr, "batch_size": recipe.batch_size,
-                "shift_augmentation_px": recipe.shift, "loss": "cross-entropy on the class label", "threads": threads,
-                **({"split": recipe.split} if recipe.split != "train" else {}),
-                **({"flip_augmentation": True} if recipe.flip else {}),
-            },
-            **machine,
-        )
-        predicted = DomainNetwork(provisional, copy.deepcopy(net)).classify(test.images)  # a copy: inference must not touch the trained net
-    finally:
-        torch.set_num_threads(previous)
-    accuracy = float((predicted == test.labels.numpy()).mean())
-
-    weights = Path(out_dir) / f"{network_id}.safetensors"
-    with atomic.atomic_path(weights) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    extra = {}
-    if recipe.first_use:
-        from fairbench import first_use
-
-        extra["first_use_key"] = first_use.first_use_key(task, _recipe_dict(network_id, recipe, epochs, seed), data_root)
-    card = FeatureCard(
-        **{**asdict(provisional), "sha256": atomic.sha256_file(weights), "accuracy": accuracy, **extra}
-    )
-    atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(card), indent=2) + "\n")
-    return card
-
-
-def random_shift(images: torch.Tensor, shift: int, rng: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to `shift` pixels in x and y, filling with the image's border (edge padding
-    keeps a white background white)."""
-    if shift == 0:
-        return images
-    n, _, h, w = images.shape
-    padded = nn.functional.pad(images.float(), (shift, shift, shift, shift), mode="replicate")
-    dy = torch.randint(0, 2 * shift + 1, (n,), generator=rng)
-    dx = torch.randint(0, 2 * shift + 1, (n,), generator=rng)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
-    out = padded[torch.arange(n)[:, None, None, None], torch.arange(images.shape[1])[None, :, None, None], rows, cols]
-    return out.to(torch.uint8)
-
-
-# --------------------------------------------------------------------------------------- Inception
-
-
-INCEPTION_RESIZE_RULE = (
-    "clean-fid 0.1.35 'clean': each channel as float32 resized to 299x299 by PIL bicubic, clipped to [0, 255], "
-    "not quantised; grey replicated to RGB; (x - 128) / 128 into the TorchScript's layers"
-)
-CLEAN_FID_MISSING = "inception FID needs clean-fid: pip install 'fairbench[quality]'"
-
-
-def _clean_fid() -> tuple[Any, Any]:
-    """clean-fid's `fid` module and its `InceptionV3W` wrapper, or a FairbenchError saying how to install it."""
-    try:
-        from cleanfid import fid
-        from cleanfid.inception_torchscript import InceptionV3W
-    except ImportError:
-        raise FairbenchError(CLEAN_FID_MISSING) from None
-    return fid, InceptionV3W
-
-
-def _rgb(images: torch.Tensor) -> torch.Tensor:
-    _check_images(images, "inception")
-    c = images.shape[1]
-    if c not in (1, 3):
-        raise FairbenchError(f"inception takes 1- or 3-channel images, got {c} channels")
-    return images.expand(-1, 3, -1, -1) if c == 1 else images  # grey -> RGB, as PIL's convert("RGB") does
-
-
-def _through_clean_fid(images: torch.Tensor, model: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-                       device: torch.device | str) -> np.ndarray:
-    """`model` applied to uint8 N x C x H x W images by clean-fid's own `get_model_features` in "clean" mode: its
-    resizer (`build_resizer("clean")`, image by image on the CPU), then `model` on each resized batch.
-
-    `get_model_features(G, model, ...)` is where `compute_fid(gen=G, custom_feat_extractor=model)` sends its
-    extractor; it is called directly because fairbench needs the features (for its own reference statistics,
-    class-balanced references and KID), not one FID against clean-fid's downloadable statistics or folders on
-    disk. The generator `G` ignores its latents and serves one chunk of our images; one call per chunk, sized
-    to it, because clean-fid indexes exactly `batch_size` images per call. clean-fid draws those latents from
-    torch's global generator, so that draw runs in a forked RNG state: extraction leaves the caller's seed alone.
-    """
-    fid, _ = _clean_fid()
-    images = _rgb(images)
-    _check_batch_size(batch_size)
-    out = []
-    with torch.random.fork_rng(devices=[]):
-        for i in range(0, len(images), batch_size):
-            chunk = images[i : i + batch_size]
-            feats = fid.get_model_features(
-                lambda z, chunk=chunk: chunk, model, mode="clean", z_dim=1, num_gen=len(chunk),
-                batch_size=len(chunk), device=torch.device(device), verbose=False,
-            )
-            out.append(np.asarray(feats).reshape(len(chunk), -1))
-    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-def inception_inputs(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x 299 x 299 in [0, 255]: exactly what clean-fid's
-    pipeline hands the network (the same call as `extract`, with the identity in the network's place)."""
-    n = len(_rgb(images))
-    arr = _through_clean_fid(images, lambda x: x, max(n, 1), "cpu")
-    return torch.from_numpy(arr.reshape(n, 3, INCEPTION_SIZE, INCEPTION_SIZE))
-
-
-class InceptionNetwork(FeatureNetwork):
-    """clean-fid's `InceptionV3W` (the network clean-fid's "clean" mode builds), fed by clean-fid's pipeline."""
-
-    def __init__(self, extractor: torch.nn.Module, sha256: str) -> None:
-        self.extractor = extractor.eval()
-        self.id = "inception"
-        self.sha256 = sha256
-        self.dim = INCEPTION_DIM
-        self.resize_rule = INCEPTION_RESIZE_RULE
-
-    def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
-        self.extractor.to(device).eval()
-        feats = _through_clean_fid(images, self.extractor, batch_size, device)
-        if len(feats) == 0:
-            return np.zeros((0, INCEPTION_DIM), dtype=np.float64)
-        return feats.astype(np.float64)
-
-
-def load_inception(sha256: str, device: torch.device | str = "cpu") -> InceptionNetwork:
-    """clean-fid's InceptionV3W over the verified asset; refused unless the file hashes to `sha256`.
-
-    The weights come from `fairbench.assets.require` only (sha256-checked; offline it names the file and where
-    to put it). clean-fid's own download (`check_download_inception` into /tmp, reached through
-    `build_feature_extractor`) is never called: `InceptionV3W(folder, download=False)` loads
-    `<folder>/inception-2015-12-05.pt`, which is the asset's own cache path, so clean-fid's wrapper (its
-    normalisation and 2048-d view) is built over the verified file as it is, with no link or copy.
-    """
-    _, InceptionV3W = _clean_fid()  # before require(): no 95 MB download for a network that cannot run
-    from fairbench.assets import require  # late: only this network needs the asset machinery
-
-    path = Path(require(INCEPTION_ASSET))  # a verified local file, or a FairbenchError saying where to put it
-    digest = atomic.sha256_file(path)
-    if digest != sha256:
-        raise FairbenchError(
-            f"{path}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
-            "refusing to compute FID with a different network"
-        )
-    if path.name != f"{INCEPTION_ASSET}.pt":
-        raise FairbenchError(
-            f"{path}: clean-fid's InceptionV3W loads <folder>/{INCEPTION_ASSET}.pt; the asset manifest must keep "
-            "that file name"
-        )
-    try:
-        with warnings.catch_warnings():
-            # torch >= 2.9 marks TorchScript deprecated; these weights exist only as TorchScript.
-            warnings.simplefilter("ignore", FutureWarning)
-            extractor = InceptionV3W(str(path.parent), download=False, resize_inside=False)
-    except (RuntimeError, OSError, ValueError, AttributeError) as exc:
-        raise FairbenchError(f"{path}: cannot load the Inception TorchScript ({exc})") from None
-    return InceptionNetwork(extractor.to(device), digest)
-
-
-FEATURE_NETWORKS.register("inception", load_inception)
-
-# `clip` lives in its own module (open_clip, pickle-free TorchScript reading); imported here so that every
-# caller of load_feature_network finds it registered.
+# Training and the other networks live in their own modules, imported here so that every caller finds the
+# whole API on `fairbench.features` and every network registered: `inception` (clean-fid) and `clip`
+# (open_clip, pickle-free TorchScript reading).
 from fairbench import features_clip  # noqa: E402,F401  (registers "clip")
+from fairbench.features_inception import inception_inputs, load_inception  # noqa: E402,F401  (registers "inception")
+from fairbench.features_train import random_shift, train_domain_network  # noqa: E402,F401
