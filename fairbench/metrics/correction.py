@@ -10,6 +10,8 @@ in the data can check that, so the README states it beside every corrected figur
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from fairbench.errors import FairbenchError
@@ -131,3 +133,47 @@ def correct_rows(p_hat: np.ndarray, confusion: np.ndarray) -> np.ndarray:
     x = np.maximum(x, 0.0)
     x /= x.sum(axis=1, keepdims=True)
     return x[inverse.reshape(-1)]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The judge's confusion as used for correction: rates for the point estimate, counts for its uncertainty.
+
+    `row_sizes[i]` is how many held-out images of group i the rates come from; infinite when the caller
+    gives only rates, which then count as known exactly (no calibration noise in the corrected intervals).
+    """
+
+    rates: np.ndarray  # (k, k), rows sum to 1
+    row_sizes: np.ndarray  # (k,)
+    perfect: bool  # the held-out set showed no error at all: corrected = observed, exactly
+
+    @staticmethod
+    def build(confusion: np.ndarray | None, counts: np.ndarray | None, n_groups: int) -> Calibration | None:
+        if confusion is None and counts is None:
+            return None
+        table = None if counts is None else _check_calibration_counts(counts, n_groups)
+        if confusion is None:
+            assert table is not None
+            confusion = table / table.sum(axis=1, keepdims=True)
+        rates = check_confusion(confusion, n_groups)
+        if table is None:
+            sizes = np.full(n_groups, np.inf)
+            perfect = bool(np.array_equal(rates, np.eye(n_groups)))
+        else:
+            sizes = table.sum(axis=1).astype(np.float64)
+            perfect = bool(np.count_nonzero(table - np.diag(np.diag(table))) == 0)
+        return Calibration(rates, sizes, perfect)
+
+
+def _check_calibration_counts(counts: np.ndarray, n_groups: int) -> np.ndarray:
+    try:
+        table = np.asarray(counts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FairbenchError(f"calibration counts must be numeric, got {type(counts).__name__}") from None
+    if table.shape != (n_groups, n_groups):
+        raise FairbenchError(f"calibration counts must be {n_groups}x{n_groups}, got shape {table.shape}")
+    if not np.all(np.isfinite(table)) or np.any(table < 0) or np.any(table != np.round(table)):
+        raise FairbenchError("calibration counts must be non-negative integers")
+    if np.any(table.sum(axis=1) == 0):
+        raise FairbenchError("calibration counts: every true group needs at least one held-out image")
+    return table

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.metrics.correction import check_confusion, correct_rows
+from fairbench.metrics.correction import Calibration, check_confusion, correct_rows
 from fairbench.metrics.debias import debiased_kl, debiased_kl_corrected, debiased_worst, resample_tables
 from fairbench.metrics.row_metrics import ROW_METRICS, fd_l1_rows, fd_l2_rows, kl_normalized_rows, kl_rows
 from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric_ranges, score_box
@@ -157,53 +157,6 @@ FAIRNESS_METRICS: dict[str, Callable[[np.ndarray], float]] = {
     "fd_l1": fd_l1,
     "fd_l2": fd_l2,
 }
-
-
-# ------------------------------------------------------------------------------------------- calibration
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The judge's confusion as used for correction: rates for the point estimate, counts for its uncertainty.
-
-    `row_sizes[i]` is how many held-out images of group i the rates come from; infinite when the caller
-    gives only rates, which then count as known exactly (no calibration noise in the corrected intervals).
-    """
-
-    rates: np.ndarray  # (k, k), rows sum to 1
-    row_sizes: np.ndarray  # (k,)
-    perfect: bool  # the held-out set showed no error at all: corrected = observed, exactly
-
-    @staticmethod
-    def build(confusion: np.ndarray | None, counts: np.ndarray | None, n_groups: int) -> Calibration | None:
-        if confusion is None and counts is None:
-            return None
-        table = None if counts is None else _check_calibration_counts(counts, n_groups)
-        if confusion is None:
-            assert table is not None
-            confusion = table / table.sum(axis=1, keepdims=True)
-        rates = check_confusion(confusion, n_groups)
-        if table is None:
-            sizes = np.full(n_groups, np.inf)
-            perfect = bool(np.array_equal(rates, np.eye(n_groups)))
-        else:
-            sizes = table.sum(axis=1).astype(np.float64)
-            perfect = bool(np.count_nonzero(table - np.diag(np.diag(table))) == 0)
-        return Calibration(rates, sizes, perfect)
-
-
-def _check_calibration_counts(counts: np.ndarray, n_groups: int) -> np.ndarray:
-    try:
-        table = np.asarray(counts, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise FairbenchError(f"calibration counts must be numeric, got {type(counts).__name__}") from None
-    if table.shape != (n_groups, n_groups):
-        raise FairbenchError(f"calibration counts must be {n_groups}x{n_groups}, got shape {table.shape}")
-    if not np.all(np.isfinite(table)) or np.any(table < 0) or np.any(table != np.round(table)):
-        raise FairbenchError("calibration counts must be non-negative integers")
-    if np.any(table.sum(axis=1) == 0):
-        raise FairbenchError("calibration counts: every true group needs at least one held-out image")
-    return table
 
 
 # ----------------------------------------------------------------------------------------------- reports
