@@ -3,13 +3,19 @@
 Same networks, same initial weights, same batch, measured in one run with interleaved repeats; prints ratios
 (targets: harness/bare within 5%, repfair/vanilla at most 1.3x). Not a test: timings are machine-dependent.
 
+`--throughput` answers how to use a small machine for long campaigns instead: one training process with all
+threads against as many one-thread processes running at once (total steps/s, ratio to the first), and the
+step time and images/s at several batch sizes, all on the harness's vanilla step.
+
     python bench/train_step.py [--task mnist-bicolor] [--steps 60] [--repeats 5] [--device cpu]
+    python bench/train_step.py --throughput [--task mnist-bicolor] [--steps 200] [--processes 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import multiprocessing
 import statistics
 import time
 
@@ -77,6 +83,44 @@ def bare_loop(task, split, device, steps, batch_size, init):
     return (time.perf_counter() - start) / steps
 
 
+def _steps_per_second(task_id: str, steps: int, batch_size: int, threads: int, barrier=None) -> float:
+    """One harness vanilla run of `steps` on `threads` threads (in its own process), after a 5-step warm-up."""
+    torch.set_num_threads(threads)
+    load_plugins()
+    task = get_task(task_id)
+    split = data.load_split(task, "train")
+    torch.manual_seed(0)
+    trainable = METHODS.get("vanilla").create(task, parse_config("vanilla", {}), torch.device("cpu"))
+    init = {k: copy.deepcopy(m.state_dict()) for k, m in trainable.modules.items()}
+    harness_loop("vanilla", task, split, torch.device("cpu"), 5, batch_size, init)
+    if barrier is not None:
+        barrier.wait()  # every process starts timing together
+    return 1.0 / harness_loop("vanilla", task, split, torch.device("cpu"), steps, batch_size, init)
+
+
+def _worker(args) -> float:
+    return _steps_per_second(*args)
+
+
+def throughput(task_id: str, steps: int, processes: int) -> None:
+    cores = torch.get_num_threads()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        alone = pool.map(_worker, [(task_id, steps, 64, cores)])[0]
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(processes)
+        with ctx.Pool(processes) as pool:
+            each = pool.map(_worker, [(task_id, steps, 64, 1, barrier)] * processes)
+    print(f"task {task_id}, batch 64, {steps} steps per process")
+    print(f"  1 process x {cores} threads:   {alone:7.1f} steps/s")
+    print(f"  {processes} processes x 1 thread: {sum(each):7.1f} steps/s in all ({', '.join(f'{v:.1f}' for v in each)})")
+    print(f"several runs / one run   ratio {sum(each) / alone:.3f}  (> 1: run campaign jobs side by side)")
+    for batch in (32, 64, 128):
+        with ctx.Pool(1) as pool:
+            rate = pool.map(_worker, [(task_id, steps, batch, cores)])[0]
+        print(f"  batch {batch:4d}: {1000 / rate:7.2f} ms/step, {rate * batch:8.0f} images/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="mnist-bicolor")
@@ -84,7 +128,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--throughput", action="store_true", help="Processes x threads and batch sizes (CPU).")
+    parser.add_argument("--processes", type=int, default=2)
     args = parser.parse_args()
+    if args.throughput:
+        throughput(args.task, args.steps, args.processes)
+        return
     load_plugins()
     device = resolve_device(args.device)
     task = get_task(args.task)
