@@ -67,12 +67,26 @@ def _scored(generate: GenerateFn, classify: ClassifyFn, z: torch.Tensor, y: int 
     return torch.cat(probs)
 
 
-def _collapsed(group: int, condition: int | None, found: int, want: int, calls: int, names) -> FairbenchError:
+PRESENT_SHARE = 0.02  # argmax share above which a group the classifier is never confident about is not "absent"
+
+
+def _not_found(group: int, condition: int | None, found: int, want: int, calls: int, names, share: float,
+               best_confidence: float, threshold: float) -> FairbenchError:
+    """Two different failures, told apart so the user fixes the right thing: the base never draws the group
+    (a collapsed base), or it does but the auxiliary classifier is never confident enough (a weak classifier)."""
     where = f" for condition {condition}" if condition is not None else ""
     name = names[group] if names else str(group)
+    seen = (f"{share:.1%} of the base's random latents are classified {name!r} (argmax), the best confidence "
+            f"was {best_confidence:.3f}")
+    if share >= PRESENT_SHARE and best_confidence < threshold:
+        return FairbenchError(
+            f"rebalance: the auxiliary classifier is never confident about group {name!r}{where}: {seen}, below "
+            f"the threshold {threshold:g} in {calls} generator calls ({found} of {want} latents); lower "
+            "--set threshold or strengthen the classifier (--set aux_steps=..., aux_width=...)"
+        )
     return FairbenchError(
         f"rebalance: group {name!r}{where} is essentially absent from the base generator: {found} of {want} "
-        f"confident latents after {calls} generator calls (max_calls); the base has collapsed on it and "
+        f"confident latents after {calls} generator calls (max_calls; {seen}); the base has collapsed on it and "
         "cannot be rebalanced by exploration (lower threshold, raise max_calls, or use a less collapsed base)"
     )
 
@@ -140,12 +154,14 @@ def _rejection(generate, classify, dim, n_groups, cond, config, rng, names, devi
     kept: list[list[torch.Tensor]] = [[] for _ in range(n_groups)]
     counts, full_at = [0] * n_groups, [0] * n_groups
     calls, first_share = 0, None
+    best_conf = torch.zeros(n_groups)
     while not all(full_at):
         z = _draw(rng, config.pool, dim, device)
         probs = _scored(generate, classify, z, cond, config.batch_size)
         calls += len(z)
         if first_share is None:
             first_share = torch.bincount(probs.argmax(1), minlength=n_groups).float() / len(z)
+        best_conf = torch.maximum(best_conf, probs.max(0).values.cpu())
         conf, best = probs.max(1)
         for g in range(n_groups):
             hit = z[(best == g) & (conf >= config.threshold)]
@@ -156,7 +172,8 @@ def _rejection(generate, classify, dim, n_groups, cond, config, rng, names, devi
                     full_at[g] = calls
         if calls >= config.max_calls and not all(full_at):
             g = full_at.index(0)
-            raise _collapsed(g, cond, counts[g], config.per_group, calls, names)
+            raise _not_found(g, cond, counts[g], config.per_group, calls, names, float(first_share[g]),
+                             float(best_conf[g]), config.threshold)
     logs = [GroupLog(g, cond, full_at[g], counts[g], float(first_share[g])) for g in range(n_groups)]
     return [torch.cat(k) for k in kept], logs
 
@@ -168,16 +185,19 @@ def _bfs(generate, classify, dim, n_groups, cond, config, rng, names, device):
     out, logs = [], []
     for g in range(n_groups):
         calls = len(z)  # the shared pool is charged to every group: each one needed it
+        best_conf = float(probs[:, g].max())
         members = [z[probs[:, g] >= config.threshold]]
         found = len(members[0])
         frontier = members[0]
         while found < config.per_group:
             if calls >= config.max_calls:
-                raise _collapsed(g, cond, found, config.per_group, calls, names)
+                raise _not_found(g, cond, found, config.per_group, calls, names, float(share[g]), best_conf,
+                                 config.threshold)
             if len(frontier) == 0:  # the frontier died out (or never started): refill from random latents
                 fresh = _draw(rng, config.pool, dim, device)
                 p = _scored(generate, classify, fresh, cond, config.batch_size)
                 calls += len(fresh)
+                best_conf = max(best_conf, float(p[:, g].max()))
                 frontier = fresh[p[:, g] >= config.threshold]
                 members.append(frontier)
                 found += len(frontier)
@@ -187,6 +207,7 @@ def _bfs(generate, classify, dim, n_groups, cond, config, rng, names, device):
             children = parents + config.sigma * torch.randn(parents.shape, generator=rng).to(device)
             p = _scored(generate, classify, children, cond, config.batch_size)
             calls += len(children)
+            best_conf = max(best_conf, float(p[:, g].max()))
             frontier = children[p[:, g] >= config.threshold]  # breadth-first: the next level
             members.append(frontier)
             found += len(frontier)

@@ -1,9 +1,11 @@
 """Latent exploration and the bias-mitigation loss of `rebalance` on a toy with a known latent split."""
 
+import pytest
 import torch
 
 from baselines.rebalance_explore import ExploreConfig, explore
 from baselines.rebalance_loss import bias_mitigation_loss, deficit_weights
+from fairbench.errors import FairbenchError
 
 
 def _toy():
@@ -48,3 +50,23 @@ def test_loss_zero_at_uniform_grows_with_deviation_and_weights_follow_deficit():
     assert deficit_weights(torch.tensor([0.5, 0.5])).tolist() == [1.0, 1.0]
     wd = deficit_weights(torch.tensor([0.9, 0.1]))
     assert wd[0] == 1.0 and abs(float(wd[1]) - 1.8) < 1e-6
+
+
+def test_a_present_group_the_classifier_is_never_sure_of_is_not_called_collapsed():
+    # Group 1 is half of the latents (z0 > 0), but the classifier's confidence never exceeds 0.75: the fix is the
+    # threshold or the classifier, not the base, and the error must say which.
+    def classify(x):
+        p1 = 0.75 * torch.sigmoid(x[:, 0] * 20)  # group 0 is sure where z0 < 0, group 1 never
+        return torch.stack([1 - p1, p1], 1)
+
+    for mode in ("bfs", "rejection"):
+        cfg = ExploreConfig(mode=mode, per_group=5, threshold=0.9, pool=64, max_calls=512)
+        with pytest.raises(FairbenchError, match="never confident about group '1'.*best confidence was 0.75"):
+            explore(lambda z, y: z[:, :1], classify, 4, 2, 0, cfg, torch.Generator().manual_seed(0))
+
+
+def test_an_absent_group_is_reported_as_a_collapsed_base():
+    gen, cls = _toy()
+    cfg = ExploreConfig(mode="bfs", per_group=5, threshold=0.9, pool=64, max_calls=512)
+    with pytest.raises(FairbenchError, match="group '1' is essentially absent.*0.0% of the base"):
+        explore(lambda z, y: torch.zeros(len(z), 1), cls, 4, 2, 0, cfg, torch.Generator().manual_seed(0))
