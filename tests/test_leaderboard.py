@@ -185,11 +185,12 @@ def test_differences_within_seed_noise_share_a_rank(tmp_path: Path) -> None:
 
 
 def test_committed_board_ranks_repfair_and_vanilla_alike() -> None:
+    # The example: 0.564 +- 0.224 over 3 seeds is not "better" than 0.693 +- 0.000.
     repo = Path(__file__).resolve().parent.parent / "leaderboard" / "results"
-    if not repo.is_dir():
+    if not (repo / "mnist-bicolor-imbalanced").is_dir():
         pytest.skip("no committed leaderboard results")
-    for board in boards_for(repo):
-        assert {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows} == {"repfair": 1, "vanilla": 1}
+    (board,) = [b for b in boards_for(repo) if b.task == "mnist-bicolor-imbalanced"]
+    assert {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows} == {"repfair": 1, "vanilla": 1}
 
 
 def test_default_primary_without_kl_corrected_is_first_sorted(tmp_path: Path) -> None:
