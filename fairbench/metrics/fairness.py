@@ -60,6 +60,7 @@ __all__ = [
     "group_counts",
     "kl_uniform",
     "kl_uniform_normalized",
+    "metric_intervals",
     "proportions",
 ]
 
@@ -327,6 +328,18 @@ def _reports(counts: np.ndarray, cal: Calibration | None) -> list[FairnessReport
             )
         )
     return out
+
+
+def metric_intervals(
+    counts: np.ndarray, cal: Calibration | None, alpha: float
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per row of a (R, k) count table: (value, lower, upper) of every region-based metric, observed and
+    `_corrected`, at confidence 1 - alpha. For statistics built from several reports at once (a gain over
+    a base needs each run's interval at 1 - alpha/2), where the reports' fixed 95% would not do."""
+    counts = np.asarray(counts, dtype=np.float64)
+    rows = _analyse(counts, cal, alpha)
+    values = _point_values(rows, counts, cal)
+    return {name: (values[name], *rows.ranges[name]) for name in rows.ranges}
 
 
 # Far beyond any real sensitive attribute or class set; above it, arrays sized by the count would be huge.
