@@ -16,6 +16,7 @@ from rich.table import Table
 from fairbench.cli_assets import assets_app
 from fairbench.cli_common import DEBUG, OneLineErrors, err, progress_bar, user_errors
 from fairbench.cli_curves import curve_cmd
+from fairbench.cli_conditions import conditions_cmd
 from fairbench.cli_gain import gain_cmd
 from fairbench.cli_networks import features_app, judge_app
 from fairbench.cli_sweep import sweep_cmd
@@ -358,6 +359,7 @@ def leaderboard_cmd(
 app.command("sweep")(sweep_cmd)
 app.command("curve")(curve_cmd)
 app.command("gain")(gain_cmd)
+app.command("conditions")(conditions_cmd)
 
 
 @app.command("report")

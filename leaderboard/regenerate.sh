@@ -3,6 +3,8 @@
 #   leaderboard/regenerate.sh [--screenshot]        (or: make leaderboard)
 # - `fairbench report` for every result: its charts, plus sample grids when the scored checkpoint is still on
 #   disk (training runs are not committed, so usually --no-samples);
+# - for every conditional task, figures/<task>.per-condition.png (`fairbench conditions`: each entry's share of
+#   the last group per condition, mean over seeds and each seed, like the RepFair paper's Figure 2);
 # - leaderboard.md, leaderboard.csv and leaderboard.html (`fairbench leaderboard --html`);
 # - with --screenshot, leaderboard/screenshot.png (the README's picture of the page; needs chromium).
 set -euo pipefail
@@ -15,6 +17,12 @@ find leaderboard/results -name '*.json' | sort | while read -r result; do
     "$FB" report "$result" >/dev/null
   else
     "$FB" report "$result" --no-samples >/dev/null
+  fi
+done
+for folder in leaderboard/results/*/; do
+  task=$(basename "$folder")
+  if "$PY" -c 'import sys; from fairbench.tasks import get_task; sys.exit(not get_task(sys.argv[1]).conditional)' "$task"; then
+    "$FB" conditions "$folder" --out "leaderboard/figures/$task.per-condition.png" >/dev/null
   fi
 done
 "$FB" leaderboard --results leaderboard/results --out leaderboard --html >/dev/null
