@@ -28,8 +28,15 @@ for task in $TASKS; do
     base=()
     campaign_base="$OUT/$task/vanilla/seed$seed/checkpoint.pt"
     if [ "$BASE" = campaign ] && [ -f "$campaign_base" ]; then base=(--base "$campaign_base"); fi
-    if ! checkpoint=$("$FB" run -m rebalance -t "$task" --seed "$seed" --steps "$STEPS" "${base[@]}" --out "$OUT" \
-        "${sets[@]}" --snapshot-every 500 | tee /dev/stderr | tail -n 1) || [ ! -f "$checkpoint" ]; then
+    # stdout to a file, not `tee /dev/stderr`: reopening stderr when it is a log file would truncate the log.
+    printed=$(mktemp)
+    "$FB" run -m rebalance -t "$task" --seed "$seed" --steps "$STEPS" "${base[@]}" --out "$OUT" "${sets[@]}" \
+      --snapshot-every 500 > "$printed"
+    code=$?
+    cat "$printed"
+    checkpoint=$(tail -n 1 "$printed")
+    rm -f "$printed"
+    if [ $code -ne 0 ] || [ ! -f "$checkpoint" ]; then
       echo "failed: rebalance on $task seed $seed (the reason is above)"; status=1; continue
     fi
     run=$(dirname "$checkpoint")

@@ -68,3 +68,21 @@ def test_campaign_base_is_passed_when_it_exists_and_a_rerun_scores_nothing_twice
     assert not (out / "toy" / "rebalance" / "seed0" / "base-result.json").exists()  # its base has its own result
     code, calls, _ = _campaign(tmp_path, ["0"])
     assert code == 0 and [c.split()[0] for c in calls].count("score") == 1  # only the first campaign scored
+
+
+def test_a_log_file_keeps_everything_written_before_and_during_the_campaign(tmp_path: Path) -> None:
+    """`campaign_rebalance.sh >> log 2>&1`: the run's output and errors land in the log, and nothing truncates it
+    (writing through /dev/stderr would reopen the log file and empty it)."""
+    fake = tmp_path / "fairbench"
+    fake.write_text(FAKE)
+    fake.chmod(0o755)
+    log = tmp_path / "campaign.log"
+    log.write_text("an earlier campaign's line\n")
+    env = {**os.environ, "FAIRBENCH": str(fake), "CALLS": str(tmp_path / "calls.txt"), "OUT": str(tmp_path / "runs"),
+           "TASKS": "toy", "BASE": "own"}
+    with log.open("a") as sink:
+        subprocess.run(["bash", str(SCRIPT), "0", "1"], env=env, stdout=sink, stderr=subprocess.STDOUT, timeout=60)
+    text = log.read_text()
+    assert text.startswith("an earlier campaign's line\n")
+    assert f"{tmp_path / 'runs'}/toy/rebalance/seed0/checkpoint.pt" in text  # the run's own output
+    assert "error: group 'white' is essentially absent" in text and "failed: rebalance on toy seed 1" in text
