@@ -2,8 +2,9 @@
 # Model rebalancing (issue 12), base versus rebalanced, one run per task and seed. Resumable: rerun the same
 # command to continue (a finished run is only scored if its result.json is missing).
 #   FAIRBENCH_DATA=/path/to/data leaderboard/campaign_rebalance.sh [SEEDS...]     (default seeds: 0 1 2)
-# The base: each task's vanilla run of campaign_tasks.sh with the same seed when it exists (BASE=campaign, the
-# default); with BASE=own, or when that run is missing, the method trains its own base in its run folder (the
+# The base: each task's BASE_METHOD run (default vanilla) of the campaigns with the same seed when it exists
+# (BASE=campaign, the default; e.g. BASE_METHOD=mbstd SETS=minibatch_std=true for the batch-aware comparator,
+# whose folder then says so); with BASE=own, or when that run is missing, the method trains its own base in its run folder (the
 # task's training.steps of `vanilla` with SETS' GAN keys, e.g. minibatch_std=true for a batch-aware D), and
 # that base is scored too, into RUN/base-result.json, so both sides of the comparison exist.
 # SETS: the method's settings. The defaults suit a judge-grade auxiliary classifier; on the small 32x32 tasks
@@ -19,6 +20,7 @@ STEPS=${STEPS:-1500}
 TASKS=${TASKS:-utkface-race}
 SETS=${SETS:-aux_steps=3000 aux_width=32 threshold=0.5}
 BASE=${BASE:-campaign}
+BASE_METHOD=${BASE_METHOD:-vanilla}
 SEEDS=${*:-0 1 2}
 sets=()
 for s in $SETS; do sets+=(--set "$s"); done
@@ -26,7 +28,7 @@ status=0
 for task in $TASKS; do
   for seed in $SEEDS; do
     base=()
-    campaign_base="$OUT/$task/vanilla/seed$seed/checkpoint.pt"
+    campaign_base="$OUT/$task/$BASE_METHOD/seed$seed/checkpoint.pt"
     if [ "$BASE" = campaign ] && [ -f "$campaign_base" ]; then base=(--base "$campaign_base"); fi
     # stdout to a file, not `tee /dev/stderr`: reopening stderr when it is a log file would truncate the log.
     printed=$(mktemp)

@@ -86,3 +86,11 @@ def test_a_log_file_keeps_everything_written_before_and_during_the_campaign(tmp_
     assert text.startswith("an earlier campaign's line\n")
     assert f"{tmp_path / 'runs'}/toy/rebalance/seed0/checkpoint.pt" in text  # the run's own output
     assert "error: group 'white' is essentially absent" in text and "failed: rebalance on toy seed 1" in text
+
+
+def test_base_method_picks_another_campaign_run_as_the_base(tmp_path: Path) -> None:
+    mbstd = tmp_path / "runs" / "toy" / "mbstd" / "seed0"
+    mbstd.mkdir(parents=True)
+    (mbstd / "checkpoint.pt").touch()
+    code, calls, _ = _campaign(tmp_path, ["0"], BASE_METHOD="mbstd", SETS="minibatch_std=true")
+    assert code == 0 and f"--base {mbstd / 'checkpoint.pt'}" in calls[0] and "--set minibatch_std=true" in calls[0]
