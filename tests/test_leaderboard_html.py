@@ -132,6 +132,16 @@ def test_offline_links_relative_and_only_to_figures_beside_the_result(page: Path
     assert "<link" not in page.read_text() and "http" not in page.read_text()
 
 
+def test_the_task_figure_is_shown_when_regenerate_drew_it(page: Path) -> None:
+    assert "figures/digits-bicolor.per-condition.png" not in parse(page.read_text()).links  # none drawn: none shown
+    figure = page.parent / "figures" / "digits-bicolor.per-condition.png"
+    figure.parent.mkdir()
+    Image.new("RGB", (8, 4)).save(figure)
+    write_leaderboard(page.parent / "results", page.parent, html=True)
+    links = parse(page.read_text()).links
+    assert links.count("figures/digits-bicolor.per-condition.png") == 2  # the image and its link, relative
+
+
 def test_names_are_escaped(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()

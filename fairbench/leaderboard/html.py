@@ -46,7 +46,7 @@ th:hover{background:#dde5f0}th.nosort{cursor:default}.wrap{overflow-x:auto}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-align:right;white-space:nowrap}
 .shares{min-width:150px}.share{display:flex;align-items:center;gap:4px;font-size:11px}
 .share .lbl{width:52px;overflow:hidden;text-overflow:ellipsis}.share .track{width:70px;height:9px;background:#eee}
-.share .fill{display:block;height:9px}.figs img{height:64px;margin:2px;border:1px solid #ccc;background:#fff}
+.share .fill{display:block;height:9px}figure.task img{max-width:100%}.figs img{height:64px;margin:2px;border:1px solid #ccc;background:#fff}
 details{font-size:12px}details pre{max-width:520px;overflow:auto;background:#f4f4f4;padding:6px;margin:4px 0}
 .note{font-size:12px;color:#555;max-width:900px}
 """.replace("HEADER", HEADER_COLOUR)
@@ -142,8 +142,22 @@ def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
             cells.append(_td(MISSING_MD if steps is None else _fmt_steps(steps), steps, "num"))
         cells.append(f'<td data-v="">{_provenance(row, raws)}</td>')
         lines.append(f'<tr data-entry="{e(row.entry)}">' + "".join(cells) + "</tr>")
-    lines += ["</tbody></table></div></section>"]
+    lines += ["</tbody></table></div>", *_task_figure(board, out_dir), "</section>"]
     return lines
+
+
+TASK_FIGURE = "figures/{task}.per-condition.png"  # `fairbench conditions`, drawn by leaderboard/regenerate.sh
+
+
+def _task_figure(board: TaskBoard, out_dir: Path) -> list[str]:
+    """The task's per-condition comparison across entries, when one was drawn beside the page."""
+    rel = TASK_FIGURE.format(task=board.task)
+    if not (out_dir / rel).is_file():
+        return []
+    href = html.escape(rel)
+    return [f'<figure class="task"><a href="{href}"><img src="{href}" alt="share per condition, every entry"></a>'
+            "<figcaption>Share of the last group per condition: bars the mean over an entry's seeds, dots the "
+            "seeds (<code>fairbench conditions</code>).</figcaption></figure>"]
 
 
 _TH_TITLES = {"shares": "mean judged share per group; sorts by the largest gap from an equal share"}
