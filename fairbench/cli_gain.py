@@ -76,7 +76,7 @@ def gain_cmd(
     pairs = [(read_scored_run(b), read_scored_run(n)) for b, n in zip(base, new)]
     for b, n in pairs:
         check_pair(b, n)
-    rows = []
+    rows, ratios = [], {metric: [] for metric in GAIN_METRICS}
     table = Table(caption="gain = KL(base) / KL(new), > 1 is fairer; 95% intervals", box=box.SIMPLE)
     for col in ("seed", "kl_uniform", "gain", "corrected gain", "fid"):
         table.add_column(col, no_wrap=True)
@@ -85,6 +85,8 @@ def gain_cmd(
         quality = {m: {"base": b.quality[m], "new": n.quality[m]} for m in QUALITY if m in b.quality and m in n.quality}
         rows.append({"base": str(b.path), "new": str(n.path), "seed": n.seed,
                      "gain": {m: g.to_json() for m, g in gains.items()}, "quality": quality})
+        for metric in GAIN_METRICS:
+            ratios[metric].append(gains[metric].ratio)
         observed, corrected = gains["kl_uniform"], gains["kl_uniform_corrected"]
         fid = f"{quality['fid']['base']:.3g}→{quality['fid']['new']:.3g}" if "fid" in quality else "-"
         table.add_row("-" if n.seed is None else str(n.seed), f"{observed.base:.3f}→{observed.new:.3f}",
@@ -92,8 +94,7 @@ def gain_cmd(
     Console().print(table)
     summary = {}
     for metric in GAIN_METRICS:
-        ratios = [math.inf if r["gain"][metric]["ratio"] is None else r["gain"][metric]["ratio"] for r in rows]
-        summary[metric] = seed_gain(ratios)
+        summary[metric] = seed_gain(ratios[metric])
         typer.echo(_summary_line(metric, summary[metric]))
     if out is not None:
         payload = {"pairs": rows, "over_seeds": {m: s.to_json() for m, s in summary.items()}}

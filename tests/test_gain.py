@@ -117,6 +117,7 @@ def test_seed_gain_is_a_geometric_mean_with_a_t_interval() -> None:
     assert seed_gain([2.0]).ci95 is None and "one seed" in seed_gain([2.0]).reason
     assert seed_gain([2.0, math.inf]).geometric_mean is None and "infinite" in seed_gain([2.0, math.inf]).reason
     assert seed_gain([2.0, 0.0]).ci95 is None
+    assert "both exactly uniform" in seed_gain([2.0, math.nan]).reason
 
 
 def test_seed_interval_covers_at_its_level_in_a_seeded_simulation() -> None:

@@ -89,6 +89,8 @@ def seed_gain(ratios: Sequence[float], alpha: float = ALPHA) -> SeedGain:
     if n < 2:
         return SeedGain(n, float(r[0]) if n == 1 and np.isfinite(r[0]) else None, None,
                         "one seed: no seed-to-seed spread to measure")
+    if np.any(np.isnan(r)):
+        return SeedGain(n, None, None, "a seed's base and new runs are both exactly uniform: no gain to average")
     if not np.all(np.isfinite(r) & (r > 0)):
         return SeedGain(n, None, None, "a seed's gain is 0 or infinite (a run exactly uniform): no log mean")
     logs = np.log(r)
