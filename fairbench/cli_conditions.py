@@ -11,23 +11,21 @@ import typer
 from fairbench.cli_common import user_errors
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard.board import build_leaderboard
-from fairbench.leaderboard.records import read_result
+from fairbench.leaderboard.records import ResultRecord, read_result, read_results
 from fairbench.report.condition_compare import collect_condition_shares, save_condition_comparison
 
 
-def result_files(paths: list[Path]) -> list[Path]:
-    """The given result files, and every `*.json` under the given folders (sorted)."""
-    found: list[Path] = []
+def read_records(paths: list[Path]) -> list[ResultRecord]:
+    """The given result files, and every result under the given folders (as the board reads a folder)."""
+    records: list[ResultRecord] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.json") if not p.name.startswith("."))
+            records += read_results(path)
         elif path.is_file():
-            found.append(path)
+            records.append(read_result(path))
         else:
             raise FairbenchError(f"{path}: no such result file or folder")
-    if not found:
-        raise FairbenchError("no result files found")
-    return found
+    return records
 
 
 @user_errors
@@ -43,7 +41,7 @@ def conditions_cmd(
     if out.suffix.lower() != ".png":
         raise FairbenchError(f"--out must name a .png file, got {out}")
     # Built like the board: the same checks, the same entry names (told apart when they share one), its order.
-    boards = build_leaderboard([read_result(path) for path in result_files(results)])
+    boards = build_leaderboard(read_records(results))
     if len(boards) != 1:
         raise FairbenchError(f"results of {len(boards)} tasks ({', '.join(b.task for b in boards)}); give one task's")
     pairs = [(row.entry, json.loads(run.path.read_text(encoding="utf-8"))) for row in boards[0].rows for run in row.runs]
