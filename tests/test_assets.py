@@ -17,7 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fairbench import assets as store
-from fairbench.cli_assets import assets_app
+from fairbench.cli.assets import assets_app
 from fairbench.errors import FairbenchError
 
 PAYLOAD = bytes(range(256)) * 200  # 51,200 bytes: several chunks at the test chunk size

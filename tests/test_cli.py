@@ -143,9 +143,9 @@ def test_checkpoint_of_a_custom_yaml_task_scores_with_task_option(tmp_path: Path
     [("1e-4", 1e-4), ("2E-3", 2e-3), ("-1.5e2", -150.0), ("3", 3), ("0.5", 0.5), ("abc", "abc"), ("true", True)],
 )
 def test_set_values_parse_as_a_user_would_mean_them(value: str, expected: Any) -> None:
-    from fairbench.cli import _parse_overrides
+    from fairbench.cli.common import parse_overrides
 
-    parsed = _parse_overrides([f"key={value}"])["key"]
+    parsed = parse_overrides([f"key={value}"])["key"]
     assert parsed == expected and type(parsed) is type(expected)
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from fairbench.cli import app, tasks_table
-from fairbench.cli_common import PlainProgress, progress_bar
+from fairbench.cli.common import PlainProgress, progress_bar
 from fairbench.tasks import list_tasks
 
 DIGITS = "digits-bicolor"

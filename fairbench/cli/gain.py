@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fairbench import atomic
-from fairbench.cli_common import user_errors
+from fairbench.cli.common import user_errors
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard.records import read_result
 from fairbench.metrics.correction import Calibration

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairbench import assets as store
-from fairbench.cli_common import err, progress_bar, user_errors
+from fairbench.cli.common import err, progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 assets_app = typer.Typer(

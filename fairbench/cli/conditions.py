@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from fairbench.cli_common import user_errors
+from fairbench.cli.common import user_errors
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard.board import build_leaderboard
 from fairbench.leaderboard.records import ResultRecord, read_result, read_results

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fairbench.cli_common import progress_bar, user_errors
+from fairbench.cli.common import progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 import click as _plain_click
 import typer
 import typer.core
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -159,3 +161,21 @@ def progress_bar(console: Console | None = None) -> Any:
     if info >= 8:
         columns.append(TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=info)))
     return _Progress(*columns, console=console, transient=False)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` items as typed values (YAML scalars), as `run` and `sweep` both take them."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FairbenchError(f"--set expects KEY=VALUE, got {item!r}")
+        parsed = yaml.safe_load(value)
+        # YAML 1.1 reads 1e-4 (no dot) as a string; on the command line it is a number
+        if isinstance(parsed, str) and _SCIENTIFIC.fullmatch(parsed.strip()):
+            parsed = float(parsed)
+        out[key.strip()] = parsed
+    return out
+
+
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from fairbench.cli_common import err, user_errors
+from fairbench.cli.common import err, parse_overrides, user_errors
 from fairbench.errors import FairbenchError
 
 
@@ -28,7 +28,6 @@ def _seeds(text: str) -> list[int]:
 
 def _grid(items: list[str]) -> dict[str, list[Any]]:
     """['lr_g=1e-4,2e-4', 'width=32'] -> {'lr_g': [0.0001, 0.0002], 'width': [32]}, values read like `run --set`."""
-    from fairbench.cli import _parse_overrides
     from fairbench.sweep import split_values
 
     grid: dict[str, list[Any]] = {}
@@ -39,7 +38,7 @@ def _grid(items: list[str]) -> dict[str, list[Any]]:
             raise FairbenchError(f"--set expects KEY=V1,V2,..., got {item!r}")
         if key in grid:
             raise FairbenchError(f"--set {key} given twice; list its values once, comma-separated")
-        grid[key] = [_parse_overrides([f"{key}={v}"])[key] for v in split_values(values)]
+        grid[key] = [parse_overrides([f"{key}={v}"])[key] for v in split_values(values)]
     return grid
 
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fairbench.cli_common import progress_bar, user_errors
+from fairbench.cli.common import progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 features_app = typer.Typer(no_args_is_help=True, help="Reproduce the shipped domain feature networks.")

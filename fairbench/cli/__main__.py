@@ -1,0 +1,5 @@
+"""`python -m fairbench.cli`: the same command as `fairbench`."""
+
+from fairbench.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""`fairbench leaderboard`, `fairbench report` and `fairbench grid`: what results and checkpoints look like."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fairbench.cli.common import user_errors
+from fairbench.errors import FairbenchError
+
+
+@user_errors
+def leaderboard_cmd(
+    results: Path = typer.Option(Path("leaderboard/results"), "--results", help="Folder of result JSONs."),
+    out: Path = typer.Option(Path("leaderboard"), "--out", help="Where to write leaderboard.csv and .md."),
+    rank_by: str | None = typer.Option(None, "--rank-by", help="Primary metric (default kl_uniform_corrected)."),
+    per_seed: bool = typer.Option(
+        False, "--per-seed", help="Also list every run's values after each board, and write leaderboard_runs.csv."
+    ),
+    html: bool = typer.Option(
+        False, "--html", help="Also write leaderboard.html: a static page (sortable tables, share bars, figures)."
+    ),
+) -> None:
+    """Build leaderboard.csv and leaderboard.md (and --html) from result files alone."""
+    from fairbench.leaderboard import HTML_NAME, RUNS_CSV, write_leaderboard
+
+    csv_path, md_path = write_leaderboard(results, out, rank_by, per_seed=per_seed, html=html)
+    typer.echo(md_path.read_text(encoding="utf-8"), nl=False)  # as written: a wrapped table row is broken
+    typer.echo(str(csv_path))
+    typer.echo(str(md_path))
+    if per_seed:
+        typer.echo(str(csv_path.parent / RUNS_CSV))
+    if html:
+        typer.echo(str(csv_path.parent / HTML_NAME))
+
+
+@user_errors
+def report_cmd(
+    target: Path = typer.Argument(..., help="A result JSON, or a run folder holding result.json."),
+    samples: bool = typer.Option(True, "--samples/--no-samples", help="Sample grids (need the scored submission)."),
+    per_row: int = typer.Option(10, "--per-row", help="Samples per grid row."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (for re-sampling a checkpoint)."),
+) -> None:
+    """PNG figures beside a result: group shares, per-condition heat map, sample grids per judged group."""
+    from fairbench.report import make_report
+
+    files = make_report(target, samples=samples, per_row=per_row, device=device)
+    for path in (files.shares, files.conditions, *files.samples.values()):
+        if path is not None:
+            typer.echo(str(path))
+
+
+@user_errors
+def grid_cmd(
+    checkpoint: Path = typer.Argument(..., help="Generator checkpoint."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
+    per_condition: int = typer.Option(8, "--per-condition", help="Samples per class (one row each)."),
+    scale: int = typer.Option(3, "--scale", help="Pixel upscaling factor."),
+) -> None:
+    """Save a PNG grid of samples: one row per condition."""
+    from fairbench import checkpoint as ckpt_io
+    from fairbench import grids, sampling
+    from fairbench.tasks import get_task
+
+    ckpt = ckpt_io.load_checkpoint(checkpoint)
+    try:
+        task = get_task(ckpt.task)
+    except FairbenchError as exc:
+        raise FairbenchError(f"{checkpoint}: {exc}") from None
+    model = ckpt_io.build_generator(ckpt, checkpoint)
+    classes = task.num_classes if task.conditional else 0
+    n = per_condition * max(classes, 1)
+    images, labels = sampling.generate(model, n, task.sampling.seed, task.image_shape, classes, source=str(checkpoint))
+    if labels is not None:
+        images = images[labels.argsort(stable=True)]
+    grids.save_png(out, grids.image_grid(images, columns=per_condition), scale=scale)
+    typer.echo(str(out))

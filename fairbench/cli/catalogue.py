@@ -1,0 +1,78 @@
+"""`fairbench tasks` and `fairbench methods`: what is installed, as a table that fits the terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fairbench.cli.common import user_errors
+
+
+@user_errors
+def tasks_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
+    """List the installed tasks."""
+    from fairbench.tasks import list_tasks
+
+    specs = list_tasks()
+    if as_json:
+        typer.echo(json.dumps([s.summary() for s in specs], indent=2))
+        return
+    console = Console()
+    console.print(tasks_table(specs, console))
+
+
+def _group_summary(names: list[str]) -> str:
+    return " / ".join(names) if len(names) <= 3 else f"{len(names)}: {names[0]} … {names[-1]}"
+
+
+# `fairbench tasks` columns, most important first; at a narrow width the last ones are dropped, and ids (the
+# names users type) are never cut.
+_TASK_COLUMNS = ("id", "version", "aliases", "groups", "conditional", "image", "hash")
+
+
+def tasks_table(specs: list[Any], console: Console) -> Table:
+    """The widest table of tasks that fits the console without cutting a cell; a caption names what it drops."""
+
+    def cells(s: Any) -> dict[str, str]:
+        c, h, w = s.image_shape
+        return {
+            "id": s.id, "version": str(s.version), "groups": f"{s.groups.attribute}: {_group_summary(s.groups.names)}",
+            "conditional": "yes" if s.conditional else "no", "image": f"{c}x{h}x{w}",
+            "aliases": ", ".join(s.aliases), "hash": s.task_hash[:12],
+        }
+
+    rows = [cells(s) for s in specs]
+
+    def need(col: str) -> int:  # no cell wraps or is cut: a column is as wide as its widest cell
+        return max([len(col)] + [len(row[col]) for row in rows])
+
+    widths = {col: need(col) for col in _TASK_COLUMNS}
+    n = len(_TASK_COLUMNS)
+    while n > 1 and sum(widths[c] + 3 for c in _TASK_COLUMNS[:n]) + 1 > console.width:  # padding 2, border 1
+        n -= 1
+    shown, dropped = _TASK_COLUMNS[:n], _TASK_COLUMNS[n:]
+    caption = f"not shown at this width: {', '.join(dropped)} (see --json)" if dropped else None
+    table = Table(title="fairbench tasks", caption=caption)
+    for col in shown:
+        table.add_column(col, no_wrap=True, min_width=widths[col])
+    for row in rows:
+        table.add_row(*(row[col] for col in shown))
+    return table
+
+
+@user_errors
+def methods_cmd() -> None:
+    """List the registered training methods and their hyper-parameters."""
+    import dataclasses
+
+    from fairbench.methods import METHODS
+    from fairbench.plugins import load_plugins
+
+    load_plugins()
+    for name in METHODS.names():
+        cfg = METHODS.get(name).config_cls()
+        typer.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(cfg).items()))
