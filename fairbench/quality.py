@@ -65,7 +65,7 @@ def asset_feature_networks() -> dict[str, str]:
     """Network id -> asset id, for the networks whose one weights file the asset manifest pins (so any task can
     name them by id alone)."""
     from fairbench.features import INCEPTION_ASSET
-    from fairbench.features_clip import CLIP_ASSET, CLIP_ID
+    from fairbench.features.clip import CLIP_ASSET, CLIP_ID
 
     return {"inception": INCEPTION_ASSET, CLIP_ID: CLIP_ASSET}
 

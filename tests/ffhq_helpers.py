@@ -35,7 +35,7 @@ def write_tiny_ffhq_yaml(path: Path, size: int = 8, **kw) -> Path:
 
 def write_random_fairface(home: Path, variant: str = "fairface-race7", seed: int = 0) -> Path:
     """A randomly initialised FairFace-layout ResNet-34 saved as a plain state dict where the asset lives."""
-    from fairbench.judges_fairface import fairface_resnet34
+    from fairbench.judges.fairface import fairface_resnet34
 
     torch.manual_seed(seed)
     net = fairface_resnet34()

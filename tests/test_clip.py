@@ -25,7 +25,8 @@ from torch import nn
 open_clip = pytest.importorskip("open_clip", reason="the clip feature network needs open_clip_torch (.[test])")
 from torchvision import transforms as T  # noqa: E402
 
-from fairbench import assets, features_clip  # noqa: E402
+from fairbench import assets  # noqa: E402
+from fairbench.features import clip as features_clip  # noqa: E402
 from fairbench.errors import FairbenchError  # noqa: E402
 from fairbench.features import load_feature_network  # noqa: E402
 from fairbench.torchscript_tensors import torchscript_tensors  # noqa: E402

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairbench.errors import FairbenchError
-from fairbench.metrics import fairness as fm
 from fairbench.metrics.correction import simplex_lsq
 from fairbench.metrics.fairness import (
     FAIRNESS_METRICS,

@@ -21,7 +21,7 @@ from fairbench.features import FEATURE_NETWORKS, load_feature_network, train_dom
 from fairbench.metrics.frechet import feature_stats, frechet_distance
 from fairbench.tasks import get_task
 
-WEIGHTS = Path(features.__file__).resolve().parent / "feature_weights"
+WEIGHTS = Path(features.__file__).resolve().parent / "weights"
 SHIPPED = {"domain-digits": "digits-bicolor", "domain-mnist": "mnist-bicolor", "domain-cifar10": "cifar10-lt"}
 MIN_ACCURACY = {"domain-digits": 0.90, "domain-mnist": 0.97, "domain-cifar10": 0.65}  # CIFAR-10: a 2-block CNN
 

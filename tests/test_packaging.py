@@ -29,9 +29,9 @@ def test_wheel_contains_tasks_judges_and_both_packages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for task in ROOT.glob("tasks/*.yaml"):
         assert f"fairbench/_tasks/{task.name}" in names
-    for weights in ROOT.glob("fairbench/judge_weights/*.safetensors"):
-        assert f"fairbench/judge_weights/{weights.name}" in names
-        assert f"fairbench/judge_weights/{weights.stem}.json" in names
+    for weights in ROOT.glob("fairbench/judges/weights/*.safetensors"):
+        assert f"fairbench/judges/weights/{weights.name}" in names
+        assert f"fairbench/judges/weights/{weights.stem}.json" in names
     assert "baselines/repfair.py" in names and "fairbench/cli/__init__.py" in names
     assert "fairbench/assets.yaml" in names  # the asset manifest ships with the package
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))

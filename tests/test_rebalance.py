@@ -3,7 +3,6 @@ held-out splits, base provenance, resume after interruption, and `--base` refuse
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest

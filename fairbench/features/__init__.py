@@ -41,7 +41,7 @@ from fairbench.registry import Registry
 if TYPE_CHECKING:
     from fairbench.tasks import TaskSpec
 
-PACKAGE_DIR = Path(__file__).resolve().parent / "feature_weights"
+PACKAGE_DIR = Path(__file__).resolve().parent / "weights"
 DOMAIN_ARCH = "domain-cnn/1"
 INCEPTION_ASSET = "inception-2015-12-05"
 INCEPTION_SIZE = 299
@@ -317,6 +317,6 @@ for _id, _recipe in DOMAIN_RECIPES.items():
 # Training and the other networks live in their own modules, imported here so that every caller finds the
 # whole API on `fairbench.features` and every network registered: `inception` (clean-fid) and `clip`
 # (open_clip, pickle-free TorchScript reading).
-from fairbench import features_clip  # noqa: E402,F401  (registers "clip")
-from fairbench.features_inception import inception_inputs, load_inception  # noqa: E402,F401  (registers "inception")
-from fairbench.features_train import random_shift, train_domain_network  # noqa: E402,F401
+from fairbench.features import clip  # noqa: E402,F401  (registers "clip")
+from fairbench.features.inception import inception_inputs, load_inception  # noqa: E402,F401  (registers "inception")
+from fairbench.features.domain_training import random_shift, train_domain_network  # noqa: E402,F401

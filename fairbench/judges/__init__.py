@@ -27,7 +27,7 @@ from fairbench.registry import Registry
 if TYPE_CHECKING:
     from fairbench.tasks import TaskSpec
 
-PACKAGE_DIR = Path(__file__).resolve().parent / "judge_weights"
+PACKAGE_DIR = Path(__file__).resolve().parent / "weights"
 
 
 class JudgeNet(nn.Module):
@@ -388,4 +388,4 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_groups: int) ->
 
 # Imported last so that the module's own names exist when the FairFace judge registers itself here; every
 # caller of load_judge then finds every kind registered.
-from fairbench import judges_fairface  # noqa: E402,F401  (registers "fairface")
+from fairbench.judges import fairface  # noqa: E402,F401  (registers "fairface")
