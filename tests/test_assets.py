@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fairbench import assets as store
+from fairbench import atomic
 from fairbench.cli.assets import assets_app
 from fairbench.errors import FairbenchError
 
@@ -76,8 +77,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "CHUNK", 4096)
-    monkeypatch.setattr(store, "TIMEOUT_S", 5.0)
+    monkeypatch.setattr(store.download, "CHUNK", 4096)
+    monkeypatch.setattr(store.download, "TIMEOUT_S", 5.0)
 
 
 @pytest.fixture
@@ -209,8 +210,8 @@ def test_verified_hashes_are_cached_by_size_and_mtime(tmp_path, monkeypatch) -> 
     target.write_bytes(PAYLOAD)
     assert store.status("blob").state is store.AssetState.VERIFIED
     calls = []
-    real = store.atomic.sha256_file
-    monkeypatch.setattr(store.atomic, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = atomic.sha256_file
+    monkeypatch.setattr(atomic, "sha256_file", lambda p: calls.append(p) or real(p))
     assert store.status("blob").state is store.AssetState.VERIFIED and calls == []  # from the cache
     target.write_bytes(OTHER)  # same size, new mtime: hashed again, and refused
     assert store.status("blob").state is store.AssetState.CORRUPT and len(calls) == 1

@@ -33,7 +33,7 @@ def test_wheel_contains_tasks_judges_and_both_packages(wheel):
         assert f"fairbench/judges/weights/{weights.name}" in names
         assert f"fairbench/judges/weights/{weights.stem}.json" in names
     assert "baselines/repfair.py" in names and "fairbench/cli/__init__.py" in names
-    assert "fairbench/assets.yaml" in names  # the asset manifest ships with the package
+    assert "fairbench/assets/manifest.yaml" in names  # the asset manifest ships with the package
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "fairbench = fairbench.cli:main" in text and "[fairbench.plugins]" in text

@@ -66,7 +66,7 @@ class IQAMetric:
 
     name: str
     higher_is_better: bool
-    assets: list[str]  # asset ids (fairbench/assets.yaml) the metric needs
+    assets: list[str]  # asset ids (fairbench/assets/manifest.yaml) the metric needs
     pyiqa_name: str
     weight_arg: str  # the create_metric keyword that takes the (single) weight file's path
     min_short_side: int
