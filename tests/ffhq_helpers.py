@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from fairbench.tasks import _builtin_task_dir, parse_task
+from fairbench.tasks import builtin_task_dir, parse_task
 
 
 def tiny_ffhq_data(size: int = 8, n_samples: int = 12, iqa: list[str] | None = None) -> dict:
     """The shipped ffhq-race YAML with a tiny image size, few samples and few bootstrap resamples."""
-    data = yaml.safe_load((_builtin_task_dir() / "ffhq-race.yaml").read_text())
+    data = yaml.safe_load((builtin_task_dir() / "ffhq-race.yaml").read_text())
     data["dataset"]["image_shape"] = [3, size, size]
     data["sampling"] = {"n_samples": n_samples, "seed": 0}
     data["bootstrap"] = {"n_resamples": 50, "seed": 0}

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from fairbench import assets as store
-from fairbench import tasks
+from fairbench.tasks import loading as task_loading
 from fairbench.errors import FairbenchError
 from fairbench.metrics import iqa
 
@@ -29,7 +29,7 @@ from fairbench.metrics import iqa
 def test_registry_names_directions_and_assets(monkeypatch) -> None:
     monkeypatch.delenv(store.MANIFEST_ENV, raising=False)
     assert iqa.IQA_METRICS.names() == ["brisque", "clipiqa", "eqface", "niqe"]
-    assert set(tasks.IQA_METRICS) == set(iqa.IQA_METRICS.names())  # what a task spec may name is what exists
+    assert set(task_loading.IQA_METRICS) == set(iqa.IQA_METRICS.names())  # what a task spec may name is what exists
     assert not iqa.IQA_METRICS.get("niqe").higher_is_better
     assert not iqa.IQA_METRICS.get("brisque").higher_is_better
     assert iqa.IQA_METRICS.get("clipiqa").higher_is_better

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.judges import PACKAGE_DIR
-from fairbench.tasks import _builtin_task_dir, get_task, list_tasks, resolve_task_id
+from fairbench.tasks import builtin_task_dir, get_task, list_tasks, resolve_task_id
 
 BUILTIN_IDS = ["digits-bicolor", "mnist-bicolor", "mnist-bicolor-imbalanced"]
 
 
 def digits_yaml() -> dict[str, Any]:
-    return yaml.safe_load((_builtin_task_dir() / "digits-bicolor.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((builtin_task_dir() / "digits-bicolor.yaml").read_text(encoding="utf-8"))
 
 
 def write_task(tmp_path: Path, data: Any, name: str = "task.yaml") -> Path:

@@ -227,9 +227,9 @@ def test_real_crop_part1_counts(real_faces: utkface.Decoded) -> None:
 def _synthetic_task(root: Path, judge_sha256: str) -> dict:
     import yaml
 
-    from fairbench.tasks import _builtin_task_dir
+    from fairbench.tasks import builtin_task_dir
 
-    spec = yaml.safe_load((_builtin_task_dir() / "utkface-race.yaml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((builtin_task_dir() / "utkface-race.yaml").read_text(encoding="utf-8"))
     spec["id"] = "utkface-synthetic"
     spec["aliases"] = []
     spec["dataset"].update(train={"part": "all", "start": 0, "stop": 25},
