@@ -13,7 +13,7 @@ import scipy.stats
 
 from fairbench.metrics import regions as rg
 from fairbench.metrics.debias import debiased_kl, debiased_worst, resample_tables
-from fairbench.metrics.fairness import _ROW_METRICS
+from fairbench.metrics.row_metrics import ROW_METRICS as _ROW_METRICS
 from fairbench.metrics.uniformity import corrected_statistic, pearson_statistic
 
 MIN_COVERAGE = 0.93

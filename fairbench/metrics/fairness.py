@@ -1,16 +1,7 @@
 """Representational fairness of a generator: how far the judged group distribution is from uniform.
 
-Definitions (DESIGN.md section 5). A judge h labels each of N generated samples with a group in S;
-p̂_g = (1/N) Σ_i 1[h(x_i) = g] over ALL groups, empty groups included as p̂_g = 0. Several published
-implementations build p̂ from the labels that occur and so silently drop empty groups; a generator that
-never produces a group then looks *fairer* (all samples in one of three groups would score 0 instead of
-ln 3). Keeping every group is the point of `group_counts`.
-
-Metrics, all lower-is-better and 0 exactly at the uniform distribution U = 1/|S|:
-- ``kl_uniform``            Σ_g p̂_g ln(p̂_g |S|) with 0 ln 0 = 0, i.e. KL(p̂ ‖ U) in nats, in [0, ln|S|];
-- ``kl_uniform_normalized`` the same divided by ln|S|, in [0, 1], comparable across group counts;
-- ``fd_l1``                 Σ_g |p̂_g − 1/|S||, in [0, 2(1 − 1/|S|)];
-- ``fd_l2``                 ‖p̂ − U‖₂, in [0, sqrt(1 − 1/|S|)].
+The metrics themselves (definitions, counting) are in `distribution`; this module adds what a point value lacks:
+judge correction, intervals that cover, and tests.
 
 Judge error biases p̂; `correction` undoes it (suffix ``_corrected``: the metrics on p̃).
 
@@ -25,7 +16,6 @@ and worst case over conditions a region that holds for all conditions at once (B
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +23,19 @@ import numpy as np
 from fairbench.errors import FairbenchError
 from fairbench.metrics.correction import Calibration, check_confusion, correct_rows
 from fairbench.metrics.debias import debiased_kl, debiased_kl_corrected, debiased_worst, resample_tables
-from fairbench.metrics.row_metrics import ROW_METRICS, fd_l1_rows, fd_l2_rows, kl_normalized_rows, kl_rows
+from fairbench.metrics.distribution import (
+    FAIRNESS_METRICS,
+    MAX_CATEGORIES,
+    check_distribution,
+    check_n_groups,
+    fd_l1,
+    fd_l2,
+    group_counts,
+    kl_uniform,
+    kl_uniform_normalized,
+    proportions,
+)
+from fairbench.metrics.row_metrics import ROW_METRICS
 from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric_ranges, score_box
 from fairbench.metrics.uniformity import (
     CORRECTED,
@@ -64,8 +66,6 @@ __all__ = [
     "proportions",
 ]
 
-# A proportion vector may be off by rounding only; anything more is a caller's mistake, not noise.
-_PROBABILITY_ATOL = 1e-8
 ALPHA = 0.05  # every interval is 95%, every region simultaneous at 95%
 
 
@@ -79,85 +79,6 @@ class MetricValue:
 
     def to_json(self) -> dict:
         return {"value": self.value, "ci95": [self.ci95[0], self.ci95[1]], "higher_is_better": self.higher_is_better}
-
-
-# --------------------------------------------------------------------------------------------- counting
-
-
-def group_counts(predicted: np.ndarray, n_groups: int) -> np.ndarray:
-    """Count judged labels over ALL `n_groups` groups, zeros kept, so an absent group still counts as unfair."""
-    k = _check_n_groups(n_groups)
-    labels = np.asarray(predicted)
-    if labels.ndim != 1:
-        raise FairbenchError(f"predicted labels must be a 1-D array of group ids, got shape {labels.shape}")
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        raise FairbenchError(f"predicted labels must be integers, got dtype {labels.dtype}")
-    if labels.size:
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= k:
-            bad = lo if lo < 0 else hi
-            raise FairbenchError(f"predicted label {bad} is outside [0, {k}) for a task with {k} groups")
-    return np.bincount(labels.astype(np.int64, copy=False), minlength=k).astype(np.int64)
-
-
-def proportions(counts: np.ndarray) -> np.ndarray:
-    """p̂ = counts / N; there is no distribution to judge without samples, so N = 0 is an error."""
-    c = np.asarray(counts)
-    if c.ndim != 1 or c.size < 2:
-        raise FairbenchError(f"counts must be a 1-D array over at least 2 groups, got shape {c.shape}")
-    if not np.all(np.isfinite(c)) or np.any(c < 0):
-        raise FairbenchError("counts must be finite and non-negative")
-    total = c.sum()
-    if total == 0:
-        raise FairbenchError("no samples: cannot compute group proportions from zero counts")
-    return c.astype(np.float64) / float(total)
-
-
-# ----------------------------------------------------------------------------------------------- metrics
-# The row-wise versions take a (R, |S|) array so the bootstrap evaluates every resample in one call; the
-# public functions validate one distribution and delegate, so point values and resamples share one formula.
-
-
-_ROW_METRICS = ROW_METRICS  # the name tests and callers already use
-
-
-def _check_distribution(p: np.ndarray, what: str = "p") -> np.ndarray:
-    arr = np.asarray(p, dtype=np.float64)
-    if arr.ndim != 1 or arr.size < 2:
-        raise FairbenchError(f"{what} must be a 1-D distribution over at least 2 groups, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise FairbenchError(f"{what} must be finite and non-negative, got {arr.tolist()}")
-    if abs(arr.sum() - 1.0) > _PROBABILITY_ATOL:
-        raise FairbenchError(f"{what} must sum to 1, sums to {arr.sum()!r}")
-    return arr
-
-
-def kl_uniform(p: np.ndarray) -> float:
-    """KL(p ‖ U) in nats: the information a judge gains by learning the generator is not uniform."""
-    return float(kl_rows(_check_distribution(p)[None, :])[0])
-
-
-def kl_uniform_normalized(p: np.ndarray) -> float:
-    """KL(p ‖ U) / ln|S| in [0, 1], so tasks with different numbers of groups share one scale."""
-    return float(kl_normalized_rows(_check_distribution(p)[None, :])[0])
-
-
-def fd_l1(p: np.ndarray) -> float:
-    """Σ|p_g − 1/|S||: twice the share of samples that would have to change group to reach uniform."""
-    return float(fd_l1_rows(_check_distribution(p)[None, :])[0])
-
-
-def fd_l2(p: np.ndarray) -> float:
-    """‖p − U‖₂: the fairness discrepancy used by the FD literature; dominated by the worst groups."""
-    return float(fd_l2_rows(_check_distribution(p)[None, :])[0])
-
-
-FAIRNESS_METRICS: dict[str, Callable[[np.ndarray], float]] = {
-    "kl_uniform": kl_uniform,
-    "kl_uniform_normalized": kl_uniform_normalized,
-    "fd_l1": fd_l1,
-    "fd_l2": fd_l2,
-}
 
 
 # ----------------------------------------------------------------------------------------------- reports
@@ -216,7 +137,7 @@ class ConditionalFairnessReport:
 
 def _metric_names() -> list[str]:
     names = []
-    for name in _ROW_METRICS:
+    for name in ROW_METRICS:
         names += [name, f"{name}_corrected"]
     return names
 
@@ -277,7 +198,7 @@ def _analyse(counts: np.ndarray, cal: Calibration | None, alpha: float) -> _Rows
 
 def _point_values(rows: _Rows, counts: np.ndarray, cal: Calibration | None) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
-    for name, fn in _ROW_METRICS.items():
+    for name, fn in ROW_METRICS.items():
         values[name] = fn(rows.p_hat)
         values[f"{name}_corrected"] = fn(rows.p_tilde)
     values["kl_uniform_debiased"] = debiased_kl(counts)
@@ -342,18 +263,6 @@ def metric_intervals(
     return {name: (values[name], *rows.ranges[name]) for name in rows.ranges}
 
 
-# Far beyond any real sensitive attribute or class set; above it, arrays sized by the count would be huge.
-MAX_CATEGORIES = 100_000
-
-
-def _check_n_groups(n_groups: int) -> int:
-    if isinstance(n_groups, bool) or not isinstance(n_groups, (int, np.integer)):
-        raise FairbenchError(f"n_groups must be an integer, got {n_groups!r}")
-    if not 2 <= n_groups <= MAX_CATEGORIES:
-        raise FairbenchError(f"n_groups must be within [2, {MAX_CATEGORIES}], got {n_groups}")
-    return int(n_groups)
-
-
 def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise FairbenchError(f"seed must be a non-negative integer, got {seed!r}")
@@ -406,7 +315,7 @@ def conditional_fairness_report(
     the mean of the per-condition extremes and the worst case's the maximum of them, and both cover with
     probability at least 95%. Conditions without samples are skipped rather than counted as fair or unfair.
     """
-    k = _check_n_groups(n_groups)
+    k = check_n_groups(n_groups)
     if isinstance(n_conditions, bool) or not isinstance(n_conditions, (int, np.integer)):
         raise FairbenchError(f"n_conditions must be an integer, got {n_conditions!r}")
     if not 1 <= n_conditions <= MAX_CATEGORIES:
@@ -475,6 +384,6 @@ def conditional_fairness_report(
 
 def correct_proportions(p_hat: np.ndarray, confusion: np.ndarray) -> np.ndarray:
     """Undo judge error: the simplex point p̃ whose expected judged distribution Cᵀp̃ is closest to p̂."""
-    p = _check_distribution(p_hat, "p_hat")
+    p = check_distribution(p_hat, "p_hat")
     c = check_confusion(confusion, p.size)
     return correct_rows(p[None, :], c)[0]

@@ -1,7 +1,7 @@
 """The four fairness metrics on rows of a (R, |S|) proportion array.
 
 One formula serves point values, confidence-region vertices and bootstrap draws; the public, validating
-functions live in `fairness`. Kept apart so `debias` and `regions` can use them without importing the reports.
+functions live in `distribution`. Kept apart so `debias` and `regions` can use them without importing the reports.
 """
 
 from __future__ import annotations
