@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairbench.generators import ARCHITECTURES
+from fairbench.submission.generators import ARCHITECTURES
 
 
 def _check_shape(image_shape) -> tuple[int, int, int]:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairbench.generators import ARCHITECTURES
+from fairbench.submission.generators import ARCHITECTURES
 
 
 class ConditionalGenerator(nn.Module):

@@ -33,9 +33,9 @@ from baselines.rebalance_phases import (
     write_summary,
 )
 from fairbench import data
-from fairbench.checkpoint import GeneratorCheckpoint, build_generator
+from fairbench.submission.checkpoint import GeneratorCheckpoint, build_generator
 from fairbench.errors import FairbenchError
-from fairbench.generators import ARCHITECTURES
+from fairbench.submission.generators import ARCHITECTURES
 from fairbench.methods import METHODS, BatchSource, PhaseContext, Trainable
 from fairbench.tasks import TaskSpec
 

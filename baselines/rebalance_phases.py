@@ -19,9 +19,9 @@ import torch
 
 from baselines.rebalance_explore import Explored, ExploreConfig, GroupLog, concat, explore_condition
 from fairbench import atomic
-from fairbench.checkpoint import GeneratorCheckpoint, build_generator, load_checkpoint, safe_torch_load, save_torch
+from fairbench.submission.checkpoint import GeneratorCheckpoint, build_generator, load_checkpoint, safe_torch_load, save_torch
 from fairbench.errors import FairbenchError
-from fairbench.sampling import to_uint8
+from fairbench.submission.sampling import to_uint8
 from fairbench.tasks import TaskSpec
 
 Log = Callable[[str], None]

@@ -12,7 +12,7 @@ Layout (written from the paper; only the names follow the conversion):
   (`noise.weight` x a noise map), bias + leaky ReLU x sqrt(2) (`activate.bias`);
 - `noises.noise_K`: the fixed noise maps stored with the weights (what `noise_mode="const"` uses).
 
-Sampling contract (fairbench.generators): `forward(z, y=None)` maps N x style_dim Gaussian latents to
+Sampling contract (fairbench.submission.generators): `forward(z, y=None)` maps N x style_dim Gaussian latents to
 N x 3 x S x S images on [-1, 1]. Each sample is synthesised on its own (a batch of one), so the arithmetic of a
 sample never depends on how many others share its batch: batch size cannot change a score. Training code
 (e.g. rebalancing) calls `synthesize` for a batched, differentiable pass.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairbench.generators import ARCHITECTURES
+from fairbench.submission.generators import ARCHITECTURES
 
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 NOISE_MODES = ("const", "none", "latent-seeded")

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from fairbench import atomic
-from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint
+from fairbench.submission.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint
 from fairbench.errors import FairbenchError
 from fairbench.provenance import versions
-from fairbench.state_dicts import layout_problems
+from fairbench.submission.state_dicts import layout_problems
 from fairbench.tasks import TaskSpec
 
 from baselines.stylegan2 import StyleGAN2Generator, fir_kernel

@@ -38,7 +38,7 @@ def peak_rss_mb() -> float:
 def worker(task_id: str, samples: int, device: str, architecture: str | None) -> None:
     import torch
 
-    from fairbench.checkpoint import GeneratorCheckpoint, save_checkpoint
+    from fairbench.submission.checkpoint import GeneratorCheckpoint, save_checkpoint
     from fairbench.methods import METHODS
     from fairbench.plugins import load_plugins
     from fairbench.scoring import ScoreOptions, score_checkpoint
@@ -76,7 +76,7 @@ def bare_work_seconds(task, generator, samples: int, device: str) -> dict[str, f
     timed alone with no statistics, so `score / bare` compares across machines where 5 s does not."""
     from fairbench.features import load_feature_network
     from fairbench.judges import load_judge
-    from fairbench.sampling import generate
+    from fairbench.submission.sampling import generate
 
     judge = load_judge(task, None)
     net = load_feature_network(task.quality.feature_network.id, task.quality.feature_network.sha256)

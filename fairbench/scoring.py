@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fairbench import checkpoint as ckpt_io
-from fairbench import data, entries, imagesets, sampling
+from fairbench.submission import checkpoint as ckpt_io
+from fairbench import data, entries
+from fairbench.submission import imagesets, sampling
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge

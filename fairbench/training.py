@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from fairbench import data, entries
-from fairbench.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
+from fairbench.submission.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.locks import run_lock

@@ -218,8 +218,8 @@ def test_real_cifar10_lt_counts_exactly(cifar_root: Path) -> None:
 
 @pytest.mark.parametrize("method", ["vanilla", "repfair", "groupcond", "mbstd"])
 def test_methods_train_and_sample_unconditional_rgb(tmp_path: Path, method: str) -> None:
-    from fairbench import checkpoint as ckpt_io
-    from fairbench import sampling
+    from fairbench.submission import checkpoint as ckpt_io
+    from fairbench.submission import sampling
     from fairbench.training import RunOptions, train
 
     write_fake_cifar(tmp_path)

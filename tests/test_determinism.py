@@ -21,7 +21,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fairbench import data
-from fairbench.checkpoint import load_checkpoint, safe_torch_load
+from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.cli import app
 from fairbench.judges import train_judge
 from fairbench.tasks import get_task

@@ -22,7 +22,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fairbench.checkpoint import load_checkpoint, safe_torch_load
+from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.locks import run_lock

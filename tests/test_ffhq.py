@@ -297,8 +297,8 @@ def test_fid_against_a_user_ffhq_folder_is_recorded_with_the_folder_hash(tmp_pat
     fingerprint = data.SOURCES.get("ffhq-folder").fingerprint(task.quality.reference, tmp_path / "data")
     assert result.feature_network["reference_sha256"] == fingerprint
     # independent FID: the same features, numpy moments, scipy's matrix square root
-    from fairbench import checkpoint as ckpt_io
-    from fairbench import sampling
+    from fairbench.submission import checkpoint as ckpt_io
+    from fairbench.submission import sampling
 
     model = ckpt_io.build_generator(ckpt_io.load_checkpoint(ckpt), ckpt)
     generated, _ = sampling.generate(model, 30, task.sampling.seed, task.image_shape, 0)

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from fairbench.checkpoint import load_checkpoint
+from fairbench.submission.checkpoint import load_checkpoint
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.generators import ARCHITECTURES
+from fairbench.submission.generators import ARCHITECTURES
 from fairbench.scoring import ScoreOptions, score_checkpoint
 from fairbench.tasks import get_task
 

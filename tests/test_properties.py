@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fairbench.errors import FairbenchError
-from fairbench.imagesets import MIN_SAMPLES, load_image_set
+from fairbench.submission.imagesets import MIN_SAMPLES, load_image_set
 from fairbench.metrics.fairness import (
     FairnessReport,
     conditional_fairness_report,

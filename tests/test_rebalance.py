@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from fairbench import atomic, data, judges
-from fairbench.checkpoint import GeneratorCheckpoint, load_checkpoint, save_checkpoint
+from fairbench.submission.checkpoint import GeneratorCheckpoint, load_checkpoint, save_checkpoint
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.tasks import get_task

@@ -23,10 +23,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fairbench.checkpoint import load_checkpoint, safe_torch_load
+from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.imagesets import load_image_set
+from fairbench.submission.imagesets import load_image_set
 from fairbench.scoring import ScoreOptions, score_checkpoint
 from fairbench.tasks import get_task
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from baselines.stylegan2 import StyleGAN2Generator, channel_table, fir_kernel, upfirdn
 from baselines.stylegan2_import import ImportOptions, import_stylegan2, read_converted
-from fairbench import checkpoint as ckpt_io
-from fairbench import sampling
+from fairbench.submission import checkpoint as ckpt_io
+from fairbench.submission import sampling
 from fairbench.errors import FairbenchError
 
 
@@ -267,7 +267,7 @@ def test_a_fresh_process_finds_the_architecture_through_the_plugins():
     import subprocess
     import sys
 
-    code = "from fairbench.plugins import load_plugins; from fairbench.generators import ARCHITECTURES; " \
+    code = "from fairbench.plugins import load_plugins; from fairbench.submission.generators import ARCHITECTURES; " \
            "load_plugins(); print('stylegan2' in ARCHITECTURES)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

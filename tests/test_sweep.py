@@ -322,7 +322,7 @@ def _ctrl_c_once_trained(args: list[str], states: list[Path]) -> tuple[int, str]
 
 
 def test_ctrl_c_stops_every_worker_and_a_rerun_resumes(tmp_path: Path, task_file: Path) -> None:
-    from fairbench.checkpoint import safe_torch_load
+    from fairbench.submission.checkpoint import safe_torch_load
 
     jobs = expand_grid(["vanilla"], [str(task_file)], [0, 1], SMALL, settings(tmp_path, steps=400))
     args = ["sweep", "-m", "vanilla", "-t", str(task_file), "--seeds", "0,1", "--set", "width=8", "--steps", "400",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fairbench import data
-from fairbench.checkpoint import load_checkpoint, safe_torch_load
+from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.errors import FairbenchError
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins

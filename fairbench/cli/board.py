@@ -59,8 +59,9 @@ def grid_cmd(
     scale: int = typer.Option(3, "--scale", help="Pixel upscaling factor."),
 ) -> None:
     """Save a PNG grid of samples: one row per condition."""
-    from fairbench import checkpoint as ckpt_io
-    from fairbench import grids, sampling
+    from fairbench.submission import checkpoint as ckpt_io
+    from fairbench import grids
+    from fairbench.submission import sampling
     from fairbench.tasks import get_task
 
     ckpt = ckpt_io.load_checkpoint(checkpoint)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fairbench import checkpoint as ckpt_io
-from fairbench import imagesets, sampling
+from fairbench.submission import checkpoint as ckpt_io
+from fairbench.submission import imagesets, sampling
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge_of_result
 from fairbench.results import sha256_path

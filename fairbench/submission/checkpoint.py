@@ -18,7 +18,7 @@ from torch import nn
 
 from fairbench import atomic
 from fairbench.errors import FairbenchError
-from fairbench.generators import ARCHITECTURES
+from fairbench.submission.generators import ARCHITECTURES
 from fairbench.plugins import load_plugins
 
 FORMAT = "fairbench-generator/1"
