@@ -10,7 +10,7 @@ import yaml
 
 from fairbench import assets
 from fairbench.errors import FairbenchError
-from fairbench.quality import select_feature_network
+from fairbench.scoring.quality import select_feature_network
 from fairbench.tasks import FeatureRef, get_task, parse_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def test_a_malformed_gpu_network_is_refused() -> None:
 
 
 def test_with_feature_network_pins_the_choice_on_every_device() -> None:
-    from fairbench.quality import with_feature_network
+    from fairbench.scoring.quality import with_feature_network
 
     declared = _with_gpu_network(id="clip", sha256=CLIP_SHA)
     assert with_feature_network(declared, None) is declared and with_feature_network(declared, "task") is declared

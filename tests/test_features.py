@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from fairbench import features, refstats
+from fairbench import features
+from fairbench.scoring import refstats
 from fairbench.data import load_split
 from fairbench.errors import FairbenchError
 from fairbench.features import FEATURE_NETWORKS, load_feature_network, train_domain_network

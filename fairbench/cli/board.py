@@ -59,8 +59,8 @@ def grid_cmd(
     scale: int = typer.Option(3, "--scale", help="Pixel upscaling factor."),
 ) -> None:
     """Save a PNG grid of samples: one row per condition."""
-    from fairbench.submission import checkpoint as ckpt_io
     from fairbench import grids
+    from fairbench.submission import checkpoint as ckpt_io
     from fairbench.submission import sampling
     from fairbench.tasks import get_task
 

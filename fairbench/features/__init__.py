@@ -318,5 +318,5 @@ for _id, _recipe in DOMAIN_RECIPES.items():
 # whole API on `fairbench.features` and every network registered: `inception` (clean-fid) and `clip`
 # (open_clip, pickle-free TorchScript reading).
 from fairbench.features import clip  # noqa: E402,F401  (registers "clip")
-from fairbench.features.inception import inception_inputs, load_inception  # noqa: E402,F401  (registers "inception")
 from fairbench.features.domain_training import random_shift, train_domain_network  # noqa: E402,F401
+from fairbench.features.inception import inception_inputs, load_inception  # noqa: E402,F401  (registers "inception")

@@ -23,7 +23,6 @@ from fairbench.features import (
     _check_images,
 )
 
-
 INCEPTION_RESIZE_RULE = (
     "clean-fid 0.1.35 'clean': each channel as float32 resized to 299x299 by PIL bicubic, clipped to [0, 255], "
     "not quantised; grey replicated to RGB; (x - 128) / 128 into the TorchScript's layers"

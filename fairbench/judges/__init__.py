@@ -264,9 +264,8 @@ def train_judge(
 
 
 def _train_judge(task: TaskSpec, out_dir: Path, data_root: Path | None, seed: int, progress) -> JudgeCard:
-    from fairbench.reproduction import training_machine
-
     from fairbench.features import random_shift
+    from fairbench.reproduction import training_machine
 
     machine = training_machine()
     torch.manual_seed(seed)

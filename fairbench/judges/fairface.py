@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairbench import assets
-from fairbench.submission.checkpoint import safe_torch_load
 from fairbench.errors import FairbenchError
 from fairbench.judges import JUDGE_KINDS, Judge, JudgeCard
+from fairbench.submission.checkpoint import safe_torch_load
 from fairbench.submission.state_dicts import layout_problems
 
 HEAD_OUTPUTS = 18

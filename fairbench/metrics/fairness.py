@@ -35,8 +35,8 @@ from fairbench.metrics.distribution import (
     kl_uniform_normalized,
     proportions,
 )
-from fairbench.metrics.row_metrics import ROW_METRICS
 from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric_ranges, score_box
+from fairbench.metrics.row_metrics import ROW_METRICS
 from fairbench.metrics.uniformity import (
     CORRECTED,
     PEARSON,

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fairbench.submission import checkpoint as ckpt_io
-from fairbench.submission import imagesets, sampling
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge_of_result
 from fairbench.results import sha256_path
+from fairbench.submission import checkpoint as ckpt_io
+from fairbench.submission import imagesets, sampling
 from fairbench.tasks import TaskSpec, get_task
 
 RUN_RESULT = "result.json"  # what `fairbench score CHECKPOINT` writes beside the checkpoint by default

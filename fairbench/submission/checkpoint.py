@@ -18,8 +18,8 @@ from torch import nn
 
 from fairbench import atomic
 from fairbench.errors import FairbenchError
-from fairbench.submission.generators import ARCHITECTURES
 from fairbench.plugins import load_plugins
+from fairbench.submission.generators import ARCHITECTURES
 
 FORMAT = "fairbench-generator/1"
 

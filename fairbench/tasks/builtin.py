@@ -11,6 +11,7 @@ from fairbench.registry import unknown_name_message
 from fairbench.tasks.loading import load_task_file
 from fairbench.tasks.spec import TaskSpec
 
+
 def builtin_task_dir() -> Path:
     try:
         root = resources.files("fairbench._tasks")

@@ -11,6 +11,7 @@ from fairbench.errors import FairbenchError
 from fairbench.strict import from_dict
 from fairbench.tasks.spec import SplitSpec, TaskSpec
 
+
 def parse_task(data: Any, where: str) -> TaskSpec:
     spec = from_dict(TaskSpec, data, where)
     _validate(spec, where)

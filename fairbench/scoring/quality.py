@@ -111,9 +111,9 @@ def with_feature_network(task: TaskSpec, requested: str | None) -> TaskSpec:
 
 
 def _fid_family(task, images, predicted, device, data_root, ref_stats, report: QualityReport, ref: FeatureRef) -> None:
-    from fairbench import refstats
     from fairbench.features import load_feature_network
     from fairbench.metrics import frechet
+    from fairbench.scoring import refstats
 
     quality = task.quality
     source = data.SOURCES.get(task.dataset.source)

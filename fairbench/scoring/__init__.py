@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fairbench.submission import checkpoint as ckpt_io
 from fairbench import data, entries
-from fairbench.submission import imagesets, sampling
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.metrics.fairness import FairnessReport, conditional_fairness_report, fairness_report
 from fairbench.provenance import git_revision, versions
-from fairbench.quality import quality_report, with_feature_network
 from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
+from fairbench.scoring.quality import quality_report, with_feature_network
+from fairbench.submission import checkpoint as ckpt_io
+from fairbench.submission import imagesets, sampling
 from fairbench.tasks import TaskSpec, get_task
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
