@@ -1,8 +1,10 @@
-"""A built, non-editable wheel carries the task specs and judge weights, and loads them from site-packages."""
+"""A built, non-editable wheel carries every module, the task specs and the shipped weights, and loads them from
+site-packages."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,7 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)]
+    # From a copy of what the build reads: setuptools reuses a checkout's build/lib, where modules since moved or
+    # deleted would still be, and end up in the wheel.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("fairbench", "baselines", "tasks"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=build, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheels = list(out.glob("fairbench-*.whl"))
@@ -32,6 +41,11 @@ def test_wheel_contains_tasks_judges_and_both_packages(wheel):
     for weights in ROOT.glob("fairbench/judges/weights/*.safetensors"):
         assert f"fairbench/judges/weights/{weights.name}" in names
         assert f"fairbench/judges/weights/{weights.stem}.json" in names
+    for weights in ROOT.glob("fairbench/features/weights/*.safetensors"):
+        assert f"fairbench/features/weights/{weights.name}" in names
+    # pyproject lists packages by hand: a sub-package missing there would be missing from every install
+    source = {p.relative_to(ROOT).as_posix() for pkg in ("fairbench", "baselines") for p in (ROOT / pkg).rglob("*.py")}
+    assert source - names == set()
     assert "baselines/repfair.py" in names and "fairbench/cli/__init__.py" in names
     assert "fairbench/assets/manifest.yaml" in names  # the asset manifest ships with the package
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
