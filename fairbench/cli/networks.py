@@ -114,17 +114,10 @@ def features_train_cmd(
         raise FairbenchError(f"task {spec.id} names no shipped domain feature network")
     pinned = spec.quality.feature_network
     folder = out or paths.fairbench_home() / "features"
-    if pinned.trained_on_first_use:  # trained on this task's data, cached where scoring looks for it
-        with progress_bar() as bar:
-            handle = bar.add_task(f"feature network {pinned.id}", total=None, info="")
-            card = train_domain_network(
-                spec, folder, data_root, network_id=pinned.id,
-                progress=lambda d, t: bar.update(handle, completed=d, total=t),
-            )
-        typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {spec.id} test images")
-        typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
-        return
-    source = get_task(DOMAIN_RECIPES[pinned.id].task)  # e.g. domain-mnist is trained on mnist-bicolor
+    # First use: trained on this task's own data and cached where scoring looks for it; otherwise on the
+    # recipe's task (e.g. domain-mnist is trained on mnist-bicolor) and checked against the pin.
+    first_use = pinned.trained_on_first_use
+    source = spec if first_use else get_task(DOMAIN_RECIPES[pinned.id].task)
     with progress_bar() as bar:
         handle = bar.add_task(f"feature network {pinned.id}", total=None, info="")
         card = train_domain_network(
@@ -132,6 +125,9 @@ def features_train_cmd(
             progress=lambda d, t: bar.update(handle, completed=d, total=t),
         )
     typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {source.id} test images")
+    if first_use:
+        typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
+        return
     for line in machine_lines(card):
         typer.echo(line)
     report = feature_reproduction(source, pinned.id, pinned.sha256, folder / f"{card.id}.safetensors", data_root)
