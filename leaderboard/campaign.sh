@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reference campaign behind the board (issue 10): mnist-bicolor and its imbalanced twin, every reference
-# method, long runs with a generator snapshot every 2,000 steps (for learning curves). Resumable: rerun the same
+# method and the sweep of RepFair's clip C, long runs with a generator snapshot every 2,000 steps (for learning curves). Resumable: rerun the same
 # command after any interruption and every job continues from its training state; finished jobs are skipped.
 #   FAIRBENCH_DATA=/path/to/data leaderboard/campaign.sh [SEEDS...]     (default seeds: 0 1 2 3 4)
 # Environment: OUT (runs folder, default runs/campaign), STEPS (default 20000), TASKS, JOBS (default 2).
@@ -20,6 +20,8 @@ for seed in $SEEDS; do
   "$FB" sweep -m vanilla,groupcond,mbstd,repfair --seeds "$seed" "${common[@]}" || status=1
   if [ "$seed" -lt 3 ]; then  # three seeds: the other published RepFair variants
     "$FB" sweep -m repfair --set variant=authors,total-norm --seeds "$seed" "${common[@]}" || status=1
+    # The paper's Figure 6, C in {1, 2, 5, 10, 20, 50} for Algorithm 1: C = 5 is its default entry above.
+    "$FB" sweep -m repfair --set clip_norm=1,2,10,20,50 --seeds "$seed" "${common[@]}" || status=1
   fi
 done
 exit $status

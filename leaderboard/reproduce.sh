@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the committed reference results: the campaigns (resumable: rerun to continue), then the board.
 #   FAIRBENCH_DATA=/path/to/data leaderboard/reproduce.sh
-# campaign.sh: mnist-bicolor(-imbalanced), 20,000 steps, 5 seeds (3 for the other RepFair variants);
+# campaign.sh: mnist-bicolor(-imbalanced), 20,000 steps, 5 seeds (3 for the other RepFair variants and the C sweep);
 # campaign_tasks.sh: cifar10-lt and utkface-race (STEPS=1500 gives the committed CPU-budget results);
 # campaign_rebalance.sh: rebalance on utkface-race and cifar10-lt (each seed's vanilla run from campaign_tasks.sh
 # as its base), on mnist-bicolor (mbstd seed 0 as its base), and on mnist-bicolor-imbalanced with bases it trains
