@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference campaign behind the board (issue 10): mnist-bicolor and its imbalanced twin, every reference
-# method and the sweep of RepFair's clip C, long runs with a generator snapshot every 2,000 steps (for learning curves). Resumable: rerun the same
-# command after any interruption and every job continues from its training state; finished jobs are skipped.
+# method and the sweep of RepFair's clip C, long runs with a generator snapshot every 2,000 steps (for learning
+# curves). Resumable: rerun the same command after any interruption and every job continues from its training
+# state; finished jobs are skipped.
 #   FAIRBENCH_DATA=/path/to/data leaderboard/campaign.sh [SEEDS...]     (default seeds: 0 1 2 3 4)
 # Environment: OUT (runs folder, default runs/campaign), STEPS (default 20000), TASKS, JOBS (default 2).
 # On a GPU machine the runs use CUDA (--device auto); each result records its device.
