@@ -29,7 +29,7 @@ from fairbench import assets  # noqa: E402
 from fairbench.features import clip as features_clip  # noqa: E402
 from fairbench.errors import FairbenchError  # noqa: E402
 from fairbench.features import load_feature_network  # noqa: E402
-from fairbench.submission.torchscript_tensors import torchscript_tensors  # noqa: E402
+from fairbench.features.torchscript_tensors import torchscript_tensors  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning", "ignore::DeprecationWarning")
 
@@ -264,7 +264,7 @@ def test_not_clip_rn50_is_refused(tmp_path, monkeypatch) -> None:
 def test_wrong_or_missing_weights_are_refused(tmp_path, monkeypatch) -> None:
     weights = _write_torchscript({"w": torch.zeros(2)}, tmp_path / "RN50.pt")
     read = []
-    monkeypatch.setattr("fairbench.submission.torchscript_tensors.torchscript_tensors", lambda *a: read.append(a))
+    monkeypatch.setattr("fairbench.features.torchscript_tensors.torchscript_tensors", lambda *a: read.append(a))
     _manifest(tmp_path, monkeypatch, _sha(weights))
     with pytest.raises(FairbenchError) as info:  # offline, not placed: require's one-line message
         load_feature_network("clip", _sha(weights))

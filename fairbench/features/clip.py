@@ -10,7 +10,7 @@ What is computed, exactly:
 - Weights: the asset `clip-rn50-openai` (`RN50.pt`, sha256-checked by `fairbench.assets.require`). That file
   is a TorchScript archive. open_clip's `load_openai_model` would `torch.jit.load` it (compiling and running
   the archive's TorchScript code, and unpickling its module tree) and fall back to `torch.load` without
-  `weights_only`; fairbench calls neither. `fairbench.submission.torchscript_tensors` reads the tensors out of the zip
+  `weights_only`; fairbench calls neither. `fairbench.features.torchscript_tensors` reads the tensors out of the zip
   as data (no global imported or called, the code directory never read); the ones open_clip's RN50 CLIP
   declares as parameters or buffers are handed to open_clip's builder (a missing one is an error; the rest,
   OpenAI's scalar `input_resolution` / `context_length` / `vocab_size`, are dropped as open_clip drops them),
@@ -166,7 +166,7 @@ def load_clip(sha256: str, device: torch.device | str = "cpu") -> ClipNetwork:
     """CLIP RN50's image tower over the verified asset; refused unless the file hashes to `sha256`."""
     _open_clip()  # before require(): no 244 MB download for a network that cannot run
     from fairbench.assets import require
-    from fairbench.submission.torchscript_tensors import torchscript_tensors
+    from fairbench.features.torchscript_tensors import torchscript_tensors
 
     path = Path(require(CLIP_ASSET))  # a verified local file, or a FairbenchError saying where to put it
     digest = atomic.sha256_file(path)
