@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
@@ -10,6 +12,11 @@ from rich.table import Table
 
 from fairbench.cli.common import progress_bar, user_errors
 from fairbench.errors import FairbenchError
+
+if TYPE_CHECKING:  # the module imports torch; the CLI imports it only when a command runs
+    from fairbench.reproduction import ReproductionReport
+
+T = TypeVar("T")
 
 features_app = typer.Typer(no_args_is_help=True, help="Reproduce the shipped domain feature networks.")
 judge_app = typer.Typer(no_args_is_help=True, help="Train or evaluate a task's pinned judge (attribute classifier).")
@@ -38,19 +45,28 @@ def judge_train_cmd(
     # First use: one thread, as every first-use file is made; otherwise the pins' thread count (same summation
     # order, hence the same bytes on this kind of machine).
     threads = 1 if first_use else _pinned_judge_threads(spec)
-    with progress_bar() as bar:
-        handle = bar.add_task(f"judge {spec.judge.id}", total=None, info="")
-        card = train_judge(
-            spec, folder, data_root, progress=lambda d, t: bar.update(handle, completed=d, total=t),
-            threads=threads,
-        )
+    card = _train_with_bar(
+        f"judge {spec.judge.id}",
+        lambda progress: train_judge(spec, folder, data_root, progress=progress, threads=threads),
+    )
     typer.echo(f"judge {card.id}: accuracy {card.accuracy:.4f} on {card.n_test} test images")
     for line in machine_lines(card):
         typer.echo(line)
     if first_use:  # nothing pinned to compare with: this file is the judge, recorded by sha256 in results
         typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
         return
-    report = judge_reproduction(spec, folder / f"{card.id}.safetensors", data_root)
+    _finish(judge_reproduction(spec, folder / f"{card.id}.safetensors", data_root))
+
+
+def _train_with_bar(label: str, train: Callable[[Callable[[int, int | None], None]], T]) -> T:
+    """Run `train(progress)` under one progress bar (total unknown until the trainer reports it)."""
+    with progress_bar() as bar:
+        handle = bar.add_task(label, total=None, info="")
+        return train(lambda done, total: bar.update(handle, completed=done, total=total))
+
+
+def _finish(report: ReproductionReport) -> None:
+    """Print a reproduction report; exit 1 when the retrained network is outside the stated tolerance."""
     for line in report.lines():
         typer.echo(line)
     if not report.passed:
@@ -118,20 +134,14 @@ def features_train_cmd(
     # recipe's task (e.g. domain-mnist is trained on mnist-bicolor) and checked against the pin.
     first_use = pinned.trained_on_first_use
     source = spec if first_use else get_task(DOMAIN_RECIPES[pinned.id].task)
-    with progress_bar() as bar:
-        handle = bar.add_task(f"feature network {pinned.id}", total=None, info="")
-        card = train_domain_network(
-            source, folder, data_root, network_id=pinned.id,
-            progress=lambda d, t: bar.update(handle, completed=d, total=t),
-        )
+    card = _train_with_bar(
+        f"feature network {pinned.id}",
+        lambda progress: train_domain_network(source, folder, data_root, network_id=pinned.id, progress=progress),
+    )
     typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {source.id} test images")
     if first_use:
         typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
         return
     for line in machine_lines(card):
         typer.echo(line)
-    report = feature_reproduction(source, pinned.id, pinned.sha256, folder / f"{card.id}.safetensors", data_root)
-    for line in report.lines():
-        typer.echo(line)
-    if not report.passed:
-        raise typer.Exit(1)
+    _finish(feature_reproduction(source, pinned.id, pinned.sha256, folder / f"{card.id}.safetensors", data_root))
