@@ -85,6 +85,22 @@ def _check_batch_size(batch_size: int) -> None:
         raise FairbenchError(f"batch size must be positive, got {batch_size}")
 
 
+def _pinned_asset(asset_id: str, sha256: str) -> tuple[Path, str]:
+    """A downloadable network's weights (verified against the asset manifest) and their sha256, refused unless
+    that is the task's pin: the manifest says which file it is, the pin which network a score was made with."""
+    from fairbench import atomic
+    from fairbench.assets import require  # late: only downloadable networks need the asset machinery
+
+    path = Path(require(asset_id))  # a verified local file, or a FairbenchError saying where to put it
+    digest = atomic.sha256_file(path)
+    if digest != sha256:
+        raise FairbenchError(
+            f"{path}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
+            "refusing to compute FID with a different network"
+        )
+    return path, digest
+
+
 # --------------------------------------------------------------------------------------- domain networks
 
 

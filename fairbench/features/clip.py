@@ -30,16 +30,14 @@ on 2 CPU cores, so tasks opt in (`quality.gpu_feature_network`, or `fairbench sc
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fairbench import atomic
 from fairbench.errors import FairbenchError
-from fairbench.features import FEATURE_NETWORKS, FeatureNetwork, _check_batch_size, _check_images
+from fairbench.features import FEATURE_NETWORKS, FeatureNetwork, _check_batch_size, _check_images, _pinned_asset
 
 CLIP_ID = "clip"
 CLIP_ASSET = "clip-rn50-openai"
@@ -165,16 +163,9 @@ def clip_from_openai_tensors(tensors: dict[str, torch.Tensor], where: str = "cli
 def load_clip(sha256: str, device: torch.device | str = "cpu") -> ClipNetwork:
     """CLIP RN50's image tower over the verified asset; refused unless the file hashes to `sha256`."""
     _open_clip()  # before require(): no 244 MB download for a network that cannot run
-    from fairbench.assets import require
     from fairbench.features.torchscript_tensors import torchscript_tensors
 
-    path = Path(require(CLIP_ASSET))  # a verified local file, or a FairbenchError saying where to put it
-    digest = atomic.sha256_file(path)
-    if digest != sha256:
-        raise FairbenchError(
-            f"{path}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
-            "refusing to compute FID with a different network"
-        )
+    path, digest = _pinned_asset(CLIP_ASSET, sha256)
     model = clip_from_openai_tensors(torchscript_tensors(path), str(path))
     return ClipNetwork(model.visual.to(device), digest)
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fairbench import atomic
 from fairbench.errors import FairbenchError
 from fairbench.features import (
     FEATURE_NETWORKS,
@@ -21,6 +19,7 @@ from fairbench.features import (
     FeatureNetwork,
     _check_batch_size,
     _check_images,
+    _pinned_asset,
 )
 
 INCEPTION_RESIZE_RULE = (
@@ -111,15 +110,7 @@ def load_inception(sha256: str, device: torch.device | str = "cpu") -> Inception
     normalisation and 2048-d view) is built over the verified file as it is, with no link or copy.
     """
     _, InceptionV3W = _clean_fid()  # before require(): no 95 MB download for a network that cannot run
-    from fairbench.assets import require  # late: only this network needs the asset machinery
-
-    path = Path(require(INCEPTION_ASSET))  # a verified local file, or a FairbenchError saying where to put it
-    digest = atomic.sha256_file(path)
-    if digest != sha256:
-        raise FairbenchError(
-            f"{path}: sha256 {digest[:12]}… does not match the pinned feature network {sha256[:12]}…; "
-            "refusing to compute FID with a different network"
-        )
+    path, digest = _pinned_asset(INCEPTION_ASSET, sha256)
     if path.name != f"{INCEPTION_ASSET}.pt":
         raise FairbenchError(
             f"{path}: clean-fid's InceptionV3W loads <folder>/{INCEPTION_ASSET}.pt; the asset manifest must keep "
