@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fairbench.cli.common import user_errors
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard.board import build_leaderboard
-from fairbench.leaderboard.records import ResultRecord, read_result, read_results
-from fairbench.report.condition_compare import collect_condition_shares, save_condition_comparison
+
+if TYPE_CHECKING:
+    from fairbench.leaderboard.records import ResultRecord
 
 
 def read_records(paths: list[Path]) -> list[ResultRecord]:
     """The given result files, and every result under the given folders (as the board reads a folder)."""
+    from fairbench.leaderboard.records import read_result, read_results
+
     records: list[ResultRecord] = []
     for path in paths:
         if path.is_dir():
@@ -36,6 +39,10 @@ def conditions_cmd(
     kind: str = typer.Option("observed", "--kind", help="observed (judged) or corrected (judge errors undone)."),
 ) -> None:
     """Draw each entry's share of GROUP per condition: bars the mean over seeds, dots each seed."""
+    # late, like every command: `fairbench.report` loads torch and matplotlib, which `fairbench tasks` never needs
+    from fairbench.leaderboard.board import build_leaderboard
+    from fairbench.report.condition_compare import collect_condition_shares, save_condition_comparison
+
     if kind not in ("observed", "corrected"):
         raise FairbenchError(f"--kind must be observed or corrected, got {kind!r}")
     if out.suffix.lower() != ".png":

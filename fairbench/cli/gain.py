@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -17,9 +18,10 @@ from rich.table import Table
 from fairbench import atomic
 from fairbench.cli.common import user_errors
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard.records import read_result
-from fairbench.metrics.correction import Calibration
-from fairbench.metrics.gain import GAIN_METRICS, SeedGain, pair_gain, seed_gain
+
+if TYPE_CHECKING:  # late at run time: the board's records load pandas and scipy, which `fairbench tasks` never needs
+    from fairbench.metrics.correction import Calibration
+    from fairbench.metrics.gain import SeedGain
 
 QUALITY = ("fid", "kid")
 
@@ -38,6 +40,9 @@ class ScoredRun:
 
 
 def read_scored_run(path: Path) -> ScoredRun:
+    from fairbench.leaderboard.records import read_result
+    from fairbench.metrics.correction import Calibration
+
     record = read_result(path)  # schema, task and metrics checked, one-line errors naming the file
     data = json.loads(path.read_text(encoding="utf-8"))
     counts = data.get("group_counts")
@@ -71,6 +76,8 @@ def gain_cmd(
 ) -> None:
     """KL(base) / KL(new) per pair with a 95% interval (Bonferroni over the two runs' regions), and the
     geometric mean over pairs with a t interval on log gains (seed-to-seed spread); > 1 means fairer."""
+    from fairbench.metrics.gain import GAIN_METRICS, pair_gain, seed_gain
+
     if len(base) != len(new):
         raise FairbenchError(f"give as many --new as --base results (got {len(new)} and {len(base)})")
     pairs = [(read_scored_run(b), read_scored_run(n)) for b, n in zip(base, new)]
