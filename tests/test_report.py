@@ -111,6 +111,16 @@ def test_heatmap_and_grids_agree_with_an_independent_count(scored: Path) -> None
             assert all(samples.judged[i] == g and samples.labels[i] == c for i in row.indices)
 
 
+def test_report_without_samples_keeps_earlier_grids_that_still_exist(result_copy: Path) -> None:
+    """A committed result outlives its checkpoint: redrawing its charts must not drop its sample grids."""
+    drawn = make_report(result_copy).samples
+    assert set(drawn) == {"black", "white"}
+    drawn["white"].unlink()
+    files = make_report(result_copy, samples=False)
+    assert files.samples == {"black": drawn["black"]}
+    assert json.loads(result_copy.read_text())["report"]["samples"] == {"black": "result.samples-black.png"}
+
+
 def test_unconditional_and_old_results_still_chart(scored: Path, tmp_path: Path) -> None:
     """A result without `group_shares` (older files) charts its proportions without intervals."""
     result = json.loads(scored.read_text())

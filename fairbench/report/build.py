@@ -40,7 +40,8 @@ def make_report(target: Path, samples: bool = True, per_row: int = 10, device: s
     """Figures beside the result found from `target` (a result JSON or a run folder); returns their paths.
 
     With `samples`, the scored images are reproduced (see `fairbench.report.source`) for the sample grids; a
-    submission that cannot be found is one FairbenchError before anything is written.
+    submission that cannot be found is one FairbenchError before anything is written. Without, grids drawn by
+    an earlier report stay listed while their files are there: committed results outlive their checkpoints.
     """
     path = find_result(Path(target))
     result = load_result(path)
@@ -50,8 +51,15 @@ def make_report(target: Path, samples: bool = True, per_row: int = 10, device: s
     conditions = (
         save_condition_heatmap(result, stem.with_name(f"{stem.name}.conditions.png")) if has_conditions(result) else None
     )
-    grids = save_group_grids(result, judged, stem, per_row) if judged is not None else {}
+    grids = save_group_grids(result, judged, stem, per_row) if judged is not None else _earlier_grids(result, path)
     files = ReportFiles(path, shares, conditions, grids)
     result[REPORT_KEY] = files.listing()
     atomic.write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return files
+
+
+def _earlier_grids(result: dict, path: Path) -> dict[str, Path]:
+    """The sample grids the result's `report` field lists whose files are still beside it."""
+    listed = (result.get(REPORT_KEY) or {}).get("samples") or {}
+    kept = {group: path.parent / name for group, name in listed.items() if isinstance(name, str)}
+    return {group: file for group, file in kept.items() if file.is_file()}
