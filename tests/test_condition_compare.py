@@ -63,7 +63,8 @@ def test_black_share_and_bad_inputs() -> None:
         collect_condition_shares(pairs, "grey")
     with pytest.raises(FairbenchError, match="no per-condition shares"):
         collect_condition_shares([("vanilla", _result("utkface-race", "vanilla"))], None)
-    mixed = [("a", _result("mnist-bicolor", "vanilla")), ("b", _result("mnist-bicolor-imbalanced", "vanilla"))]
+    other_task = {**_result("mnist-bicolor", "vanilla"), "task": "mnist-bicolor-imbalanced"}
+    mixed = [("a", _result("mnist-bicolor", "vanilla")), ("b", other_task)]
     with pytest.raises(FairbenchError, match="task 'mnist-bicolor-imbalanced'"):
         collect_condition_shares(mixed, None)
 
