@@ -2,7 +2,7 @@
 # Regenerate everything in leaderboard/ that is derived from the committed result files, in one command:
 #   leaderboard/regenerate.sh [--screenshot]        (or: make leaderboard)
 # - `fairbench report` for every result: its charts, plus sample grids when the scored checkpoint is still on
-#   disk (training runs are not committed, so usually --no-samples);
+#   disk (training runs are not committed, so usually --no-samples, which keeps the grids drawn earlier);
 # - for every conditional task, figures/<task>.per-condition.png (`fairbench conditions`: each entry's share of
 #   the last group per condition, mean over seeds and each seed, like the RepFair paper's Figure 2);
 # - leaderboard.md, leaderboard.csv and leaderboard.html (`fairbench leaderboard --html`);
