@@ -340,6 +340,52 @@ def test_ctrl_c_stops_every_worker_and_a_rerun_resumes(tmp_path: Path, task_file
     assert all(json.loads(job.result_path.read_text())["train"]["steps"] == 400 for job in jobs)
 
 
+def _time_limited(tmp_path: Path, task_file: Path, extra: list[str]) -> list[str]:
+    """A sweep of 2 seeds far too long to finish, saving only when stopped (checkpoint-every beyond its steps)."""
+    return ["sweep", "-m", "vanilla", "-t", str(task_file), "--seeds", "0,1", "--set", "width=8", "--steps",
+            "1000000", "-n", "100", "--batch-size", "16", "--checkpoint-every", "2000000", "--out", str(tmp_path),
+            "--device", "cpu", *extra]
+
+
+def _saved_steps(tmp_path: Path, task_file: Path) -> list[int | None]:
+    from fairbench.submission.checkpoint import safe_torch_load
+
+    jobs = expand_grid(["vanilla"], [str(task_file)], [0, 1], SMALL, settings(tmp_path, steps=1000000))
+    assert not any(job.result_path.exists() for job in jobs)
+    states = [job.run_dir / "trainstate.pt" for job in jobs]
+    return [safe_torch_load(path)["step"] if path.exists() else None for path in states]
+
+
+def test_time_limit_stops_a_serial_sweep_saving_and_a_rerun_continues(tmp_path: Path, task_file: Path) -> None:
+    args = _time_limited(tmp_path, task_file, ["--backend", "serial", "--time-limit", "10s"])
+    started = time.monotonic()
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 75, first.output
+    assert time.monotonic() - started < 60  # stopped near its limit, not at the end of a million steps
+    assert "time limit of 10 s reached with 0 of 2 jobs finished" in first.output
+    assert "rerun the same command to resume" in first.output and "Traceback" not in first.output
+    step0, never = _saved_steps(tmp_path, task_file)
+    assert step0 is not None and step0 > 0 and never is None  # serial: the second job never started
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 75, second.output
+    assert _saved_steps(tmp_path, task_file)[0] > step0  # resumed from the saved step, not from 0
+
+
+def test_time_limit_stops_every_pool_worker_saving(tmp_path: Path, task_file: Path) -> None:
+    """The workers get no signal of their own: the pool asks them to stop (SIGTERM), and each saves first."""
+    result = CliRunner().invoke(app, _time_limited(tmp_path, task_file, ["-j", "2", "--time-limit", "25s"]))
+    assert result.exit_code == 75, result.output
+    assert all(step is not None and step > 0 for step in _saved_steps(tmp_path, task_file)), result.output
+    assert all("Traceback" not in log.read_text() for log in (tmp_path / "sweep-logs").glob("*.log"))
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "5 m", "1h30", "soon", ""])
+def test_a_bad_time_limit_is_one_line(tmp_path: Path, task_file: Path, text: str) -> None:
+    result = CliRunner().invoke(app, _time_limited(tmp_path, task_file, ["--time-limit", text]))
+    assert result.exit_code == 2 and "--time-limit" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "sweep-digits").exists()
+
+
 # ------------------------------------------------------------------------------------------------ the view
 
 

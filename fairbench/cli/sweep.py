@@ -42,6 +42,24 @@ def _grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
+EXIT_TIME_LIMIT = 75  # sysexits' EX_TEMPFAIL: not failed, not finished; the same command continues
+_NUMBER = r"(\d+(?:\.\d*)?)"
+
+
+def _duration(text: str) -> float:
+    """'90', '90s', '15m', '2h', '1h30m' -> seconds."""
+    import re
+
+    match = re.fullmatch(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?|{_NUMBER}", text.strip())
+    if match is None or not any(match.groups()):
+        raise FairbenchError(f"--time-limit expects a duration like 90s, 15m, 2h or 1h30m, got {text!r}")
+    hours, minutes, seconds, bare = (float(g) if g else 0.0 for g in match.groups())
+    total = 3600 * hours + 60 * minutes + seconds + bare
+    if total <= 0:
+        raise FairbenchError(f"--time-limit must be positive, got {text!r}")
+    return total
+
+
 @user_errors
 def sweep_cmd(
     methods: str = typer.Option(..., "--methods", "-m", help="Comma-separated methods, e.g. vanilla,repfair."),
@@ -67,12 +85,17 @@ def sweep_cmd(
         None, "--snapshot-every", help="Also keep each generator every N steps (RUN/snapshots/)."
     ),
     rank_by: str | None = typer.Option(None, "--rank-by", help="Leaderboard's primary metric."),
+    time_limit: str | None = typer.Option(
+        None, "--time-limit", help="Stop after this long (90s, 15m, 2h, 1h30m) as on Ctrl-C, saving; exit 75."
+    ),
 ) -> None:
-    """Train and score every combination; rerun the same command to resume. Exit 1 if a job failed."""
-    from fairbench.sweep import SweepInterrupted, SweepSettings, expand_grid, make_backend, run_sweep
+    """Train and score every combination; rerun the same command to resume. Exit 1 if a job failed, 130 if
+    interrupted, 75 if stopped at --time-limit (rerun to resume)."""
+    from fairbench.sweep import SweepInterrupted, SweepTimeLimit, SweepSettings, expand_grid, make_backend, run_sweep
     from fairbench.sweep.job import usable_cores
     from fairbench.sweep.local import LOG_FOLDER
 
+    limit = None if time_limit is None else _duration(time_limit)
     settings = SweepSettings(
         out=out, steps=steps, samples=samples, device=device, data_root=data_root, batch_size=batch_size,
         checkpoint_every=checkpoint_every, snapshot_every=snapshot_every,
@@ -86,10 +109,10 @@ def sweep_cmd(
         workers = len(jobs) if address is not None else max(1, min(len(jobs), usable_cores()))
     runner = make_backend(backend, workers, address, retries, log_dir=out / LOG_FOLDER)
     try:
-        outcome = run_sweep(jobs, runner, err, rank_by)
+        outcome = run_sweep(jobs, runner, err, rank_by, time_limit=limit)
     except SweepInterrupted as stop:
         err.print(str(stop), highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_TIME_LIMIT if isinstance(stop, SweepTimeLimit) else 130) from None
     for state in outcome.failed:
         err.print(f"[bold red]failed:[/] {escape(state.key)}: {escape(state.error)}", highlight=False, soft_wrap=True)
     if outcome.leaderboard_error:

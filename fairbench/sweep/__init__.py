@@ -14,7 +14,7 @@ One module each:
 from fairbench.sweep.grid import SweepJob, SweepSettings, expand_grid, finished, split_values
 from fairbench.sweep.job import JobEvent, run_job, threads_per_worker
 from fairbench.sweep.local import LocalPool, SerialBackend
-from fairbench.sweep.run import SweepInterrupted, SweepOutcome, run_sweep
+from fairbench.sweep.run import SweepInterrupted, SweepOutcome, SweepTimeLimit, run_sweep
 
 BACKENDS = ("local", "ray", "serial")
 
@@ -49,6 +49,7 @@ __all__ = [
     "SweepJob",
     "SweepOutcome",
     "SweepSettings",
+    "SweepTimeLimit",
     "expand_grid",
     "finished",
     "make_backend",

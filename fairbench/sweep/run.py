@@ -8,7 +8,9 @@ resume their training from its last saved state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +36,38 @@ class SweepInterrupted(Exception):
     """Ctrl-C or SIGTERM: running jobs saved their training state; rerunning the sweep resumes it."""
 
 
+class SweepTimeLimit(SweepInterrupted):
+    """The sweep's time limit passed: stopped like Ctrl-C (running jobs saved their state), so a scheduler's
+    allocation, or any fixed slot of machine time, ends with nothing lost and the same command resumes."""
+
+
+@dataclass
+class _Deadline:
+    seconds: float | None
+    reached: bool = False
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[_Deadline]:
+    """After `seconds`, interrupt the main thread as Ctrl-C does: every backend already stops on that, saving."""
+    deadline = _Deadline(seconds)
+    if seconds is None:
+        yield deadline
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        deadline.reached = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, handler)  # ValueError off the main thread, as signal.signal says
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield deadline
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass(frozen=True)
 class SweepOutcome:
     states: dict[str, JobState]
@@ -57,10 +91,14 @@ def run_sweep(
     console: Console | None = None,
     rank_by: str | None = None,
     interval: float = 30.0,
+    time_limit: float | None = None,
 ) -> SweepOutcome:
-    """Run every unfinished job of `jobs` on `backend`; a failed job never stops the others."""
+    """Run every unfinished job of `jobs` on `backend`; a failed job never stops the others. After
+    `time_limit` seconds the sweep stops as on Ctrl-C and raises SweepTimeLimit."""
     if not jobs:
         raise FairbenchError("the sweep has no jobs")
+    if time_limit is not None and not time_limit > 0:
+        raise FairbenchError(f"the time limit must be positive, got {time_limit:g} s")
     by_key = {job.key: job for job in jobs}
     status = SweepStatus(jobs)
     todo = []
@@ -78,10 +116,17 @@ def run_sweep(
             atomic.write_text(by_key[event.key].result_path, event.text)
         view.update(event, status.apply(event))
 
+    deadline = _Deadline(time_limit)
     try:
-        with view, _sigterm_as_interrupt():
+        with view, _sigterm_as_interrupt(), _time_limit(time_limit) as deadline:
             backend.run(todo, on_event)
     except (KeyboardInterrupt, TrainingInterrupted):
+        if deadline.reached:
+            done = sum(state.status in (DONE, SKIPPED) for state in status.states.values())
+            raise SweepTimeLimit(
+                f"time limit of {time_limit:g} s reached with {done} of {len(jobs)} jobs finished; the running "
+                "ones saved their training state: rerun the same command to resume"
+            ) from None
         raise SweepInterrupted("interrupted; rerun the same command to resume") from None
 
     results = [job.result_path for job in jobs if status.states[job.key].status in (DONE, SKIPPED)]
