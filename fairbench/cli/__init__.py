@@ -18,6 +18,7 @@ from fairbench.cli.networks import features_app, judge_app
 from fairbench.cli.score import score_cmd
 from fairbench.cli.sweep import sweep_cmd
 from fairbench.cli.train import import_stylegan2_cmd, run_cmd
+from fairbench.cli.vary import vary_cmd
 
 __all__ = ["app", "main", "tasks_table"]
 
@@ -36,7 +37,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 for _name, _command in (
     ("tasks", tasks_cmd), ("methods", methods_cmd), ("run", run_cmd), ("import-stylegan2", import_stylegan2_cmd),
     ("score", score_cmd), ("leaderboard", leaderboard_cmd), ("sweep", sweep_cmd), ("curve", curve_cmd),
-    ("gain", gain_cmd), ("conditions", conditions_cmd), ("report", report_cmd), ("grid", grid_cmd),
+    ("gain", gain_cmd), ("conditions", conditions_cmd), ("vary", vary_cmd), ("report", report_cmd), ("grid", grid_cmd),
 ):
     app.command(_name)(_command)
 

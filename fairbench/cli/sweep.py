@@ -89,8 +89,9 @@ def sweep_cmd(
         None, "--time-limit", help="Stop after this long (90s, 15m, 2h, 1h30m) as on Ctrl-C, saving; exit 75."
     ),
 ) -> None:
-    """Train and score every combination; rerun the same command to resume. Exit 1 if a job failed, 130 if
-    interrupted, 75 if stopped at --time-limit (rerun to resume)."""
+    """Train and score every combination; rerun the same command to resume.
+
+    Exit 1 if a job failed, 130 if interrupted, 75 if stopped at --time-limit (rerun to resume)."""
     from fairbench.sweep import SweepInterrupted, SweepTimeLimit, SweepSettings, expand_grid, make_backend, run_sweep
     from fairbench.sweep.job import usable_cores
     from fairbench.sweep.local import LOG_FOLDER
