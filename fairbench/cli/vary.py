@@ -1,5 +1,5 @@
-"""`fairbench vary`: one hyper-parameter against a group's share and a metric, as a figure and a line per value
-(the drawing is `fairbench.report.hyperparameter`)."""
+"""`fairbench vary`: one hyper-parameter against a group's share, kl_uniform and a metric, as a figure and a
+line per value (the drawing is `fairbench.report.hyperparameter`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def vary_cmd(
     param: str = typer.Option(..., "--param", "-p", help="The hyper-parameter on the x axis, e.g. clip_norm."),
     out: Path = typer.Option(..., "--out", "-o", help="PNG to write."),
     group: str | None = typer.Option(None, "--group", "-g", help="Group whose share is drawn (default: the last)."),
-    metric: str = typer.Option("fid", "--metric", help="Metric of the second panel."),
+    metric: str = typer.Option("fid", "--metric", help="Quality metric of the third panel (after share and KL)."),
     default: float | None = typer.Option(
         None, "--default", help="The value that results leaving PARAM unset ran with (the method's default)."
     ),

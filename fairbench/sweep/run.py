@@ -43,14 +43,13 @@ class SweepTimeLimit(SweepInterrupted):
 
 @dataclass
 class _Deadline:
-    seconds: float | None
     reached: bool = False
 
 
 @contextmanager
 def _time_limit(seconds: float | None) -> Iterator[_Deadline]:
     """After `seconds`, interrupt the main thread as Ctrl-C does: every backend already stops on that, saving."""
-    deadline = _Deadline(seconds)
+    deadline = _Deadline()
     if seconds is None:
         yield deadline
         return
@@ -59,7 +58,10 @@ def _time_limit(seconds: float | None) -> Iterator[_Deadline]:
         deadline.reached = True
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGALRM, handler)  # ValueError off the main thread, as signal.signal says
+    try:
+        previous = signal.signal(signal.SIGALRM, handler)
+    except ValueError:  # signals reach the main thread only
+        raise FairbenchError("a sweep with a time limit must run in the main thread") from None
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield deadline
@@ -116,7 +118,7 @@ def run_sweep(
             atomic.write_text(by_key[event.key].result_path, event.text)
         view.update(event, status.apply(event))
 
-    deadline = _Deadline(time_limit)
+    deadline = _Deadline()
     try:
         with view, _sigterm_as_interrupt(), _time_limit(time_limit) as deadline:
             backend.run(todo, on_event)
