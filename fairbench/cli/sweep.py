@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,6 @@ _NUMBER = r"(\d+(?:\.\d*)?)"
 
 def _duration(text: str) -> float:
     """'90', '90s', '15m', '2h', '1h30m' -> seconds."""
-    import re
-
     match = re.fullmatch(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?|{_NUMBER}", text.strip())
     if match is None or not any(match.groups()):
         raise FairbenchError(f"--time-limit expects a duration like 90s, 15m, 2h or 1h30m, got {text!r}")

@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.report.figure import new_figure, save_figure
-
-PALETTE = ("#1f3a5f", "#c0392b", "#2e8b57", "#d4a017", "#7f9cbf", "#8e44ad", "#e67e22", "#16a085")
+from fairbench.report.figure import PALETTE, new_figure, save_figure
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
 from fairbench import atomic  # noqa: E402
 
 DPI = 100
+# Series colours in order, the house blue first (the leaderboard page's header band).
+PALETTE = ("#1f3a5f", "#c0392b", "#2e8b57", "#d4a017", "#7f9cbf", "#8e44ad", "#e67e22", "#16a085")
 
 
 def new_figure(width: float, height: float) -> Any:

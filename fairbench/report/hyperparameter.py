@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.report.figure import new_figure, save_figure
+from fairbench.report.figure import PALETTE, new_figure, save_figure
 
-COLOUR = "#1f3a5f"
+COLOUR = PALETTE[0]
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,11 @@ class _Deadline:
 
 
 @contextmanager
-def _time_limit(seconds: float | None) -> Iterator[_Deadline]:
-    """After `seconds`, interrupt the main thread as Ctrl-C does: every backend already stops on that, saving."""
-    deadline = _Deadline()
+def _time_limit(seconds: float | None, deadline: _Deadline) -> Iterator[None]:
+    """After `seconds`, interrupt the main thread as Ctrl-C does (every backend already stops on that, saving)
+    and mark `deadline` reached, so the interrupt can be told from a Ctrl-C."""
     if seconds is None:
-        yield deadline
+        yield
         return
 
     def handler(signum, frame):  # noqa: ARG001
@@ -64,7 +64,7 @@ def _time_limit(seconds: float | None) -> Iterator[_Deadline]:
         raise FairbenchError("a sweep with a time limit must run in the main thread") from None
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield deadline
+        yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -120,7 +120,7 @@ def run_sweep(
 
     deadline = _Deadline()
     try:
-        with view, _sigterm_as_interrupt(), _time_limit(time_limit) as deadline:
+        with view, _sigterm_as_interrupt(), _time_limit(time_limit, deadline):
             backend.run(todo, on_event)
     except (KeyboardInterrupt, TrainingInterrupted):
         if deadline.reached:
