@@ -59,3 +59,24 @@ def _holder(fd: int) -> str:
     except OSError:
         return "unknown"
     return text if text.isdigit() else "unknown"
+
+
+def lock_holder(directory: str | os.PathLike[str]) -> int | None:
+    """The pid holding `<directory>/.lock` now, or None (free, no lock file, or not knowable here).
+
+    Read from Linux's /proc/locks rather than by trying the lock: a probe would hold it for an instant, and
+    a run starting in that instant would be refused. A pid recycled since the holder died cannot be
+    mistaken for it: the kernel lists only locks that are held.
+    """
+    try:
+        info = (Path(directory) / LOCK_NAME).stat()
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 6585 fe:00:5906447 0 EOF" ("->" marks a waiter, which holds nothing)
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == device:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None

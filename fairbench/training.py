@@ -282,6 +282,20 @@ def _save_state(path: Path, identity: dict, trainable: Trainable, batches: Tenso
     )
 
 
+def saved_step(directory: Path) -> int | None:
+    """The step a run in `directory` resumes from (its training state's), or None when it has none.
+
+    Memory-mapped, so asking about a long list of runs reads a few bytes of each, not its optimiser state.
+    """
+    path = Path(directory) / "trainstate.pt"
+    if not path.is_file():
+        return None
+    state = safe_torch_load(path, "training state", mmap=True)
+    if not isinstance(state, dict) or state.get("format") != TRAINSTATE_FORMAT:
+        raise FairbenchError(f"{path}: not a fairbench training state; remove it or choose another --out")
+    return int(state["step"])
+
+
 def _restore(path: Path, identity: dict, trainable: Trainable, batches: TensorBatches) -> tuple[int, float]:
     state = safe_torch_load(path, "training state")
     if not isinstance(state, dict) or state.get("format") != TRAINSTATE_FORMAT:

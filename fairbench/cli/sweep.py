@@ -87,6 +87,9 @@ def sweep_cmd(
     time_limit: str | None = typer.Option(
         None, "--time-limit", help="Stop after this long (90s, 15m, 2h, 1h30m) as on Ctrl-C, saving; exit 75."
     ),
+    plan: bool = typer.Option(
+        False, "--plan", help="Only list each job's state (done, saved step, not started) and the steps left."
+    ),
 ) -> None:
     """Train and score every combination; rerun the same command to resume.
 
@@ -105,6 +108,11 @@ def sweep_cmd(
     jobs = expand_grid(
         _names(methods, "--methods"), _names(tasks, "--tasks"), _seeds(seeds), _grid(overrides), settings
     )
+    if plan:
+        from fairbench.sweep.plan import plan_job, render_plan
+
+        typer.echo(render_plan([plan_job(job) for job in jobs]), nl=False)
+        return
     if workers is None:  # on a cluster every job may run at once; here, no more jobs than cores
         workers = len(jobs) if address is not None else max(1, min(len(jobs), usable_cores()))
     runner = make_backend(backend, workers, address, retries, log_dir=out / LOG_FOLDER)

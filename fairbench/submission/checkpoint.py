@@ -45,7 +45,7 @@ def save_torch(path: str | Path, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
-def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
+def safe_torch_load(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
     """torch.load with weights_only=True; every failure becomes one FairbenchError line naming the file."""
     path = Path(path)
     if not path.is_file():
@@ -53,7 +53,7 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about legacy pickle protocols; the error line says enough
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         if not _looks_like_torch_file(path):
             raise FairbenchError(f"{path}: not a readable {what} (neither a torch zip archive nor a pickle)") from None

@@ -9,6 +9,7 @@ One module each:
   job retried); `ray_backend`: the same jobs as Ray tasks (optional extra `ray`);
 - `view`: job states and their live table (terminal) or periodic lines (logs);
 - `run`: `run_sweep`, the driver: skip finished jobs, run the rest, write results, build the leaderboard.
+- `plan`: `--plan`, each job's state (done, saved step, not started, in use) read from its folder, running nothing.
 """
 
 from fairbench.sweep.grid import SweepJob, SweepSettings, expand_grid, finished, split_values
