@@ -91,7 +91,7 @@ def test_lock_holder_names_another_process_only_while_it_holds_the_lock(tmp_path
     assert lock_holder(folder) is None  # no folder, no lock file
     holder = textwrap.dedent(f"""
         from fairbench.locks import run_lock
-        import sys, time
+        import sys
         with run_lock({str(folder)!r}):
             print("held", flush=True)
             sys.stdin.readline()
