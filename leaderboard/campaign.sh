@@ -4,7 +4,8 @@
 # curves). Resumable: rerun the same command after any interruption and every job continues from its training
 # state; finished jobs are skipped.
 #   FAIRBENCH_DATA=/path/to/data leaderboard/campaign.sh [SEEDS...]     (default seeds: 0 1 2 3 4)
-# Environment: OUT (runs folder, default runs/campaign), STEPS (default 20000), TASKS, JOBS (default 2).
+# Environment: OUT (runs folder, default runs/campaign), STEPS (default 20000), TASKS, JOBS (default 2);
+# PLAN=1 runs nothing and prints where every job stands and the training steps left (`fairbench sweep --plan`).
 # On a GPU machine the runs use CUDA (--device auto); each result records its device.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ TASKS=${TASKS:-mnist-bicolor,mnist-bicolor-imbalanced}
 JOBS=${JOBS:-2}
 SEEDS=${*:-0 1 2 3 4}
 common=(-t "$TASKS" --steps "$STEPS" --snapshot-every 2000 --out "$OUT" -j "$JOBS")
+[ -n "${PLAN:-}" ] && common+=(--plan)
 status=0
 for seed in $SEEDS; do
   # Five seeds: vanilla, the fair-by-construction reference, the batch-signal comparator, RepFair (Algorithm 1).
