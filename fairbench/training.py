@@ -288,18 +288,18 @@ def saved_step(directory: Path) -> int | None:
     Memory-mapped, so asking about a long list of runs reads a few bytes of each, not its optimiser state.
     """
     path = Path(directory) / "trainstate.pt"
-    if not path.is_file():
-        return None
-    state = safe_torch_load(path, "training state", mmap=True)
+    return int(_read_state(path, mmap=True)["step"]) if path.is_file() else None
+
+
+def _read_state(path: Path, mmap: bool = False) -> dict:
+    state = safe_torch_load(path, "training state", mmap=mmap)
     if not isinstance(state, dict) or state.get("format") != TRAINSTATE_FORMAT:
         raise FairbenchError(f"{path}: not a fairbench training state; remove it or choose another --out")
-    return int(state["step"])
+    return state
 
 
 def _restore(path: Path, identity: dict, trainable: Trainable, batches: TensorBatches) -> tuple[int, float]:
-    state = safe_torch_load(path, "training state")
-    if not isinstance(state, dict) or state.get("format") != TRAINSTATE_FORMAT:
-        raise FairbenchError(f"{path}: not a fairbench training state; remove it or choose another --out")
+    state = _read_state(path)
     if state.get("identity") != identity:
         raise FairbenchError(
             f"{path}: belongs to a different run (task, method, seed, config or batch size differ); "
