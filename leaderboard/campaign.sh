@@ -6,6 +6,8 @@
 #   FAIRBENCH_DATA=/path/to/data leaderboard/campaign.sh [SEEDS...]     (default seeds: 0 1 2 3 4)
 # Environment: OUT (runs folder, default runs/campaign), STEPS (default 20000), TASKS, JOBS (default 2);
 # PLAN=1 runs nothing and prints where every job stands and the training steps left (`fairbench sweep --plan`).
+# BOARD (default leaderboard/results): jobs whose result is committed there already are skipped, so a fresh
+# checkout (or a GPU machine) trains only what the board lacks; BOARD= (empty) trains every job.
 # On a GPU machine the runs use CUDA (--device auto); each result records its device.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ JOBS=${JOBS:-2}
 SEEDS=${*:-0 1 2 3 4}
 common=(-t "$TASKS" --steps "$STEPS" --snapshot-every 2000 --out "$OUT" -j "$JOBS")
 [ -n "${PLAN:-}" ] && common+=(--plan)
+BOARD=${BOARD-leaderboard/results}
+[ -n "$BOARD" ] && common+=(--board "$BOARD")
 status=0
 for seed in $SEEDS; do
   # Five seeds: vanilla, the fair-by-construction reference, the batch-signal comparator, RepFair (Algorithm 1).

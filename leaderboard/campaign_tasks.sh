@@ -3,13 +3,18 @@
 # rerun the same command to continue. STEPS defaults to each task's training.steps; on 2 CPU cores the committed
 # results used STEPS=1500 (far fewer than the literature's; the board shows each entry's steps).
 #   FAIRBENCH_DATA=/path/to/data leaderboard/campaign_tasks.sh [SEEDS...]     (default seeds: 0 1 2)
+# BOARD (default leaderboard/results): jobs whose result is committed there already are skipped; BOARD= trains all.
+# PLAN=1 runs nothing and prints where every job stands (`fairbench sweep --plan`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FB=${FAIRBENCH:-.venv/bin/fairbench}
 OUT=${OUT:-runs/campaign}
 JOBS=${JOBS:-2}
 SEEDS=${*:-0 1 2}
-steps=()
-if [ -n "${STEPS:-}" ]; then steps=(--steps "$STEPS"); fi
+options=()
+if [ -n "${STEPS:-}" ]; then options=(--steps "$STEPS"); fi
+BOARD=${BOARD-leaderboard/results}
+if [ -n "$BOARD" ]; then options+=(--board "$BOARD"); fi
+if [ -n "${PLAN:-}" ]; then options+=(--plan); fi
 "$FB" sweep -m vanilla,repfair,groupcond,mbstd -t cifar10-lt,utkface-race --seeds "${SEEDS// /,}" \
-  "${steps[@]}" --snapshot-every 500 --out "$OUT" -j "$JOBS"
+  "${options[@]}" --snapshot-every 500 --out "$OUT" -j "$JOBS"

@@ -90,6 +90,9 @@ def sweep_cmd(
     plan: bool = typer.Option(
         False, "--plan", help="Only list each job's state (done, saved step, not started) and the steps left."
     ),
+    board: Path | None = typer.Option(
+        None, "--board", help="Results folder laid out like leaderboard/results: skip jobs whose result it holds."
+    ),
 ) -> None:
     """Train and score every combination; rerun the same command to resume.
 
@@ -108,16 +111,18 @@ def sweep_cmd(
     jobs = expand_grid(
         _names(methods, "--methods"), _names(tasks, "--tasks"), _seeds(seeds), _grid(overrides), settings
     )
+    if board is not None and not board.is_dir():
+        raise FairbenchError(f"--board: no folder {board}")
     if plan:
         from fairbench.sweep.plan import plan_job, render_plan
 
-        typer.echo(render_plan([plan_job(job) for job in jobs]), nl=False)
+        typer.echo(render_plan([plan_job(job, board) for job in jobs]), nl=False)
         return
     if workers is None:  # on a cluster every job may run at once; here, no more jobs than cores
         workers = len(jobs) if address is not None else max(1, min(len(jobs), usable_cores()))
     runner = make_backend(backend, workers, address, retries, log_dir=out / LOG_FOLDER)
     try:
-        outcome = run_sweep(jobs, runner, err, rank_by, time_limit=limit)
+        outcome = run_sweep(jobs, runner, err, rank_by, time_limit=limit, board=board)
     except SweepInterrupted as stop:
         err.print(str(stop), highlight=False)
         raise typer.Exit(EXIT_TIME_LIMIT if isinstance(stop, SweepTimeLimit) else 130) from None

@@ -3,7 +3,8 @@
 One module each:
 
 - `grid`: `expand_grid` turns methods x tasks x seeds x `--set` values into checked `SweepJob`s, each with
-  its own run folder (`fairbench.training.run_dir`); `finished` says whether a job's result is on disk;
+  its own run folder (`fairbench.training.run_dir`); `finished` says whether a job's result is on disk,
+  `board_result` whether a committed results folder (`--board`) holds it already;
 - `job`: `run_job`, what a worker does (train, resuming; score; return the result JSON), reporting `JobEvent`s;
 - `local`: the `serial` backend (in process) and the `local` process pool (spawned workers, a dead worker's
   job retried); `ray_backend`: the same jobs as Ray tasks (optional extra `ray`);

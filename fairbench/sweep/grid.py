@@ -7,12 +7,14 @@ of hyper-parameters), so a typo fails before any job starts rather than in every
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fairbench.entries import config_hash
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard import read_result
 from fairbench.tasks import get_task
@@ -125,3 +127,41 @@ def finished(job: SweepJob) -> bool:
         return False
     steps = (data.get("train") or {}).get("steps")
     return (data["task"], data["method"], data["seed"], steps) == (job.task_id, job.method, job.seed, job.steps)
+
+
+def board_result(job: SweepJob, board: Path) -> Path | None:
+    """The job's result in a committed results folder (`<board>/<task>/<run folder>/seed<S>.json`, the layout
+    leaderboard/collect.sh copies runs into), when it is this very job; else None.
+
+    A campaign outlives the machines that run it: on a fresh checkout its run folders are gone but the board
+    holds what they produced, and training it again would only cost hours. "This very job" is strict: the
+    same task hash, method, resolved config, seed, training steps, batch size and number of samples. A result
+    differing in any of them (an earlier budget, an edited task) is another entry, so the job runs.
+    """
+    path = Path(board) / f"{job.key}.json"
+    if not path.is_file():
+        return None
+    try:
+        read_result(path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FairbenchError, OSError, ValueError):
+        return None
+    spec = get_task(job.task)
+    config = dataclasses.asdict(parse_config(job.method, dict(job.overrides)))
+    expected = (
+        spec.task_hash, job.method, config_hash(config), job.seed, job.steps,
+        job.settings.batch_size or spec.training.batch_size, job.settings.samples or spec.sampling.n_samples,
+    )
+    train = data.get("train") or {}
+    found = (
+        data.get("task_hash"), data.get("method"), data.get("config_hash"), data.get("seed"), train.get("steps"),
+        train.get("batch_size"), data.get("n_samples"),
+    )
+    return path if found == expected else None
+
+
+def existing_result(job: SweepJob, board: Path | None = None) -> Path | None:
+    """Where the job's result already is: its own run folder's (`finished`), else the board's; None: run it."""
+    if finished(job):
+        return job.result_path
+    return None if board is None else board_result(job, board)

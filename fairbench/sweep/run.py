@@ -2,8 +2,9 @@
 
 The driver alone writes result files (atomically, `<run dir>/result.json`, where `fairbench score` puts
 them): a job counts as finished exactly when its result is on disk, so a sweep stopped at any moment
-(Ctrl-C, a crash, a lost node) is resumed by running it again. Jobs already finished are skipped; the others
-resume their training from its last saved state.
+(Ctrl-C, a crash, a lost node) is resumed by running it again. Jobs already finished are skipped, as are, given
+a results folder (`--board`), jobs whose result it holds already; the others resume their training from its
+last saved state.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.console import Console
 from fairbench import atomic
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard import build_leaderboard, read_result, render_csv, render_markdown
-from fairbench.sweep.grid import SweepJob, finished
+from fairbench.sweep.grid import SweepJob, existing_result
 from fairbench.sweep.job import DONE, FAILED, JobEvent
 from fairbench.sweep.view import SKIPPED, JobState, SweepStatus, make_view
 from fairbench.training import TrainingInterrupted, _sigterm_as_interrupt
@@ -94,21 +95,26 @@ def run_sweep(
     rank_by: str | None = None,
     interval: float = 30.0,
     time_limit: float | None = None,
+    board: Path | None = None,
 ) -> SweepOutcome:
     """Run every unfinished job of `jobs` on `backend`; a failed job never stops the others. After
-    `time_limit` seconds the sweep stops as on Ctrl-C and raises SweepTimeLimit."""
+    `time_limit` seconds the sweep stops as on Ctrl-C and raises SweepTimeLimit. A job whose result is in the
+    results folder `board` already (`board_result`) is skipped like a finished one, and that result is the
+    one its leaderboard reads."""
     if not jobs:
         raise FairbenchError("the sweep has no jobs")
     if time_limit is not None and not time_limit > 0:
         raise FairbenchError(f"the time limit must be positive, got {time_limit:g} s")
     by_key = {job.key: job for job in jobs}
     status = SweepStatus(jobs)
-    todo = []
+    todo, result_of = [], {job.key: job.result_path for job in jobs}
     for job in jobs:
-        if finished(job):
-            status.skip(job.key)
-        else:
+        found = existing_result(job, board)
+        if found is None:
             todo.append(job)
+        else:
+            status.skip(job.key)
+            result_of[job.key] = found
 
     console = console or Console(stderr=True)
     view = make_view(status, console, interval)
@@ -131,7 +137,7 @@ def run_sweep(
             ) from None
         raise SweepInterrupted("interrupted; rerun the same command to resume") from None
 
-    results = [job.result_path for job in jobs if status.states[job.key].status in (DONE, SKIPPED)]
+    results = [result_of[job.key] for job in jobs if status.states[job.key].status in (DONE, SKIPPED)]
     out = jobs[0].settings.out
     if not results:
         return SweepOutcome(status.states, results, None, None)
