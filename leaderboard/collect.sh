@@ -17,8 +17,9 @@ find "$OUT" -path '*/seed*/result.json' | sort | while read -r result; do
   method=$(basename "$(dirname "$run")")
   task=$(basename "$(dirname "$(dirname "$run")")")
   target="leaderboard/results/$task/$method/$seed.json"
-  if [ -e "$target" ] && [ "$(budget "$target")" != "$(budget "$result")" ]; then
-    echo "collect: left out $run: $target was trained at another budget (steps, batch: $(budget "$target"))" >&2
+  committed=$([ -e "$target" ] && budget "$target" || true)
+  if [ -n "$committed" ] && [ "$committed" != "$(budget "$result")" ]; then
+    echo "collect: left out $run: $target was trained at another budget (steps, batch: $committed)" >&2
     continue
   fi
   mkdir -p "$(dirname "$target")" leaderboard/samples

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fairbench.entries import config_hash
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import read_result
+from fairbench.leaderboard import ResultRecord, read_result
 from fairbench.tasks import get_task
 from fairbench.training import config_label, parse_config, run_dir
 
@@ -118,15 +117,20 @@ def finished(job: SweepJob) -> bool:
     An unreadable result or one of another step count (an earlier sweep with a different --steps) is not
     finished: the job runs again, resumes its training from the training state and overwrites the result.
     """
-    if not job.result_path.is_file():
+    record = _readable_result(job.result_path)
+    if record is None:
         return False
+    return (record.task, record.method, record.seed, record.steps) == (job.task_id, job.method, job.seed, job.steps)
+
+
+def _readable_result(path: Path) -> ResultRecord | None:
+    """The result at `path` as the leaderboard reads it; None when there is none or it cannot be read."""
+    if not path.is_file():
+        return None
     try:
-        read_result(job.result_path)  # the leaderboard can read it
-        data = json.loads(job.result_path.read_text(encoding="utf-8"))
+        return read_result(path)
     except (FairbenchError, OSError, ValueError):
-        return False
-    steps = (data.get("train") or {}).get("steps")
-    return (data["task"], data["method"], data["seed"], steps) == (job.task_id, job.method, job.seed, job.steps)
+        return None
 
 
 def board_result(job: SweepJob, board: Path) -> Path | None:
@@ -139,12 +143,8 @@ def board_result(job: SweepJob, board: Path) -> Path | None:
     differing in any of them (an earlier budget, an edited task) is another entry, so the job runs.
     """
     path = Path(board) / f"{job.key}.json"
-    if not path.is_file():
-        return None
-    try:
-        read_result(path)
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FairbenchError, OSError, ValueError):
+    record = _readable_result(path)
+    if record is None:
         return None
     spec = get_task(job.task)
     config = dataclasses.asdict(parse_config(job.method, dict(job.overrides)))
@@ -152,10 +152,9 @@ def board_result(job: SweepJob, board: Path) -> Path | None:
         spec.task_hash, job.method, config_hash(config), job.seed, job.steps,
         job.settings.batch_size or spec.training.batch_size, job.settings.samples or spec.sampling.n_samples,
     )
-    train = data.get("train") or {}
     found = (
-        data.get("task_hash"), data.get("method"), data.get("config_hash"), data.get("seed"), train.get("steps"),
-        train.get("batch_size"), data.get("n_samples"),
+        record.task_hash, record.method, record.config_hash, record.seed, record.steps, record.batch_size,
+        record.n_samples,
     )
     return path if found == expected else None
 
