@@ -17,16 +17,12 @@ PY=${PYTHON:-.venv/bin/python}
 # only from the very file that was scored, i.e. one whose sha256 matches the result's.
 scored_checkpoint() {
   "$PY" - "$1" <<'PY'
-import hashlib, json, os, sys
+import json, os, sys
+from fairbench.atomic import sha256_file
 submission = json.load(open(sys.argv[1])).get("submission") or {}
 path, recorded = submission.get("path") or "", submission.get("sha256")
-if path and recorded and os.path.isfile(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() == recorded:
-        print(path)
+if path and recorded and os.path.isfile(path) and sha256_file(path) == recorded:
+    print(path)
 PY
 }
 find leaderboard/results -name '*.json' | sort | while read -r result; do
