@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate everything in leaderboard/ that is derived from the committed result files, in one command:
 #   leaderboard/regenerate.sh [--screenshot]        (or: make leaderboard)
-# - `fairbench report` for every result: its charts, plus sample grids when the scored checkpoint (same sha256) is
-#   still on disk (training runs are not committed, so usually --no-samples, which keeps the grids drawn earlier);
+# - `fairbench report --samples-if-scored` for every result: its charts, plus sample grids when the scored
+#   checkpoint (same sha256) is still on disk; training runs are not committed, so usually the grids drawn earlier
+#   are kept;
 # - for every conditional task, figures/<task>.per-condition.png (`fairbench conditions`: each entry's share of
 #   the last group per condition, mean over seeds and each seed, like the RepFair paper's Figure 2);
 # - for every task with a sweep of RepFair's clip norm, figures/<task>.clip-norm.png (`fairbench vary`: share,
@@ -13,25 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FB=${FAIRBENCH:-.venv/bin/fairbench}
 PY=${PYTHON:-.venv/bin/python}
-# A checkpoint path may hold another run by now (a longer rerun writes to the same folder): samples are drawn
-# only from the very file that was scored, i.e. one whose sha256 matches the result's.
-scored_checkpoint() {
-  "$PY" - "$1" <<'PY'
-import json, os, sys
-from fairbench.atomic import sha256_file
-submission = json.load(open(sys.argv[1])).get("submission") or {}
-path, recorded = submission.get("path") or "", submission.get("sha256")
-if path and recorded and os.path.isfile(path) and sha256_file(path) == recorded:
-    print(path)
-PY
-}
+# A checkpoint path may hold another run by now (a longer rerun writes to the same folder): --samples-if-scored
+# draws samples only from the very file that was scored, one whose sha256 matches the result's.
 find leaderboard/results -name '*.json' | sort | while read -r result; do
-  checkpoint=$(scored_checkpoint "$result")
-  if [ -n "$checkpoint" ]; then
-    "$FB" report "$result" >/dev/null
-  else
-    "$FB" report "$result" --no-samples >/dev/null
-  fi
+  "$FB" report "$result" --samples-if-scored >/dev/null
 done
 for folder in leaderboard/results/*/; do
   task=$(basename "$folder")

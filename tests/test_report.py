@@ -162,3 +162,21 @@ def test_cli_report_prints_the_files(result_copy: Path) -> None:
     out = CliRunner().invoke(app, ["report", str(result_copy), "--no-samples"])
     assert out.exit_code == 0, out.output
     assert out.output.split() == [str(result_copy.with_name("result.shares.png")), str(result_copy.with_name("result.conditions.png"))]
+
+
+def test_samples_if_scored_redraws_only_from_the_scored_submission(result_copy: Path, tmp_path: Path) -> None:
+    """Rebuilding a board: grids come from a checkpoint still there unchanged, else the earlier ones stay."""
+    files = make_report(result_copy, samples_if_scored=True)
+    assert set(files.samples) == {"black", "white"}
+    first = {g: p.read_bytes() for g, p in files.samples.items()}
+    data = json.loads(result_copy.read_text())
+    changed = tmp_path / "retrained" / "checkpoint.pt"
+    changed.parent.mkdir()
+    changed.write_bytes(b"another run in the same folder")
+    for path in (str(tmp_path / "gone.pt"), str(changed)):
+        data["submission"]["path"] = path
+        result_copy.write_text(json.dumps(data))
+        kept = make_report(result_copy, samples_if_scored=True).samples
+        assert {g: p.read_bytes() for g, p in kept.items()} == first
+        with pytest.raises(FairbenchError):  # the same result without the option is still one clear error
+            make_report(result_copy)

@@ -10,7 +10,7 @@ from fairbench import atomic
 from fairbench.report.condition_heatmap import has_conditions, save_condition_heatmap
 from fairbench.report.sample_grids import save_group_grids
 from fairbench.report.share_bars import save_share_bars
-from fairbench.report.source import find_result, judged_samples, load_result
+from fairbench.report.source import find_result, judged_samples, load_result, scored_submission
 
 REPORT_KEY = "report"  # the result JSON's field listing the figures; leaderboards ignore unknown fields
 
@@ -36,16 +36,24 @@ class ReportFiles:
         }
 
 
-def make_report(target: Path, samples: bool = True, per_row: int = 10, device: str = "cpu") -> ReportFiles:
+def make_report(
+    target: Path, samples: bool = True, per_row: int = 10, device: str = "cpu", samples_if_scored: bool = False
+) -> ReportFiles:
     """Figures beside the result found from `target` (a result JSON or a run folder); returns their paths.
 
     With `samples`, the scored images are reproduced (see `fairbench.report.source`) for the sample grids; a
     submission that cannot be found is one FairbenchError before anything is written. Without, grids drawn by
     an earlier report stay listed while their files are there: committed results outlive their checkpoints.
+    `samples_if_scored` redraws the grids only when the scored submission is still there unchanged, and
+    otherwise keeps the earlier ones: a whole board is rebuilt in one pass while only some checkpoints remain.
     """
     path = find_result(Path(target))
     result = load_result(path)
-    judged = judged_samples(result, path, device) if samples else None
+    submission = None
+    if samples_if_scored:
+        submission = scored_submission(result, path)
+        samples = submission is not None
+    judged = judged_samples(result, path, device, submission) if samples else None
     stem = path.with_suffix("")
     shares = save_share_bars(result, stem.with_name(f"{stem.name}.shares.png"))
     conditions = (

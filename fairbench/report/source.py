@@ -91,10 +91,23 @@ def find_submission(result: dict[str, Any], result_path: Path) -> Path:
     return found
 
 
-def judged_samples(result: dict[str, Any], result_path: Path, device: str | torch.device = "cpu") -> JudgedSamples:
-    """The images the result was scored on, reproduced, with the judge's verdict on each."""
+def scored_submission(result: dict[str, Any], result_path: Path) -> Path | None:
+    """The scored submission when it is still there unchanged; None when it is gone or differs (retrained)."""
+    try:
+        return find_submission(result, result_path)
+    except FairbenchError:
+        return None
+
+
+def judged_samples(
+    result: dict[str, Any], result_path: Path, device: str | torch.device = "cpu", submission: Path | None = None
+) -> JudgedSamples:
+    """The images the result was scored on, reproduced, with the judge's verdict on each.
+
+    `submission`, when given, is one `find_submission` already returned: it is not hashed a second time.
+    """
     task = result_task(result, result_path)
-    found = find_submission(result, result_path)
+    found = submission if submission is not None else find_submission(result, result_path)
     kind = (result.get("submission") or {}).get("kind")
     if kind == "checkpoint":
         ckpt = ckpt_io.load_checkpoint(found)
