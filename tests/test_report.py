@@ -159,9 +159,13 @@ def test_cli_report_prints_the_files(result_copy: Path) -> None:
 
     from fairbench.cli import app
 
-    out = CliRunner().invoke(app, ["report", str(result_copy), "--no-samples"])
+    second = result_copy.with_name("second.json")
+    shutil.copy(result_copy, second)
+    out = CliRunner().invoke(app, ["report", str(result_copy), str(second), "--no-samples"])
     assert out.exit_code == 0, out.output
-    assert out.output.split() == [str(result_copy.with_name("result.shares.png")), str(result_copy.with_name("result.conditions.png"))]
+    assert out.output.split() == [
+        str(p.with_name(f"{p.stem}.{kind}.png")) for p in (result_copy, second) for kind in ("shares", "conditions")
+    ]
 
 
 def test_samples_if_scored_redraws_only_from_the_scored_submission(result_copy: Path, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def leaderboard_cmd(
 
 @user_errors
 def report_cmd(
-    target: Path = typer.Argument(..., help="A result JSON, or a run folder holding result.json."),
+    targets: list[Path] = typer.Argument(..., help="Result JSONs, or run folders holding result.json."),
     samples: bool = typer.Option(True, "--samples/--no-samples", help="Sample grids (need the scored submission)."),
     samples_if_scored: bool = typer.Option(
         False, "--samples-if-scored", help="Sample grids when the scored submission is still there, else keep old ones."
@@ -45,13 +45,14 @@ def report_cmd(
     per_row: int = typer.Option(10, "--per-row", help="Samples per grid row."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for re-sampling a checkpoint)."),
 ) -> None:
-    """PNG figures beside a result: group shares, per-condition heat map, sample grids per judged group."""
+    """PNG figures beside each result: group shares, per-condition heat map, sample grids per judged group."""
     from fairbench.report import make_report
 
-    files = make_report(target, samples=samples, per_row=per_row, device=device, samples_if_scored=samples_if_scored)
-    for path in (files.shares, files.conditions, *files.samples.values()):
-        if path is not None:
-            typer.echo(str(path))
+    for target in targets:  # one process for a whole board: torch and the judges load once
+        files = make_report(target, samples=samples, per_row=per_row, device=device, samples_if_scored=samples_if_scored)
+        for path in (files.shares, files.conditions, *files.samples.values()):
+            if path is not None:
+                typer.echo(str(path))
 
 
 @user_errors
