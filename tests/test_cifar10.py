@@ -232,5 +232,5 @@ def test_methods_train_and_sample_unconditional_rgb(tmp_path: Path, method: str)
     )
     ckpt = ckpt_io.load_checkpoint(path)
     model = ckpt_io.build_generator(ckpt, path, torch.device("cpu"))
-    images, labels = sampling.generate(model, 12, 0, task.image_shape, 0, batch_size=5, device=torch.device("cpu"))
+    images, labels = sampling.generate(model, 12, 0, task.image_shape, 0, device=torch.device("cpu"))
     assert images.shape == (12, 3, 32, 32) and images.dtype == torch.uint8 and labels is None

@@ -231,12 +231,14 @@ def test_score_image_set_from_real_test_split(digits_test_npz: Path, tmp_path: P
     assert out.is_file()
 
 
-def test_score_batch_size_never_changes_a_score(digits_checkpoint: Path, tmp_path: Path) -> None:
-    small = score_json(str(digits_checkpoint), "--batch-size", "7", "--out", str(tmp_path / "a.json"))
-    large = score_json(str(digits_checkpoint), "--batch-size", "500", "--out", str(tmp_path / "b.json"))
-    assert small["metrics"] == large["metrics"]
-    assert small["group_counts"] == large["group_counts"]
-    assert small["per_condition"] == large["per_condition"]
+def test_score_old_batch_size_flag_runs_and_changes_nothing(digits_checkpoint: Path, tmp_path: Path) -> None:
+    plain = score_json(str(digits_checkpoint), "--out", str(tmp_path / "a.json"))
+    old = ok("score", str(digits_checkpoint), "--batch-size", "7", "--json", "--device", "cpu", "--out",
+             str(tmp_path / "b.json"))
+    assert "--batch-size is no longer used" in old.stderr
+    given = json.loads(old.stdout)
+    for key in ("metrics", "group_counts", "per_condition"):
+        assert given[key] == plain[key]
 
 
 def test_score_same_seed_twice_is_identical(digits_checkpoint: Path, tmp_path: Path) -> None:
@@ -281,12 +283,9 @@ def test_score_folder_twice_writes_result_beside_the_folder(tmp_path: Path) -> N
         ["--images", "x.npz"],
         ["CKPT", "--device", "tpu"],
         ["CKPT", "--samples", "0"],
-        ["CKPT", "--batch-size", "0"],
-        ["--task", DIGITS, "--images", "NPZ", "--batch-size", "0"],
     ],
     ids=[
         "nothing", "task-only", "ckpt-and-other-task", "samples-with-images", "images-without-task", "bad-device", "zero-samples",
-        "zero-batch", "zero-batch-images",
     ],
 )
 def test_score_argument_errors(args: list[str], digits_checkpoint: Path, digits_test_npz: Path) -> None:

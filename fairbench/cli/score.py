@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fairbench.cli.common import progress_bar, user_errors
+from fairbench.chunking import SCORE_CHUNK
+from fairbench.cli.common import err, progress_bar, user_errors
 from fairbench.errors import FairbenchError
 
 
@@ -24,7 +25,7 @@ def score_cmd(
     samples: int | None = typer.Option(None, "--samples", "-n", help="Samples to draw (default: the task's)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Result JSON (default: result.json beside a checkpoint, NAME.result.json beside an image set)."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result JSON."),
-    batch_size: int = typer.Option(500, "--batch-size", help="Batch size (speed only; never changes a score)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", hidden=True),  # kept so old scripts still run
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Dataset root for the quality reference split."),
     ref_stats: Path | None = typer.Option(None, "--ref-stats", help="Precomputed reference statistics for fid."),
@@ -47,6 +48,9 @@ def score_cmd(
         raise FairbenchError("--images needs --task ID")
     if images is not None and samples is not None:
         raise FairbenchError("--samples applies to checkpoints; an image set is scored as it is")
+    if batch_size is not None:
+        err.print(f"note: --batch-size is no longer used: every network runs in fixed chunks of {SCORE_CHUNK} "
+                  "images while scoring, so that no batch size can change a score", markup=False, highlight=False)
     with progress_bar() as bar:
         handles: dict[str, Any] = {}
 
@@ -56,7 +60,7 @@ def score_cmd(
             bar.update(handles[stage], completed=done, total=total)
 
         options = ScoreOptions(
-            n_samples=samples, batch_size=batch_size, device=device, progress=progress, data_root=data_root,
+            n_samples=samples, device=device, progress=progress, data_root=data_root,
             ref_stats=ref_stats, feature_network=feature_network, name=name,
             note=lambda text: bar.console.print(f"note: {text}", markup=False, highlight=False),
         )

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fairbench import atomic, data, paths
+from fairbench.chunking import chunk_slices
 from fairbench.errors import FairbenchError
 from fairbench.pinned import find_pinned
 from fairbench.registry import Registry
@@ -160,11 +161,14 @@ class Judge:
         return None if self.card.confusion is None else np.asarray(self.card.confusion, dtype=np.float64)
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
-        """Group index per uint8 N x C x H x W image. Per-image results: batch size cannot change them."""
+    def predict(self, images: torch.Tensor) -> np.ndarray:
+        """Group index per uint8 N x C x H x W image, on the device of the judge's weights, in fixed chunks
+        (`fairbench.chunking`): a near tie between two groups cannot flip with the way a caller batches."""
         self.net.eval()
-        out = [self.net(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)]
-        return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.int64)
+        weight = next(self.net.parameters(), None)
+        device = images.device if weight is None else weight.device
+        out = [self.net(images[part].to(device)).argmax(1).cpu() for part in chunk_slices(len(images))]
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
 def _search_dirs() -> list[Path]:

@@ -124,5 +124,5 @@ def judged_samples(
         raise FairbenchError(f"{result_path}: submission kind {kind!r} has no images to show; use --no-samples")
     judge = load_judge_of_result(task, (result.get("judge") or {}).get("sha256"))
     judge.net.to(device)
-    judged = judge.predict(images.to(device))
+    judged = judge.predict(images)
     return JudgedSamples(images.cpu(), None if labels is None else labels.numpy(), judged)

@@ -30,7 +30,6 @@ ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 @dataclass(frozen=True)
 class ScoreOptions:
     n_samples: int | None = None  # default: the task's sampling.n_samples
-    batch_size: int = 500  # speed only; never changes a score
     device: str = "auto"
     progress: ProgressFn | None = None
     data_root: Path | None = None  # for the quality reference split
@@ -73,7 +72,6 @@ def score_checkpoint(
         task.sampling.seed,
         task.image_shape,
         task.num_classes if task.conditional else 0,
-        batch_size=options.batch_size,
         device=device,
         source=str(path),
         progress=(lambda d, t: progress("sampling", d, t)) if progress else None,
@@ -131,20 +129,13 @@ def _score(
     device: torch.device,
     started: float,
 ) -> ScoreResult:
-    if options.batch_size < 1:
-        raise FairbenchError(f"--batch-size must be positive, got {options.batch_size}")
     if options.name is not None:
         entries.check_name(options.name)  # before the work, not after
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
     _ensure_first_use(task, quality_task, options)
     judge = load_judge(task, options.data_root)
     judge.net.to(device)
-    predicted = np.concatenate(
-        [
-            judge.predict(images[i : i + options.batch_size].to(device))
-            for i in range(0, len(images), options.batch_size)
-        ]
-    )
+    predicted = judge.predict(images)
     if options.progress:
         options.progress("judging", len(images), len(images))
     boot = task.bootstrap

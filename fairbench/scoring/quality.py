@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fairbench import data, paths
+from fairbench.chunking import SCORE_CHUNK
 from fairbench.errors import FairbenchError
 from fairbench.tasks import FeatureRef, TaskSpec
 
@@ -30,9 +31,6 @@ class QualityReport:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-# Features are always extracted in batches of this size, whatever --batch-size says: per-image results are
-# then bit-identical, so no quality score moves in its last digits with the user's batch size.
-FEATURE_BATCH = 250
 
 
 def _metric(value: float, ci95: tuple[float, float], higher_is_better: bool = False) -> dict[str, Any]:
@@ -148,7 +146,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             # family, except `fid` against statistics the user gave, and says why.
             _without_reference(task, images, device, ref_stats, net, report, f"no reference split: {exc}")
             return
-    generated = net.extract(images, FEATURE_BATCH, device)
+    generated = net.extract(images, SCORE_CHUNK, device)  # fixed: see fairbench.chunking
     groups = task.groups.names
     key_base = {
         "data_hash": task.data_hash,
@@ -169,7 +167,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         if variant not in ref_features:
             ref_features[variant] = refstats.get_or_compute_features(
                 {**key_base, "variant": variant},
-                lambda: net.extract(reference.images[torch.from_numpy(index)], FEATURE_BATCH, device),
+                lambda: net.extract(reference.images[torch.from_numpy(index)], SCORE_CHUNK, device),
             )
         return ref_features[variant]
 
@@ -231,7 +229,7 @@ def _without_reference(task, images, device, ref_stats, net, report: QualityRepo
 
     quality = task.quality
     if ref_stats is not None and "fid" in quality.metrics:
-        generated = net.extract(images, FEATURE_BATCH, device)
+        generated = net.extract(images, SCORE_CHUNK, device)  # fixed: see fairbench.chunking
         ((value, ci),) = frechet.fid_with_intervals(generated, [_user_ref_stats(ref_stats, net)], quality.n_resamples, quality.seed)
         report.metrics["fid"] = _metric(value, ci)
     names = [n for m in quality.metrics for n in (("fid_intra_mean", "fid_intra_worst") if m == "fid_intra" else (m,))]
@@ -273,7 +271,7 @@ def _iqa(name, images, predicted, task, device, report: QualityReport) -> None:
         report.skipped[name] = why
         return
     metric = iqa.IQA_METRICS.get(name)
-    scores = np.asarray(metric.compute(images, FEATURE_BATCH, device), dtype=np.float64)
+    scores = np.asarray(metric.compute(images, SCORE_CHUNK, device), dtype=np.float64)
     # Hashed after the compute, which has verified (or trust-on-first-use pinned) exactly these files.
     weights: dict[str, str] = {}
     for asset_id in metric.assets:

@@ -1,7 +1,8 @@
 """Draw a task's evaluation samples from a generator: seeded latents, equal counts per condition.
 
-All latents are drawn up front from one seeded torch.Generator and then cut into batches, so the images
-(and every score computed from them) do not depend on the batch size.
+All latents are drawn up front from one seeded torch.Generator and then cut into chunks of
+`fairbench.chunking.SCORE_CHUNK`, always: the images (and every score computed from them) are the same bits
+however they are asked for (see `fairbench.chunking` for why the size of each call matters).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from fairbench.chunking import chunk_slices
 from fairbench.errors import FairbenchError
 
 
@@ -31,14 +33,11 @@ def generate(
     seed: int,
     image_shape: tuple[int, int, int],
     num_classes: int,
-    batch_size: int = 500,
     device: torch.device | str = "cpu",
     source: str = "generator",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(uint8 N x C x H x W images on the CPU, condition labels or None for unconditional models)."""
-    if batch_size < 1:
-        raise FairbenchError("batch size must be positive")
     latent_dim = int(getattr(model, "latent_dim", 0))
     if latent_dim < 1:
         raise FairbenchError(f"{source}: generator has no positive `latent_dim`")
@@ -52,9 +51,9 @@ def generate(
     labels = condition_labels(n_samples, num_classes) if num_classes > 0 else None
     model.eval()
     chunks = []
-    for start in range(0, n_samples, batch_size):
-        z = z_all[start : start + batch_size].to(device)
-        y = labels[start : start + batch_size].to(device) if labels is not None else None
+    for part in chunk_slices(n_samples):
+        z = z_all[part].to(device)
+        y = labels[part].to(device) if labels is not None else None
         try:
             out = model(z, y)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # the submitted network's fault
@@ -68,5 +67,5 @@ def generate(
             raise FairbenchError(f"{source}: generator returned NaN or infinite values")
         chunks.append(to_uint8(out.float()).cpu())
         if progress is not None:
-            progress(min(start + batch_size, n_samples), n_samples)
+            progress(part.stop, n_samples)
     return torch.cat(chunks), labels

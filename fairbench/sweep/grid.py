@@ -34,7 +34,6 @@ class SweepSettings:
     batch_size: int | None = None  # training batch size; None: the task's
     checkpoint_every: int | None = None
     snapshot_every: int | None = None
-    score_batch_size: int = 500
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def _train_and_score(job: SweepJob, emit: Emit) -> JobEvent:
         )
         checkpoint = train(options, lambda step, total, logs: throttle("train", step, total))
         score_options = ScoreOptions(
-            n_samples=settings.samples, batch_size=settings.score_batch_size, device=settings.device,
+            n_samples=settings.samples, device=settings.device,
             data_root=settings.data_root, progress=lambda stage, done, total: throttle(stage, done, total),
         )
         result = score_checkpoint(checkpoint, score_options, task=spec)
