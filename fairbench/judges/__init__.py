@@ -163,7 +163,7 @@ class Judge:
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> np.ndarray:
         """Group index per uint8 N x C x H x W image, on the device of the judge's weights, in fixed chunks
-        (`fairbench.chunking`): a near tie between two groups cannot flip with the way a caller batches."""
+        (`fairbench.chunking`), so no batch-size setting can flip a near tie between two groups."""
         self.net.eval()
         weight = next(self.net.parameters(), None)
         device = images.device if weight is None else weight.device
