@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
+from fairbench.chunking import SCORE_CHUNK
 from fairbench.submission.checkpoint import load_checkpoint
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
@@ -142,9 +143,9 @@ FAULTS: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
     "nan-output": (_nan_output, "NaN"),
     "all-weights-nan": (_all_weights_nan, "NaN"),
     "infinite-output": (_infinite_output, "infinite"),
-    "rgb-for-greyscale-task": (_rgb_generator, "expected (500, 1, 16, 16)"),
-    "mnist-shaped-claims-digits": (_mnist_shaped_claims_digits, "returned shape (500, 1, 28, 28)"),
-    "digits-generator-claims-mnist": (_digits_claims_mnist, "expected (500, 1, 28, 28)"),
+    "rgb-for-greyscale-task": (_rgb_generator, f"expected ({SCORE_CHUNK}, 1, 16, 16)"),
+    "mnist-shaped-claims-digits": (_mnist_shaped_claims_digits, f"returned shape ({SCORE_CHUNK}, 1, 28, 28)"),
+    "digits-generator-claims-mnist": (_digits_claims_mnist, f"expected ({SCORE_CHUNK}, 1, 28, 28)"),
     "image-shape-edited-weights-not": (_image_shape_edited_only, "do not fit"),
     "fewer-classes-than-task": (_fewer_classes, "conditional on 5 classes; the task needs 10"),
     "unconditional-for-conditional-task": (_unconditional, "unconditional; the task needs 10"),
@@ -181,7 +182,7 @@ def test_grid_refuses_the_same_faults(case: str, tmp_path: Path, digits_checkpoi
     path = build(tmp_path, digits_checkpoint)
     out = tmp_path / "grid.png"
     line = cli_error_line(["grid", str(path), "--out", str(out)], path)
-    assert expected.replace("500", "80") in line or expected in line
+    assert expected.replace(str(SCORE_CHUNK), "80") in line or expected in line
     assert not out.exists()
 
 
