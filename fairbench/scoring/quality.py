@@ -31,8 +31,6 @@ class QualityReport:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-
-
 def _metric(value: float, ci95: tuple[float, float], higher_is_better: bool = False) -> dict[str, Any]:
     return {"value": float(value), "ci95": [float(ci95[0]), float(ci95[1])], "higher_is_better": higher_is_better}
 
