@@ -34,6 +34,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from fairbench import paths
+from fairbench.chunking import chunk_slices
 from fairbench.errors import FairbenchError
 from fairbench.pinned import find_pinned
 from fairbench.registry import Registry
@@ -221,8 +222,8 @@ class DomainNetwork(FeatureNetwork):
         self.net.to(device).eval()
         out = []
         with torch.no_grad():
-            for start in range(0, len(images), DOMAIN_CHUNK):
-                chunk = images[start : start + DOMAIN_CHUNK]
+            for part in chunk_slices(len(images), DOMAIN_CHUNK):
+                chunk = images[part]
                 real = len(chunk)
                 if real < DOMAIN_CHUNK:
                     chunk = torch.cat([chunk, chunk.new_zeros((DOMAIN_CHUNK - real, *chunk.shape[1:]))])
