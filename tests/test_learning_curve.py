@@ -12,7 +12,15 @@ from typer.testing import CliRunner
 
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.report.learning_curve import CurvePoint, curves_csv, save_learning_curves, score_run, summarise
+from fairbench.report.learning_curve import (
+    CurvePoint,
+    curves_csv,
+    draw_learning_curves,
+    save_learning_curves,
+    score_run,
+    step_label,
+    summarise,
+)
 from fairbench.tasks import get_task
 from fairbench.training import RunOptions, train
 
@@ -70,6 +78,26 @@ def test_csv_and_figure(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and table == tmp_path / "c.csv" and table.exists()
     with pytest.raises(FairbenchError, match="no snapshots"):
         save_learning_curves([], "fid", tmp_path / "d.png")
+
+
+def test_step_labels_are_short() -> None:
+    assert [step_label(s) for s in (0, 500, 2000, 12500, 20000, 1_250_000)] == ["0", "500", "2k", "12.5k", "20k", "1.25M"]
+
+
+def test_step_tick_labels_do_not_overlap() -> None:
+    """The campaign's axis (2,000 to 20,000 steps) once printed 15000 and 17500 into one another."""
+    points = [CurvePoint(f"run{r}", s, {"fid": 60.0 / (1 + s / 4000)}, {"black": 1.0, "white": 0.0})
+              for r in range(2) for s in range(2000, 20001, 2000)]
+    fig = draw_learning_curves(points, "fid")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        boxes = [t.get_window_extent(renderer) for t, v in zip(ax.get_xticklabels(), ax.get_xticks())
+                 if low <= v <= high and t.get_text()]
+        assert len(boxes) >= 3
+        boxes.sort(key=lambda b: b.x0)
+        assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:]))
 
 
 def test_a_run_without_snapshots_is_one_clear_error(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 from fairbench import atomic
 from fairbench.errors import FairbenchError
@@ -121,6 +122,15 @@ def curves_csv(points: list[CurvePoint], metric: str) -> str:
     return buffer.getvalue()
 
 
+def step_label(step: float, _position: object = None) -> str:
+    """A short tick label (2k, 12.5k, 1.2M): five-digit step counts written out in full overlap on a 9-inch
+    two-panel figure."""
+    for scale, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if abs(step) >= scale:
+            return f"{step / scale:.4g}{suffix}"
+    return f"{step:.4g}"
+
+
 def draw_learning_curves(points: list[CurvePoint], metric: str) -> Any:
     """Two panels sharing the step axis: `metric` (log scale) and the judged share of the first group, one
     line per run, with the uniform share dashed."""
@@ -139,6 +149,8 @@ def draw_learning_curves(points: list[CurvePoint], metric: str) -> Any:
             share_ax.plot(steps, 100 * share, marker="o", markersize=3, color=line.get_color(), label=run)
     if np.nanmin([p.metrics.get(metric, np.nan) for p in points] + [np.inf]) > 0:
         quality_ax.set_yscale("log")
+        for set_formatter in (quality_ax.yaxis.set_major_formatter, quality_ax.yaxis.set_minor_formatter):
+            set_formatter(LogFormatter(labelOnlyBase=False))  # 20, 40, 60 rather than 2 x 10^1
     quality_ax.set_xlabel("training step")
     quality_ax.set_ylabel(f"{metric} (lower is better)")
     quality_ax.grid(alpha=0.3)
@@ -148,6 +160,9 @@ def draw_learning_curves(points: list[CurvePoint], metric: str) -> Any:
         share_ax.set_ylabel(f"judged share of {groups[0]} (%)")
     share_ax.set_xlabel("training step")
     share_ax.grid(alpha=0.3)
+    for ax in (quality_ax, share_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(step_label))
     share_ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
