@@ -9,12 +9,17 @@ the group at scoring time. D's projection head is on the joint label (class, gro
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from baselines.cdcgan import latent_for_group
+from baselines.cdcgan import group_of_latent, latent_for_group
 from baselines.gan import GANConfig, build
+from fairbench.judges import Judge
 from fairbench.methods import METHODS, BatchSource, Trainable
+from fairbench.submission.sampling import generate, sample_latents
+from fairbench.tasks import TaskSpec
 
 
 def balanced_real(batches: BatchSource, batch_size: int):
@@ -59,6 +64,21 @@ class GroupCond:
         loss_g.backward()
         opt.step()
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
+
+def asked_group_agreement(model: nn.Module, judge: Judge, task: TaskSpec, n_samples: int, seed: int) -> np.ndarray:
+    """Per group, the share of the task's seeded samples that the judge assigns to the group they were drawn for.
+
+    A groupcond generator reads each sample's group off its first latent, so every sample comes with the group it
+    should show: the judge's agreement says how recognisably each group is drawn, where the judged shares alone
+    cannot (a uniform sampler is judged uniform only if its images are read right). On real images the same
+    figure is the judge's recall. NaN for a group no sample was drawn for.
+    """
+    classes = task.num_classes if task.conditional else 0
+    images, _ = generate(model, n_samples, seed, task.image_shape, classes)
+    asked = group_of_latent(sample_latents(n_samples, model.latent_dim, seed)[:, 0], task.n_groups).numpy()
+    judged = judge.predict(images)
+    return np.array([(judged[asked == g] == g).mean() if (asked == g).any() else np.nan for g in range(task.n_groups)])
 
 
 METHODS.register("groupcond", GroupCond())

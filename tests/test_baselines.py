@@ -15,7 +15,7 @@ from baselines.cdcgan import (
     latent_for_group,
     minibatch_stddev,
 )
-from baselines.groupcond import balanced_real
+from baselines.groupcond import asked_group_agreement, balanced_real
 from fairbench import data
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins
@@ -151,6 +151,42 @@ def test_groupcond_generator_draws_the_group_named_by_its_latent():
         assert torch.equal(gen(z), gen(z, groups=groups))
         other = (groups + 1) % 3
         assert not torch.allclose(gen(z), gen(z, groups=other))
+
+
+class _PaintsItsGroup(torch.nn.Module):
+    """Draws each sample as a flat image whose grey level names the group its first latent asks for."""
+
+    def __init__(self, task) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes, self.task = 4, 0, task
+
+    def forward(self, z, y=None):
+        level = group_of_latent(z[:, 0], self.task.n_groups).float() / (self.task.n_groups - 1) * 2 - 1
+        return level.view(-1, 1, 1, 1).expand(-1, *self.task.image_shape).contiguous()
+
+
+class _ReadsTheGreyLevel:
+    """A judge that reads the group back off the grey level, then renames it by `rename`."""
+
+    def __init__(self, n_groups: int, rename) -> None:
+        self.n_groups, self.rename = n_groups, rename
+
+    def predict(self, images):
+        group = np.rint(images.float().mean((1, 2, 3)).numpy() / 255 * (self.n_groups - 1)).astype(np.int64)
+        return self.rename(group)
+
+
+def test_asked_group_agreement_pairs_each_sample_with_the_group_it_was_drawn_for():
+    task = get_task("cifar10-lt")  # 10 groups, unconditional; only its spec is read
+    model, n = _PaintsItsGroup(task), task.n_groups
+
+    def agreement(rename):
+        return asked_group_agreement(model, _ReadsTheGreyLevel(n, rename), task, 500, seed=3)
+
+    assert agreement(lambda g: g).tolist() == [1.0] * n  # fails if the latents were not the sampler's own
+    assert agreement(lambda g: (g + 1) % n).tolist() == [0.0] * n
+    only_first = agreement(lambda g: np.where(g == 0, 0, (g + 1) % n))
+    assert only_first.tolist() == [1.0] + [0.0] * (n - 1)
 
 
 def test_groupcond_trains_on_group_balanced_real_batches(batches):

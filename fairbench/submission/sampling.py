@@ -26,6 +26,11 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def sample_latents(n_samples: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """The N x latent_dim latents `generate` feeds a generator for this seed (for checks that need them too)."""
+    return torch.randn(n_samples, latent_dim, generator=torch.Generator().manual_seed(seed))
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
@@ -46,8 +51,7 @@ def generate(
         built = f"conditional on {model_classes} classes" if model_classes > 0 else "unconditional"
         wanted = f"{num_classes} classes" if num_classes > 0 else "no classes (unconditional)"
         raise FairbenchError(f"{source}: generator is {built}; the task needs {wanted}")
-    rng = torch.Generator().manual_seed(seed)
-    z_all = torch.randn(n_samples, latent_dim, generator=rng)
+    z_all = sample_latents(n_samples, latent_dim, seed)
     labels = condition_labels(n_samples, num_classes) if num_classes > 0 else None
     model.eval()
     chunks = []
