@@ -33,8 +33,10 @@ def curve_cmd(
     with progress_bar() as bar:
         handle = bar.add_task("scoring snapshots", total=total, info="")
         for run in runs:
-            def progress(label: str, step: int) -> None:
-                bar.update(handle, info=f"{label} step {step}")
+            steps, done = [step for step, _ in snapshots(run)], len(points)
+
+            def progress(label: str, step: int, steps=steps, done=done) -> None:  # called before each scoring
+                bar.update(handle, completed=done + steps.index(step), info=f"{label} step {step}")
 
             points += score_run(run, lambda path: score_checkpoint(path, options).to_json(), samples, progress)
             bar.update(handle, completed=len(points))
