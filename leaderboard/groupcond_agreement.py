@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
 from baselines.groupcond import asked_group_agreement
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
@@ -26,7 +28,8 @@ def report(path: str, n_samples: int | None) -> str:
     n = n_samples or task.sampling.n_samples
     agreement = asked_group_agreement(build_generator(ckpt, path), load_judge(task), task, n, task.sampling.seed)
     per_group = ", ".join(f"{name} {100 * a:.1f}%" for name, a in zip(task.groups.names, agreement))
-    return f"{path}: judge agrees on {100 * agreement.mean():.1f}% ({n} samples): {per_group}"
+    mean = 100 * np.nanmean(agreement)
+    return f"{path}: judge agrees on {mean:.1f}% on average over groups ({n} samples): {per_group}"
 
 
 def main() -> int:
