@@ -33,10 +33,10 @@ def curve_cmd(
     with progress_bar() as bar:
         handle = bar.add_task("scoring snapshots", total=total, info="")
         for run in runs:
-            steps, done = [step for step, _ in snapshots(run)], len(points)
+            before = len(points)
 
-            def progress(label: str, step: int, steps=steps, done=done) -> None:  # called before each scoring
-                bar.update(handle, completed=done + steps.index(step), info=f"{label} step {step}")
+            def progress(label: str, step: int, done: int, before=before) -> None:
+                bar.update(handle, completed=before + done, info=f"{label} step {step}")
 
             points += score_run(run, lambda path: score_checkpoint(path, options).to_json(), samples, progress)
             bar.update(handle, completed=len(points))

@@ -78,10 +78,11 @@ def score_run(
     run_dir: Path,
     score: Callable[[Path], dict[str, Any]],
     n_samples: int | None = None,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[CurvePoint]:
     """Every snapshot of one run as a curve point; `score(checkpoint)` gives a result dict, drawn with
-    `n_samples` (None: the task's), and is cached as JSON under a name that says which."""
+    `n_samples` (None: the task's), and is cached as JSON under a name that says which. `progress(label,
+    step, done)` is called before each snapshot is scored, with the number of this run's snapshots done."""
     label = run_label(run_dir)
     points = []
     for step, path in snapshots(run_dir):
@@ -90,7 +91,7 @@ def score_run(
             result = json.loads(cached.read_text())
         else:
             if progress is not None:
-                progress(label, step)
+                progress(label, step, len(points))
             result = score(path)
             atomic.write_text(cached, json.dumps(result, indent=2, allow_nan=False) + "\n")
         points.append(point_from_result(label, step, result))
