@@ -133,15 +133,16 @@ class CDCGANDiscriminator(nn.Module):
         self.score = nn.Linear(feat_dim, 1)
         self.embed = nn.Embedding(num_classes, feat_dim) if num_classes > 0 else None
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
-        if self.minibatch_std:
-            h = minibatch_stddev(h, self.group_size)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, with_features: bool = False):
+        """Scores, N; with `with_features`, also the per-image conv features (N x 2w*H/4*W/4, before the
+        minibatch-std channel), which feature matching compares between real and generated batches."""
+        feats = self.features(x)
+        h = minibatch_stddev(feats, self.group_size) if self.minibatch_std else feats
         h = h.flatten(1)
         out = self.score(h).squeeze(1)
         if self.embed is not None and y is not None:
             out = out + (self.embed(y) * h).sum(dim=1) / h.shape[1] ** 0.5
-        return out
+        return (out, feats.flatten(1)) if with_features else out
 
 
 ARCHITECTURES.register("cdcgan", CDCGANGenerator)

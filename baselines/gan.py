@@ -10,6 +10,7 @@ checkpoints still score).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -28,7 +29,13 @@ class GANConfig:
     latent_dim: int = 100
     width: int = 64  # G's last hidden and D's first conv channels (the others are 2 x width)
     mapping_layers: int = 0  # dcgan-conditional only
-    minibatch_std: bool = False  # cdcgan only: D sees a minibatch standard-deviation channel (group 4)
+    minibatch_std: bool = False  # cdcgan only: D sees a minibatch standard-deviation channel
+    mbstd_group: int = 4  # samples per minibatch-std group (capped at the batch; Karras et al. use 4)
+    # Remedies for mode dropping (issue 43), all off by default; see recipe_terms() for what each adds.
+    feature_matching: float = 0.0  # weight of Salimans et al.'s feature matching in G's loss
+    mode_seeking: float = 0.0  # weight of Mao et al.'s mode-seeking term in G's loss
+    r1_gamma: float = 0.0  # R1 penalty on D's gradient at real images (Mescheder et al. 2018)
+    ema_decay: float = 0.0  # > 0: the scored generator is an exponential moving average of G's weights
     optimizer_d: Literal["adam", "sgd"] = "adam"
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -48,6 +55,14 @@ def check_config(config: GANConfig) -> None:
         problems.append("mapping_layers needs architecture=dcgan-conditional")
     if config.minibatch_std and config.architecture != "cdcgan":
         problems.append("minibatch_std needs architecture=cdcgan")
+    if config.mbstd_group < 2:
+        problems.append(f"mbstd_group must be >= 2, got {config.mbstd_group}")
+    if config.feature_matching and config.architecture != "cdcgan":
+        problems.append("feature_matching needs architecture=cdcgan")
+    problems += [f"{name} must be >= 0, got {getattr(config, name)}"
+                 for name in ("feature_matching", "mode_seeking", "r1_gamma") if not getattr(config, name) >= 0]
+    if not 0 <= config.ema_decay < 1:
+        problems.append(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     problems += [f"{name} must be positive, got {getattr(config, name)}" for name in ("lr_g", "lr_d")
                  if not getattr(config, name) > 0]
     problems += [f"{name} must be in [0, 1), got {getattr(config, name)}" for name in ("beta1", "beta2")
@@ -84,35 +99,68 @@ def build(task, config: GANConfig, device: torch.device, n_groups: int = 0) -> T
         kwargs["mapping_layers"] = config.mapping_layers
         arch, gen = "dcgan-conditional", ConditionalGenerator(**kwargs)
     if config.architecture == "cdcgan":
-        disc = CDCGANDiscriminator(d_labels, shape, config.width, minibatch_std=config.minibatch_std)
+        disc = CDCGANDiscriminator(d_labels, shape, config.width, minibatch_std=config.minibatch_std,
+                                   group_size=config.mbstd_group)
     else:
         disc = ProjectionDiscriminator(classes, shape, config.width)
     gen, disc = gen.to(device), disc.to(device)
+    modules = {"generator": gen, "discriminator": disc}
+    if config.ema_decay > 0:  # scored and saved in the checkpoint instead of the raw generator
+        modules[EMA] = copy.deepcopy(gen).requires_grad_(False)
     return Trainable(
-        modules={"generator": gen, "discriminator": disc},
+        modules=modules,
         optimizers=_optimizers(gen, disc, config),
-        generator="generator",
+        generator=EMA if config.ema_decay > 0 else "generator",
         arch=arch,
         arch_kwargs=kwargs,
     )
+
+
+EMA = "generator_ema"
+
+
+@torch.no_grad()
+def update_ema(t: Trainable, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * G for parameters; buffers (BatchNorm statistics) are copied."""
+    ema, gen = t.modules[EMA], t.modules["generator"]
+    for target, source in zip(ema.parameters(), gen.parameters()):
+        target.lerp_(source, 1 - decay)
+    for target, source in zip(ema.buffers(), gen.buffers()):
+        target.copy_(source)
 
 
 def _labels(gen, y: torch.Tensor) -> torch.Tensor | None:
     return y if gen.num_classes > 0 else None
 
 
+def r1_penalty(disc, real: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D's scores on `real`, mean squared norm of their gradient w.r.t. the images), for gamma/2 * R1."""
+    real = real.detach().requires_grad_(True)
+    scores = disc(real, labels)
+    (grad,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
+    return scores, grad.pow(2).flatten(1).sum(1).mean()
+
+
 def discriminator_update(
-    t: Trainable, real: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, clip_norm: float | None
+    t: Trainable, real: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, clip_norm: float | None,
+    r1_gamma: float = 0.0,
 ) -> dict[str, float]:
-    """One D step on a real batch and as many fakes; optionally clip D's total gradient norm to clip_norm."""
+    """One D step on a real batch and as many fakes; optionally clip D's total gradient norm to clip_norm and
+    add the R1 penalty r1_gamma / 2 * E||grad D(x)||^2 on the real batch."""
     gen, disc, opt = t.modules["generator"], t.modules["discriminator"], t.optimizers["discriminator"]
     labels = _labels(gen, y)
     with torch.no_grad():
         fake = gen(noise, labels)
-    loss = F.softplus(-disc(real, labels)).mean() + F.softplus(disc(fake, labels)).mean()
+    logs = {}
+    if r1_gamma > 0:
+        real_scores, r1 = r1_penalty(disc, real, labels)
+        logs["r1"] = r1.item()
+    else:
+        real_scores, r1 = disc(real, labels), 0.0
+    loss = F.softplus(-real_scores).mean() + F.softplus(disc(fake, labels)).mean()
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    logs = {"loss_d": loss.item()}
+    (loss + 0.5 * r1_gamma * r1).backward()
+    logs["loss_d"] = loss.item()
     if clip_norm is not None:
         norm = torch.nn.utils.clip_grad_norm_(disc.parameters(), clip_norm)
         logs["grad_norm_d"] = float(norm)
@@ -120,22 +168,65 @@ def discriminator_update(
     return logs
 
 
-def generator_update(t: Trainable, y: torch.Tensor, noise: torch.Tensor) -> dict[str, float]:
+def generator_update(
+    t: Trainable, y: torch.Tensor, noise: torch.Tensor, config: GANConfig | None = None,
+    real: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """One G step on the non-saturating loss, plus the recipe's terms (`recipe_terms`) and its EMA update."""
     gen, disc, opt = t.modules["generator"], t.modules["discriminator"], t.optimizers["generator"]
     labels = _labels(gen, y)
-    loss = F.softplus(-disc(gen(noise, labels), labels)).mean()
+    fake = gen(noise, labels)
+    wants_features = config is not None and config.feature_matching > 0
+    scores = disc(fake, labels, with_features=True) if wants_features else disc(fake, labels)
+    fake_features = None
+    if wants_features:
+        scores, fake_features = scores
+    loss = F.softplus(-scores).mean()
+    logs = {"loss_g": loss.item()}
+    if config is not None:
+        extra, extra_logs = recipe_terms(disc, config, noise, fake, fake_features, real, labels)
+        loss = loss + extra
+        logs.update(extra_logs)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return {"loss_g": loss.item()}
+    if config is not None and config.ema_decay > 0:
+        update_ema(t, config.ema_decay)
+    return logs
+
+
+def recipe_terms(disc, config: GANConfig, noise, fake, fake_features, real, labels) -> tuple[torch.Tensor, dict]:
+    """G's extra loss terms against mode dropping, each a batch-level signal a per-image loss cannot give.
+
+    - feature matching (Salimans et al. 2016): the squared distance between the batch means of D's conv
+      features on real and generated images, so a batch missing a mode that real batches show is penalised
+      in proportion to how often real batches show it;
+    - mode seeking (Mao et al. 2019): 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps) over the batch's two
+      halves, which rewards different outputs for different latents.
+    """
+    extra, logs = fake.new_zeros(()), {}
+    if config.feature_matching > 0:
+        if real is None:
+            raise ValueError("feature matching needs the real batch")
+        with torch.no_grad():
+            _, real_features = disc(real, labels, with_features=True)
+        fm = (fake_features.mean(0) - real_features.mean(0)).pow(2).mean()
+        extra = extra + config.feature_matching * fm
+        logs["fm"] = fm.item()
+    if config.mode_seeking > 0:
+        half = len(fake) // 2
+        ratio = (fake[:half] - fake[half:2 * half]).abs().mean() / (noise[:half] - noise[half:2 * half]).abs().mean()
+        extra = extra + config.mode_seeking / (ratio + 1e-5)
+        logs["ms"] = ratio.item()
+    return extra, logs
 
 
 def gan_step(
     t: Trainable, batches: BatchSource, batch_size: int, config: GANConfig, group: int | None, clip: float | None
 ) -> dict[str, float]:
     real, y = batches.real(batch_size, group=group)
-    logs = discriminator_update(t, real, y, batches.noise(batch_size, config.latent_dim), clip)
-    logs.update(generator_update(t, y, batches.noise(batch_size, config.latent_dim)))
+    logs = discriminator_update(t, real, y, batches.noise(batch_size, config.latent_dim), clip, config.r1_gamma)
+    logs.update(generator_update(t, y, batches.noise(batch_size, config.latent_dim), config, real))
     return logs
 
 
