@@ -1,10 +1,10 @@
 """Scoring cost, two figures in one run.
 
-1. The fairness statistics alone (confidence regions, metric ranges, tests, debiased estimates: today's
-   `fairness_report` + `conditional_fairness_report`) against the percentile bootstrap they replaced
-   (1,000 resamples, stratified by condition, each resample corrected; rebuilt here from today's kernels),
-   on the same judged labels: 10,000 labels over 10 conditions x 2 groups (mnist-bicolor's shape) and over
-   10 groups unconditional, each with a perfect and an imperfect judge. Target: ratio new / old <= 1.
+1. The fairness statistics alone (profile intervals, regions, tests, debiased estimates: today's
+   `fairness_report` + `conditional_fairness_report`) against the method they replaced (every metric's
+   range over the simultaneous regions, overall and per condition, beside Pearson tests; rebuilt here from
+   today's region kernels), on the same judged labels: 10,000 labels over 10 conditions x 2 groups
+   (mnist-bicolor's shape) and over 10 groups unconditional, each with a perfect and an imperfect judge.
 2. End-to-end: sample, judge, fairness, and the FID family + KID on the task's domain network, for N samples.
    Each measurement runs in its own process, so its peak resident memory is its own: 10,000 samples with a
    cold reference-statistics cache, the same warm (targets: at most 5 s warm on 2 cores, peak under 2 GB),
@@ -94,28 +94,25 @@ def bare_work_seconds(task, generator, samples: int, device: str) -> dict[str, f
     return timings
 
 
-def _old_percentile_bootstrap(predicted, conditions, k, n_cond, confusion, n_resamples=1000, seed=0):
-    """What fairbench computed before its confidence regions: per condition, 1,000 multinomial resamples of
-    the counts, each corrected for the judge, every metric on each, percentiles; mean and max over conditions
-    per resample for the summaries."""
+def _previous_regions(predicted, conditions, k, n_cond, confusion, counts):
+    """What fairbench computed before the profile intervals: each metric's range over the simultaneous region
+    (exact Clopper-Pearson box observed, score box corrected) for the whole run and every condition, the
+    Bonferroni regions for the summaries, and Pearson chi-square tests."""
     import numpy as np
+    import scipy.stats
 
-    from fairbench.metrics.correction import correct_rows
+    from fairbench.metrics import regions
     from fairbench.metrics.row_metrics import ROW_METRICS
 
-    rng = np.random.default_rng(seed)
-    table = np.bincount(conditions * k + predicted, minlength=n_cond * k).reshape(n_cond, k)
-    per_condition = []
-    for counts in [table.sum(axis=0)] + list(table):
-        n = int(counts.sum())
-        resampled = rng.multinomial(n, counts / n, size=n_resamples) / n
-        corrected = correct_rows(resampled, confusion)
-        draws = np.stack([fn(p) for fn in ROW_METRICS.values() for p in (resampled, corrected)], axis=1)
-        np.percentile(draws, [2.5, 97.5], axis=0)
-        per_condition.append(draws)
-    stacked = np.stack(per_condition[1:])
-    np.percentile(stacked.mean(axis=0), [2.5, 97.5], axis=0)
-    np.percentile(stacked.max(axis=0), [2.5, 97.5], axis=0)
+    table = np.bincount(conditions * k + predicted, minlength=n_cond * k).reshape(n_cond, k).astype(np.float64)
+    sizes = counts.sum(axis=1)
+    for rows, alpha in ((table.sum(axis=0)[None], 0.05), (table, 0.05), (table, 0.05 / n_cond)):
+        n = rows.sum(axis=1)
+        for box in (regions.clopper_pearson_box(rows, alpha),
+                    regions.score_box(rows / n[:, None], n, confusion, sizes, alpha)):
+            regions.metric_ranges(box, ROW_METRICS)
+        expected = n[:, None] / k
+        scipy.stats.chi2.sf((np.square(rows - expected) / expected).sum(axis=1), k - 1)
 
 
 def statistics_timing(repeats: int = 3) -> list[tuple[str, float, float]]:
@@ -143,7 +140,7 @@ def statistics_timing(repeats: int = 3) -> list[tuple[str, float, float]]:
                     conditional_fairness_report(predicted, conditions, k, n_cond, confusion, calibration_counts=counts)
 
             def old() -> None:
-                _old_percentile_bootstrap(predicted, conditions, k, n_cond, confusion)
+                _previous_regions(predicted, conditions, k, n_cond, confusion, counts)
 
             timings = []
             for fn in (new, old):
@@ -178,7 +175,7 @@ def main() -> None:
     if args.worker:
         worker(args.task, args.samples[0], args.device, args.architecture)
         return
-    print("fairness statistics on 10,000 judged labels (best of 3): new regions vs the old percentile bootstrap")
+    print("fairness statistics on 10,000 judged labels (best of 3): profile intervals vs the previous regions")
     for scenario, new_s, old_s in statistics_timing():
         print(f"  {scenario:<42} new {new_s * 1000:7.1f} ms, old {old_s * 1000:7.1f} ms, ratio {new_s / old_s:.3f}")
     with tempfile.TemporaryDirectory() as home:  # a fresh fairbench home: the first run is cold

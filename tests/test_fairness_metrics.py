@@ -11,7 +11,10 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import profile_reference as reference
 from fairbench.errors import FairbenchError
+from fairbench.metrics import regions
+from fairbench.metrics.row_metrics import ROW_METRICS
 from fairbench.metrics.correction import simplex_lsq
 from fairbench.metrics.fairness import (
     FAIRNESS_METRICS,
@@ -274,7 +277,7 @@ def test_simulated_judge_noise_is_undone():
         # The judge says j for a sample of true group i with probability C[i, j] (inverse-CDF per row).
         u = rng.random(n)
         judged = (u[:, None] > np.cumsum(c, axis=1)[true_groups]).sum(axis=1).clip(0, k - 1)
-        report = fairness_report(judged, k, c, n_resamples=100, seed=0)
+        report = fairness_report(judged, k, c, n_resamples=100, seed=0, exact=True)
         assert np.max(np.abs(np.array(report.corrected) - p_true)) < 0.01
         assert np.max(np.abs(np.array(report.observed) - p_true)) > 0.05
 
@@ -300,7 +303,7 @@ def test_report_structure_and_no_confusion_means_no_correction():
 def test_corrected_metrics_use_the_corrected_distribution():
     c = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7]])
     pred = labels_with_counts([500, 300, 200])
-    report = fairness_report(pred, 3, c, n_resamples=200)
+    report = fairness_report(pred, 3, c, n_resamples=200, exact=True)
     p_tilde = correct_proportions(np.array([0.5, 0.3, 0.2]), c)
     assert report.corrected == pytest.approx(p_tilde.tolist(), abs=1e-14)
     for name in BASE_METRICS:
@@ -309,7 +312,7 @@ def test_corrected_metrics_use_the_corrected_distribution():
 
 def test_ci_contains_point_value_for_a_reasonable_sample():
     c = np.array([[0.85, 0.15], [0.2, 0.8]])
-    report = fairness_report(labels_with_counts([1300, 700]), 2, c, n_resamples=1000, seed=3)
+    report = fairness_report(labels_with_counts([1300, 700]), 2, c, n_resamples=1000, seed=3, exact=True)
     for name, m in report.metrics.items():
         assert m.ci95[0] <= m.value <= m.ci95[1], name
         assert m.ci95[0] < m.ci95[1], name
@@ -319,9 +322,9 @@ def test_unconditional_report_is_deterministic_and_needs_no_seed():
     """The intervals are ranges over a confidence region: no resampling, so no seed can move them."""
     pred = labels_with_counts([120, 200, 80])
     c = noisy_confusion(3, np.random.default_rng(0))
-    a = fairness_report(pred, 3, c, n_resamples=300, seed=1)
-    assert a == fairness_report(pred, 3, c, n_resamples=300, seed=1)
-    assert a == fairness_report(pred, 3, c, n_resamples=20, seed=2)
+    a = fairness_report(pred, 3, c, n_resamples=300, seed=1, exact=True)
+    assert a == fairness_report(pred, 3, c, n_resamples=300, seed=1, exact=True)
+    assert a == fairness_report(pred, 3, c, n_resamples=20, seed=2, exact=True)
 
 
 def test_single_sample_cannot_exclude_fair_or_maximally_unfair():
@@ -330,7 +333,8 @@ def test_single_sample_cannot_exclude_fair_or_maximally_unfair():
     m = report.metrics["kl_uniform"]
     assert m.value == pytest.approx(math.log(3))
     assert m.ci95 == (0.0, pytest.approx(math.log(3)))
-    assert report.tests["uniform"].p_value == pytest.approx(scipy.stats.chi2.sf(2.0, 2))  # Pearson: (1-1/3)^2*3 + ...
+    # The G test: 2 * 1 * ln(1 * 3 / 1) on 2 degrees of freedom, whose survival function is exp(-G / 2) = 1/3.
+    assert report.tests["uniform"].p_value == pytest.approx(scipy.stats.chi2.sf(2 * math.log(3), 2))
 
 
 def test_ci_width_shrinks_like_one_over_sqrt_n():
@@ -344,22 +348,47 @@ def test_ci_width_shrinks_like_one_over_sqrt_n():
     assert 2.5 < widths[0] / widths[1] < 6.0
 
 
-def test_interval_is_the_metric_range_over_the_exact_box_by_brute_force():
-    """Independent check of the projection: a fine grid of the 3-simplex, Clopper-Pearson bounds from scipy."""
+def test_group_shares_are_the_exact_bonferroni_box():
+    """The simultaneous region for the shares: each group's Clopper-Pearson interval from scipy at 1 - 0.05/3."""
     counts = [260, 160, 80]
     report = fairness_report(labels_with_counts(counts), 3, None)
-    level = 1 - 0.05 / 3  # Bonferroni over three groups
-    bounds = [scipy.stats.binomtest(c, 500).proportion_ci(confidence_level=level, method="exact") for c in counts]
-    step = 1 / 1500
-    a, b = np.meshgrid(np.arange(0, 1 + step, step), np.arange(0, 1 + step, step), indexing="ij")
-    grid = np.stack([a.ravel(), b.ravel(), 1 - a.ravel() - b.ravel()], axis=1)
-    grid = grid[grid[:, 2] >= -1e-12]
-    inside = np.all([(grid[:, g] >= bounds[g].low) & (grid[:, g] <= bounds[g].high) for g in range(3)], axis=0)
-    values = np.linalg.norm(grid[inside] - 1 / 3, axis=1)
-    lo, hi = report.metrics["fd_l2"].ci95
-    assert lo == pytest.approx(values.min(), abs=2e-3)
-    assert hi == pytest.approx(values.max(), abs=2e-3)
-    assert lo <= values.min() + 1e-12 and hi >= values.max() - 1e-12  # never narrower than the region
+    level = 1 - 0.05 / 3
+    for g, c in enumerate(counts):
+        ci = scipy.stats.binomtest(c, 500).proportion_ci(confidence_level=level, method="exact")
+        assert report.shares["observed"].lower[g] == pytest.approx(ci.low, rel=1e-9)
+        assert report.shares["observed"].upper[g] == pytest.approx(ci.high, rel=1e-9)
+
+
+@pytest.mark.parametrize("metric", ["kl_uniform", "fd_l1", "fd_l2"])
+@pytest.mark.parametrize("counts", [[260, 160, 80], [180, 170, 150], [0, 300, 200]])
+def test_metric_interval_matches_a_brute_force_profile_on_the_3_simplex(metric, counts):
+    """Independent check of the profile interval (tests/profile_reference.py): the deviance on a grid of
+    the 3-simplex with step 1/1200, c(r) by brentq on scipy's noncentral chi-square."""
+    report = fairness_report(labels_with_counts(counts), 3, None)
+    lo, hi = report.metrics[metric].ci95
+    ref_lo, ref_hi = reference.grid_interval(counts, metric, reference.simplex_grid(3, 1 / 1200))
+    tol = {"kl_uniform": 2e-3, "fd_l1": 4e-3, "fd_l2": 3e-3}[metric]  # the grid's resolution in the metric
+    assert lo == pytest.approx(ref_lo, abs=tol) and hi == pytest.approx(ref_hi, abs=tol)
+    assert (lo == 0.0) == (report.tests["uniform"].p_value >= 0.05)
+
+
+@pytest.mark.parametrize("counts", [[540, 460], [520, 480], [820, 180], [1000, 0], [3, 2], [5, 0]])
+def test_two_group_interval_matches_a_brute_force_profile_with_the_mid_p_test(counts):
+    """Two groups: the exact mid-p binomial test sets the critical deviance at 0 (its p-value from scipy's
+    binomial), and the interval is {KL(p) : D(p) <= scale c(r)} on a grid of 200,001 points."""
+    n = sum(counts)
+    report = fairness_report(labels_with_counts(counts), 2, None)
+    low = min(counts)
+    if 2 * low == n:
+        midp = 1 - 0.5 * scipy.stats.binom.pmf(low, n, 0.5)
+    else:
+        midp = 2 * scipy.stats.binom.cdf(low - 1, n, 0.5) + scipy.stats.binom.pmf(low, n, 0.5)
+    assert report.tests["uniform"].p_value == pytest.approx(midp, rel=1e-9)
+    scale = reference.midp_scale(n)
+    ref_lo, ref_hi = reference.grid_interval(counts, "kl_uniform", reference.simplex_grid(2, 1 / 200_000), scale=scale)
+    lo, hi = report.metrics["kl_uniform"].ci95
+    assert lo == pytest.approx(ref_lo, abs=2e-5) and hi == pytest.approx(ref_hi, abs=2e-5)
+    assert (lo == 0.0) == (midp >= 0.05)
 
 
 # ---------------------------------------------------------------------------------- conditional report
@@ -379,10 +408,10 @@ def make_conditional(n=3000, k=3, n_conditions=5, seed=0, skip=None):
 def test_per_condition_equals_unconditional_on_the_subset():
     pred, conds = make_conditional()
     c = noisy_confusion(3, np.random.default_rng(1))
-    report = conditional_fairness_report(pred, conds, 3, 5, c, n_resamples=200, seed=4)
+    report = conditional_fairness_report(pred, conds, 3, 5, c, n_resamples=200, seed=4, exact=True)
     assert report.conditions == [0, 1, 2, 3, 4]
     for cond, sub in zip(report.conditions, report.per_condition):
-        alone = fairness_report(pred[conds == cond], 3, c, n_resamples=200, seed=4)
+        alone = fairness_report(pred[conds == cond], 3, c, n_resamples=200, seed=4, exact=True)
         assert sub.counts == alone.counts
         assert sub.observed == alone.observed
         assert sub.corrected == alone.corrected
@@ -392,7 +421,7 @@ def test_per_condition_equals_unconditional_on_the_subset():
 
 def test_summary_values_are_mean_and_max_over_conditions():
     pred, conds = make_conditional(seed=3)
-    report = conditional_fairness_report(pred, conds, 3, 5, noisy_confusion(3, np.random.default_rng(2)), 200)
+    report = conditional_fairness_report(pred, conds, 3, 5, noisy_confusion(3, np.random.default_rng(2)), 200, exact=True)
     assert set(report.summary) == {f"{m}_cond_{s}" for m in ALL_METRICS + DEBIASED for s in ("mean", "worst")}
     for name in ALL_METRICS:
         values = np.array([r.metrics[name].value for r in report.per_condition])
@@ -427,9 +456,15 @@ def test_single_condition_summary_equals_its_report():
     assert report.conditions == [2]
     alone = fairness_report(pred, 3, None, n_resamples=150, seed=9)
     assert report.per_condition == [alone]
+    # The summaries' intervals are ranges over the shares' region (for one condition, the report's own).
+    box = regions.ProportionBox(np.array([alone.shares["observed"].lower]), np.array([alone.shares["observed"].upper]), 0.95)
+    ranges = regions.metric_ranges(box, ROW_METRICS)
     for name in ALL_METRICS:
-        assert report.summary[f"{name}_cond_mean"] == alone.metrics[name]
-        assert report.summary[f"{name}_cond_worst"] == alone.metrics[name]
+        base = name.removesuffix("_corrected")  # no judge: corrected = observed
+        for stat in ("mean", "worst"):
+            summary = report.summary[f"{name}_cond_{stat}"]
+            assert summary.value == alone.metrics[name].value
+            assert summary.ci95 == pytest.approx(ranges[base][0].tolist() + ranges[base][1].tolist())
 
 
 def test_empty_condition_is_skipped():
@@ -499,7 +534,7 @@ def test_bad_confusion_matrix(confusion):
     with pytest.raises(FairbenchError):
         correct_proportions(p_hat, confusion)
     with pytest.raises(FairbenchError):
-        fairness_report(labels_with_counts([2, 3, 5]), 3, confusion, n_resamples=10)
+        fairness_report(labels_with_counts([2, 3, 5]), 3, confusion, n_resamples=10, exact=True)
 
 
 def test_conditional_report_rejects_bad_input():
@@ -520,7 +555,7 @@ def test_conditional_report_rejects_bad_input():
     with pytest.raises(FairbenchError):  # n_groups < 2
         conditional_fairness_report(np.zeros(4, dtype=int), conds, 1, 2, None)
     with pytest.raises(FairbenchError):  # bad confusion
-        conditional_fairness_report(pred, conds, 2, 2, np.eye(3))
+        conditional_fairness_report(pred, conds, 2, 2, np.eye(3), exact=True)
 
 
 def test_bad_n_resamples():

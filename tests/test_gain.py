@@ -12,10 +12,11 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
+import profile_reference as reference
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.metrics.correction import Calibration
-from fairbench.metrics.gain import pair_gain, seed_gain
+from fairbench.metrics.gain import pair_gain, pair_gains, seed_gain
 
 BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
 # Archived results never change, so the figures asserted below stay theirs when the board is retrained.
@@ -27,30 +28,19 @@ def _kl2(p_white: float) -> float:
     return sum(q * math.log(2 * q) for q in (p_white, 1 - p_white) if q > 0)
 
 
-def _clopper_pearson(x: int, n: int, level: float) -> tuple[float, float]:
-    a = 1 - level
-    lo = 0.0 if x == 0 else stats.beta.ppf(a / 2, x, n - x + 1)
-    hi = 1.0 if x == n else stats.beta.ppf(1 - a / 2, x + 1, n - x)
-    return lo, hi
-
-
-def _kl2_range(lo: float, hi: float) -> tuple[float, float]:
-    """KL over p_white in [lo, hi]: convex, smallest at the point nearest 1/2, largest at an end."""
-    nearest = min(max(0.5, lo), hi)
-    return _kl2(nearest), max(_kl2(lo), _kl2(hi))
-
-
 def test_two_groups_match_a_hand_computation() -> None:
     base, new = [820, 180], [540, 460]
     gain = pair_gain(base, new)["kl_uniform"]
     assert gain.base == pytest.approx(_kl2(0.18), rel=1e-12)
     assert gain.new == pytest.approx(_kl2(0.46), rel=1e-12)
     assert gain.ratio == pytest.approx(_kl2(0.18) / _kl2(0.46), rel=1e-12)
-    # Each run's interval at 97.5% (Bonferroni over the two runs); for two groups one binomial interval.
-    b_lo, b_hi = _kl2_range(*_clopper_pearson(180, 1000, 0.975))
-    n_lo, n_hi = _kl2_range(*_clopper_pearson(460, 1000, 0.975))
-    assert gain.ci95[0] == pytest.approx(b_lo / n_hi, rel=1e-6)
-    assert gain.ci95[1] == pytest.approx(b_hi / n_lo, rel=1e-6)
+    # Each run's KL interval at 97.5% (Bonferroni over the two runs), from the brute-force profile of
+    # tests/profile_reference.py with the two-group test's own critical deviance at alpha = 0.025.
+    grid = reference.simplex_grid(2, 1 / 200_000)
+    b_lo, b_hi = reference.grid_interval(base, "kl_uniform", grid, 0.025, reference.midp_scale(1000, 0.025))
+    n_lo, n_hi = reference.grid_interval(new, "kl_uniform", grid, 0.025, reference.midp_scale(1000, 0.025))
+    assert gain.ci95[0] == pytest.approx(b_lo / n_hi, rel=2e-3)
+    assert gain.ci95[1] == pytest.approx(b_hi / n_lo, rel=2e-3)
     # A perfect judge: the corrected figures are the observed ones.
     corrected = pair_gain(base, new)["kl_uniform_corrected"]
     assert (corrected.base, corrected.new, corrected.ratio, corrected.ci95) == (gain.base, gain.new, gain.ratio, gain.ci95)
@@ -82,10 +72,11 @@ def test_pair_interval_covers_the_true_gain_in_a_seeded_simulation() -> None:
     truth = _kl(p_base) / _kl(p_new)
     reps, n = 600, 800
     base, new = rng.multinomial(n, p_base, reps), rng.multinomial(n, p_new, reps)
-    hits = [lo <= truth <= hi for lo, hi in (pair_gain(b, c)["kl_uniform"].ci95 for b, c in zip(base, new))]
-    assert np.mean(hits) >= 0.95  # at least the nominal level (Bonferroni over exact regions: conservative)
-    widths = [pair_gain(b, c)["kl_uniform"].ci95 for b, c in zip(base[:50], new[:50])]
-    assert all(lo > 1 for lo, _ in widths)  # and not vacuous: a 3x gain at n = 800 is always detected
+    _, _, _, lo, hi = pair_gains(base, new, metrics=("kl_uniform",))["kl_uniform"]
+    assert np.mean((lo <= truth) & (truth <= hi)) >= 0.95  # at least the nominal level (Bonferroni: conservative)
+    assert np.all(lo[:50] > 1)  # and not vacuous: a 3x gain at n = 800 is always detected
+    one = pair_gain(base[0], new[0])["kl_uniform"]  # the one-pair face gives the same figures
+    assert one.ci95 == (lo[0], hi[0])
 
 
 def test_corrected_interval_covers_with_a_noisy_judge_in_a_seeded_simulation() -> None:
@@ -100,7 +91,7 @@ def test_corrected_interval_covers_with_a_noisy_judge_in_a_seeded_simulation() -
         cal = Calibration.build(table / m, table, 2)
         base = rng.multinomial(n, p_base @ confusion)
         new = rng.multinomial(n, p_new @ confusion)
-        lo, hi = pair_gain(base, new, cal)["kl_uniform_corrected"].ci95
+        lo, hi = pair_gain(base, new, cal, metrics=("kl_uniform_corrected",))["kl_uniform_corrected"].ci95
         hits.append(lo <= truth <= hi)
     coverage = float(np.mean(hits))
     assert coverage >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / reps)  # asymptotic region: nominal within noise

@@ -148,9 +148,18 @@ class Calibration:
     perfect: bool  # the held-out set showed no error at all: corrected = observed, exactly
 
     @staticmethod
-    def build(confusion: np.ndarray | None, counts: np.ndarray | None, n_groups: int) -> Calibration | None:
+    def build(
+        confusion: np.ndarray | None, counts: np.ndarray | None, n_groups: int, exact: bool = False
+    ) -> Calibration | None:
+        """`exact`: rates given without counts are known without error (a simulation's own C). Otherwise a
+        confusion without its counts is refused: treating an estimate as exact drops its noise silently."""
         if confusion is None and counts is None:
             return None
+        if counts is None and not exact:
+            raise FairbenchError(
+                "a confusion matrix without the calibration counts it was estimated from would be taken as exact "
+                "and its intervals would not cover; pass calibration_counts, or exact=True if it is known exactly"
+            )
         table = None if counts is None else _check_calibration_counts(counts, n_groups)
         if confusion is None:
             assert table is not None

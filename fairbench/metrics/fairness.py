@@ -5,17 +5,19 @@ judge correction, intervals that cover, and tests.
 
 Judge error biases p̂; `correction` undoes it (suffix ``_corrected``: the metrics on p̃).
 
-Uncertainty (`regions`): each metric's 95% interval is its range over a simultaneous 95% confidence region
-for the proportions, so it covers at the uniform point too, where the metrics have a kink and the
-bootstrap fails. The corrected region includes the uncertainty of the confusion matrix, estimated from the
-judge's held-out counts. Beside the intervals: the p-value of "the generator is uniform" (`uniformity`)
-and a less biased KL estimate (`debias`). Conditional tasks get the same per condition, and for the mean
-and worst case over conditions a region that holds for all conditions at once (Bonferroni).
+Uncertainty. Each scalar metric's 95% interval inverts the profile likelihood of that metric alone
+(`profile`), calibrated at the uniform point where the metrics have a kink and the bootstrap fails; the
+p-value of "the generator is uniform" (`uniformity`) is the same test at 0, so it is below 0.05 exactly
+when the interval excludes 0. The corrected figures include the uncertainty of the confusion matrix,
+estimated from the judge's held-out counts. The group shares get a simultaneous 95% region (`regions`),
+and so do the mean and worst case over conditions (a region that holds for all conditions at once,
+Bonferroni; a metric's range over it). Beside them, a less biased KL estimate (`debias`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,15 +37,16 @@ from fairbench.metrics.distribution import (
     kl_uniform_normalized,
     proportions,
 )
+from fairbench.metrics.profile import METRICS as SCALAR_METRICS
+from fairbench.metrics.profile import metric_interval
 from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric_ranges, score_box
 from fairbench.metrics.row_metrics import ROW_METRICS
 from fairbench.metrics.uniformity import (
     CORRECTED,
-    PEARSON,
     UniformityTest,
-    chi2_test,
-    corrected_statistic,
-    pearson_statistic,
+    midp_critical_deviance,
+    raw_tests,
+    region_p_values,
     sidak_worst,
 )
 
@@ -151,49 +154,77 @@ class _Rows:
 
     p_hat: np.ndarray
     p_tilde: np.ndarray
-    boxes: dict[str, ProportionBox]  # "observed", "corrected"
-    ranges: dict[str, tuple[np.ndarray, np.ndarray]]  # metric name -> (lo, hi), both kinds
+    boxes: dict[str, ProportionBox]  # "observed", "corrected": simultaneous regions for the group shares
 
 
-def _regions(counts: np.ndarray, p_hat: np.ndarray, p_tilde: np.ndarray, cal: Calibration | None, alpha: float):
+def _boxes(counts: np.ndarray, p_hat: np.ndarray, p_tilde: np.ndarray, cal: Calibration | None, alpha: float):
     raw = clopper_pearson_box(counts, alpha)
     if cal is None or cal.perfect:
-        corrected = raw
-    else:
-        box = score_box(p_hat, counts.sum(axis=1), cal.rates, cal.row_sizes, alpha)
-        # The point estimate is the simplex projection, which can sit just outside a box centred on the
-        # unconstrained estimate; a reported value always lies inside its own interval.
-        corrected = ProportionBox(np.minimum(box.lower, p_tilde), np.maximum(box.upper, p_tilde), box.level)
-    boxes = {"observed": raw, "corrected": corrected}
-    ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    observed = _ranges(raw)
-    # A perfect judge's corrected region is the observed one: its ranges are not enumerated twice.
-    both = {"": observed, "_corrected": observed if corrected is raw else _ranges(corrected)}
-    for suffix, found in both.items():
-        for name, (lo, hi) in found.items():
-            ranges[f"{name}{suffix}"] = (lo, hi)
-    return boxes, ranges
+        return {"observed": raw, "corrected": raw}
+    box = score_box(p_hat, counts.sum(axis=1), cal.rates, cal.row_sizes, alpha)
+    # The point estimate is the simplex projection, which can sit just outside a box centred on the
+    # unconstrained estimate; a reported value always lies inside its own interval.
+    return {"observed": raw,
+            "corrected": ProportionBox(np.minimum(box.lower, p_tilde), np.maximum(box.upper, p_tilde), box.level)}
 
 
-# Normalised KL is a non-decreasing map of KL (clip(KL / ln k, 0, 1)), so its extremes over a region are the
-# map of KL's: enumerated once, not twice.
+# Normalised KL is a non-decreasing map of KL (clip(KL / ln k, 0, 1)), so its interval is the map of KL's.
 _ENUMERATED = {name: fn for name, fn in ROW_METRICS.items() if name != "kl_uniform_normalized"}
 
 
-def _ranges(box: ProportionBox) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    found = metric_ranges(box, _ENUMERATED)
+def _with_normalized(found: dict[str, tuple[np.ndarray, np.ndarray]], k: int) -> dict:
     lo, hi = found["kl_uniform"]
-    log_k = math.log(box.lower.shape[1])
-    found["kl_uniform_normalized"] = (np.clip(lo / log_k, 0.0, 1.0), np.clip(hi / log_k, 0.0, 1.0))
-    return found
+    log_k = math.log(k)
+    return {**found, "kl_uniform_normalized": (np.clip(lo / log_k, 0.0, 1.0), np.clip(hi / log_k, 0.0, 1.0))}
+
+
+def _region_ranges(rows: _Rows) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each metric's range over the simultaneous regions: what the worst and mean over conditions need."""
+    k = rows.p_hat.shape[1]
+    observed = _with_normalized(metric_ranges(rows.boxes["observed"], _ENUMERATED), k)
+    same = rows.boxes["corrected"] is rows.boxes["observed"]
+    corrected = observed if same else _with_normalized(metric_ranges(rows.boxes["corrected"], _ENUMERATED), k)
+    return {f"{name}{suffix}": found[name] for suffix, found in (("", observed), ("_corrected", corrected))
+            for name in observed}
 
 
 def _analyse(counts: np.ndarray, cal: Calibration | None, alpha: float) -> _Rows:
     c = np.asarray(counts, dtype=np.float64)
     p_hat = c / c.sum(axis=1, keepdims=True)
     p_tilde = p_hat if cal is None else correct_rows(p_hat, cal.rates)
-    boxes, ranges = _regions(c, p_hat, p_tilde, cal, alpha)
-    return _Rows(p_hat, p_tilde, boxes, ranges)
+    return _Rows(p_hat, p_tilde, _boxes(c, p_hat, p_tilde, cal, alpha))
+
+
+def _scalar_intervals(counts: np.ndarray, rows: _Rows, cal: Calibration | None, alpha: float,
+                      names: tuple[str, ...] | None = None):
+    """Every scalar metric's interval and the uniformity tests it is consistent with.
+
+    Observed: the profile interval (`profile`), efficient. Corrected: the metric's range over the corrected
+    shares' region, with that region's own test; it covers, but at 5+ groups it is as wide as the region's
+    shadow (an efficient corrected interval needs the judged counts' likelihood through C^T p, not yet done).
+    """
+    k = counts.shape[1]
+    wanted = set(_metric_names()) if names is None else set(names)
+    critical = midp_critical_deviance(counts.sum(axis=1), alpha) if k == 2 else None
+    # Normalised KL is KL's interval mapped: computing it needs KL's.
+    needed = [m for m in SCALAR_METRICS if m in wanted or (m == "kl_uniform" and "kl_uniform_normalized" in wanted)]
+    if cal is None or cal.perfect:
+        needed = [m for m in SCALAR_METRICS if m in needed or f"{m}_corrected" in wanted
+                  or (m == "kl_uniform" and "kl_uniform_normalized_corrected" in wanted)]
+    nan = (np.full(len(counts), np.nan),) * 2
+    raw = {m: (metric_interval(counts, m, alpha, critical) if m in needed else nan) for m in SCALAR_METRICS}
+    raw = _with_normalized(raw, k)
+    tests = {"uniform": raw_tests(counts)}
+    if cal is None or cal.perfect:
+        corrected, tests["uniform_corrected"] = raw, tests["uniform"]
+    else:
+        corrected = _with_normalized(metric_ranges(rows.boxes["corrected"], _ENUMERATED), k)
+        n = counts.sum(axis=1)
+        p_values = region_p_values(counts / n[:, None], n, cal.rates, cal.row_sizes)
+        tests["uniform_corrected"] = [UniformityTest(float(p), None, None, CORRECTED) for p in p_values]
+    ranges = {f"{name}{suffix}": found[name] for suffix, found in (("", raw), ("_corrected", corrected))
+              for name in raw}
+    return ranges, tests
 
 
 def _point_values(rows: _Rows, counts: np.ndarray, cal: Calibration | None) -> dict[str, np.ndarray]:
@@ -212,29 +243,18 @@ def _debias_corrected(counts: np.ndarray, cal: Calibration | None, p_tilde: np.n
     return debiased_kl_corrected(counts, cal.rates, cal.row_sizes, p_tilde)
 
 
-def _tests(counts: np.ndarray, cal: Calibration | None) -> dict[str, list[UniformityTest]]:
-    k = counts.shape[1]
-    raw = [chi2_test(s, k, PEARSON) for s in pearson_statistic(counts)]
-    if cal is None or cal.perfect:
-        corrected = raw
-    else:
-        stats = corrected_statistic(counts, cal.rates, cal.row_sizes)
-        corrected = [chi2_test(s, k, CORRECTED) for s in stats]
-    return {"uniform": raw, "uniform_corrected": corrected}
-
-
 def _reports(counts: np.ndarray, cal: Calibration | None) -> list[FairnessReport]:
     """One report per row of a (R, k) count table, intervals at 95% each."""
     rows = _analyse(counts, cal, ALPHA)
     values = _point_values(rows, counts, cal)
-    tests = _tests(counts, cal)
+    ranges, tests = _scalar_intervals(counts, rows, cal, ALPHA)
     out = []
     for r in range(counts.shape[0]):
         metrics = {}
         for name in [*_metric_names(), *DEBIASED]:
-            lo, hi = rows.ranges[DEBIASED.get(name, name)]
+            lo, hi = ranges[DEBIASED.get(name, name)]
             point = float(values[name][r])
-            # A debiased value can sit below the region's minimum; its interval is the metric's own.
+            # A debiased value can sit below the interval's lower end; its interval is the metric's own.
             metrics[name] = MetricValue(point, (float(lo[r]), float(hi[r])), higher_is_better=False)
         out.append(
             FairnessReport(
@@ -252,15 +272,17 @@ def _reports(counts: np.ndarray, cal: Calibration | None) -> list[FairnessReport
 
 
 def metric_intervals(
-    counts: np.ndarray, cal: Calibration | None, alpha: float
+    counts: np.ndarray, cal: Calibration | None, alpha: float, names: Sequence[str] | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per row of a (R, k) count table: (value, lower, upper) of every region-based metric, observed and
+    """Per row of a (R, k) count table: (value, lower, upper) of every scalar metric, observed and
     `_corrected`, at confidence 1 - alpha. For statistics built from several reports at once (a gain over
-    a base needs each run's interval at 1 - alpha/2), where the reports' fixed 95% would not do."""
+    a base needs each run's interval at 1 - alpha/2), where the reports' fixed 95% would not do. `names`
+    limits the work to those metrics."""
     counts = np.asarray(counts, dtype=np.float64)
     rows = _analyse(counts, cal, alpha)
     values = _point_values(rows, counts, cal)
-    return {name: (values[name], *rows.ranges[name]) for name in rows.ranges}
+    ranges, _ = _scalar_intervals(counts, rows, cal, alpha, None if names is None else tuple(names))
+    return {name: (values[name], *ranges[name]) for name in ranges if names is None or name in names}
 
 
 def _check_seed(seed: int) -> int:
@@ -282,11 +304,13 @@ def fairness_report(
     n_resamples: int = 1000,
     seed: int = 0,
     calibration_counts: np.ndarray | None = None,
+    exact: bool = False,
 ) -> FairnessReport:
     """All fairness metrics on p̂ and p̃ with 95% intervals, the uniformity tests and the debiased KL.
 
-    `confusion` alone is taken as known exactly; `calibration_counts` (the judge's held-out counts) adds
-    its estimation noise to the corrected figures. Neither means no correction (p̃ = p̂). `n_resamples`
+    `calibration_counts` (the judge's held-out counts) give the confusion and its estimation noise; a
+    `confusion` without them is refused unless `exact=True` says it is known without error. Neither means
+    no correction (p̃ = p̂). `n_resamples`
     and `seed` drive only the bootstrap of the worst-condition bias in conditional reports; they are
     checked here so both reports accept the same arguments.
     """
@@ -294,7 +318,7 @@ def fairness_report(
     _check_n_resamples(n_resamples)
     _check_seed(seed)
     proportions(counts)  # refuses zero samples with its own message
-    cal = Calibration.build(confusion, calibration_counts, n_groups)
+    cal = Calibration.build(confusion, calibration_counts, n_groups, exact)
     return _reports(counts[None, :], cal)[0]
 
 
@@ -307,6 +331,7 @@ def conditional_fairness_report(
     n_resamples: int = 1000,
     seed: int = 0,
     calibration_counts: np.ndarray | None = None,
+    exact: bool = False,
 ) -> ConditionalFairnessReport:
     """Fairness per condition (e.g. prompt or class) plus the mean and worst case over conditions.
 
@@ -337,7 +362,7 @@ def conditional_fairness_report(
     group_counts(labels, k)  # validates labels once, with the whole-array error message
     if labels.size == 0:
         raise FairbenchError("no samples: every condition is empty")
-    cal = Calibration.build(confusion, calibration_counts, k)
+    cal = Calibration.build(confusion, calibration_counts, k, exact)
     r = _check_n_resamples(n_resamples)
 
     # counts[condition, group] in one pass.
@@ -347,11 +372,11 @@ def conditional_fairness_report(
     counts = table[present]
     reports = _reports(counts, cal)
 
-    joint = _analyse(counts, cal, ALPHA / len(present))
+    joint = _region_ranges(_analyse(counts, cal, ALPHA / len(present)))
     summary: dict[str, MetricValue] = {}
     for name in _metric_names():
         values = np.array([rep.metrics[name].value for rep in reports])
-        lo, hi = joint.ranges[name]
+        lo, hi = joint[name]
         # All metrics are lower-is-better, so the worst condition is the maximum.
         summary[f"{name}_cond_mean"] = MetricValue(float(values.mean()), (float(lo.mean()), float(hi.mean())), False)
         summary[f"{name}_cond_worst"] = MetricValue(float(values.max()), (float(lo.max()), float(hi.max())), False)

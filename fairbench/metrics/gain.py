@@ -1,11 +1,11 @@
 """Fairness gain of a generator over its base, KL(base) / KL(new): the rebalancing paper's headline figure
 ("about 5x" on FFHQ), with intervals that cover.
 
-One pair of runs. Each run's KL interval is its range over a confidence region at level 1 - alpha/2
-(`fairbench.metrics.regions`). Both regions hold their true proportions at once with probability at least
-1 - alpha (Bonferroni, which needs no independence, so it also holds for the judge-corrected figures, whose
-two regions share the judge's calibration noise), and then the true ratio lies in
-[lo_base / hi_new, hi_base / lo_new]. The upper end is infinite when the new run's region reaches the
+One pair of runs. Each run's KL interval is taken at level 1 - alpha/2 (`fairbench.metrics.fairness`:
+the profile interval for observed shares, the range over the corrected shares' region for corrected ones).
+Both hold at once with probability at least 1 - alpha (Bonferroni, which needs no independence, so it also
+holds for the judge-corrected figures, which share the judge's calibration noise), and then the true ratio
+lies in [lo_base / hi_new, hi_base / lo_new]. The upper end is infinite when the new run's region reaches the
 uniform point: a generator that may be exactly fair has an unbounded gain.
 
 Several seeds. The geometric mean of the per-seed ratios with a Student-t interval on their logarithms. It
@@ -59,27 +59,46 @@ class SeedGain:
 
 
 def pair_gain(
-    base_counts: Sequence[int], new_counts: Sequence[int], calibration: Calibration | None = None, alpha: float = ALPHA
+    base_counts: Sequence[int], new_counts: Sequence[int], calibration: Calibration | None = None,
+    alpha: float = ALPHA, metrics: Sequence[str] = GAIN_METRICS,
 ) -> dict[str, Gain]:
-    """The gain of `new` over `base` for each of GAIN_METRICS, from the two runs' judged group counts."""
+    """The gain of `new` over `base` for each of `metrics` (GAIN_METRICS), from the two runs' judged counts."""
     rows = [np.asarray(c, dtype=np.float64).ravel() for c in (base_counts, new_counts)]
     if len(rows[0]) != len(rows[1]) or len(rows[0]) < 2:
         raise FairbenchError(f"group counts must be two vectors of the same length >= 2, got {len(rows[0])} and "
                              f"{len(rows[1])}")
-    table = np.stack(rows)
+    found = pair_gains(rows[0][None], rows[1][None], calibration, alpha, metrics)
+    return {metric: Gain(metric, *(float(v[0]) for v in found[metric][:3]),
+                         (float(found[metric][3][0]), float(found[metric][4][0]))) for metric in metrics}
+
+
+def pair_gains(
+    base: np.ndarray, new: np.ndarray, calibration: Calibration | None = None, alpha: float = ALPHA,
+    metrics: Sequence[str] = GAIN_METRICS,
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """Rows of pairs at once: (base value, new value, ratio, lower, upper) per metric, each of shape (R,)."""
+    base, new = np.atleast_2d(np.asarray(base, dtype=np.float64)), np.atleast_2d(np.asarray(new, dtype=np.float64))
+    if base.shape != new.shape or base.shape[1] < 2:
+        raise FairbenchError(f"group counts must be two vectors of the same length >= 2, got {base.shape[1]} and "
+                             f"{new.shape[1]}")
+    table = np.concatenate([base, new])
     if np.any(table < 0) or np.any(table.sum(axis=1) == 0):
         raise FairbenchError("group counts must be non-negative with at least one sample per run")
     if not 0 < alpha < 1:
         raise FairbenchError(f"alpha must be in (0, 1), got {alpha}")
-    found = metric_intervals(table, calibration, alpha / 2)
-    gains = {}
-    for metric in GAIN_METRICS:
+    unknown = set(metrics) - set(GAIN_METRICS)
+    if unknown:
+        raise FairbenchError(f"no gain for {sorted(unknown)}; choose from {list(GAIN_METRICS)}")
+    found = metric_intervals(table, calibration, alpha / 2, names=metrics)
+    r = len(base)
+    out = {}
+    for metric in metrics:
         value, lo, hi = (np.asarray(a, dtype=np.float64) for a in found[metric])
-        lower = _ratio(lo[0], hi[1])
-        upper = _ratio(hi[0], lo[1])
-        gains[metric] = Gain(metric, float(value[0]), float(value[1]), _ratio(value[0], value[1]),
-                             (0.0 if math.isnan(lower) else lower, math.inf if math.isnan(upper) else upper))
-    return gains
+        lower = _ratios(lo[:r], hi[r:])
+        upper = _ratios(hi[:r], lo[r:])
+        out[metric] = (value[:r], value[r:], _ratios(value[:r], value[r:]),
+                       np.where(np.isnan(lower), 0.0, lower), np.where(np.isnan(upper), math.inf, upper))
+    return out
 
 
 def seed_gain(ratios: Sequence[float], alpha: float = ALPHA) -> SeedGain:
@@ -99,10 +118,10 @@ def seed_gain(ratios: Sequence[float], alpha: float = ALPHA) -> SeedGain:
     return SeedGain(n, math.exp(mean), (math.exp(mean - half), math.exp(mean + half)))
 
 
-def _ratio(a: float, b: float) -> float:
-    if b > 0:
-        return float(a / b)
-    return math.inf if a > 0 else math.nan
+def _ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, with x / 0 = inf for x > 0 and 0 / 0 = nan (no gain to speak of)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.where(a > 0, math.inf, math.nan))
 
 
 def _finite_or_none(x: float) -> float | None:

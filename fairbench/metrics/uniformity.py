@@ -1,14 +1,18 @@
 """The test of fairness: the p-value of "the generator draws every group equally often".
 
-- Observed (judged) proportions: Pearson's chi-square test of the counts against N/k per group, k - 1
-  degrees of freedom. At the sample sizes fairbench scores (hundreds per group and up) its null
-  distribution is the chi-square's to well within the simulation tests' tolerance, so a fair generator's
-  p-values are uniform.
-- Judge-corrected proportions: the same question for the *true* proportions p, given that the judge errs.
-  Under H0 p = U, so the judged distribution is q0 = C^T U; the statistic is the squared distance of the
-  linear corrected estimate from U in the metric of its delta-method covariance under H0 (sample noise
-  and the noise of the calibration counts both), again chi-square with k - 1 degrees of freedom. With a
-  perfect judge it is exactly Pearson's statistic.
+It is the test the metric intervals invert (`profile`) at the metric value 0, so a p-value below 0.05 and
+an interval that excludes 0 are one statement, never two that can disagree.
+
+- Observed (judged) proportions, k > 2 groups: the likelihood-ratio (G) statistic 2 sum n_i ln(n_i k / N),
+  chi-square with k - 1 degrees of freedom: the profile deviance of "KL = 0" (also of fd_l1 = 0 and
+  fd_l2 = 0: all three single out the same point U).
+- Two groups: the count of one group is Binomial(N, 1/2) under fairness, so the exact two-sided mid-p value
+  is used instead of a chi-square approximation: P(further from N/2) + 1/2 P(as far). A discrete count
+  cannot give exactly uniform p-values; the mid-p ones are as close as a deterministic rule gets (mean 1/2).
+  The interval then uses the deviance at which this test rejects as its critical value at 0.
+- Judge-corrected proportions: the corrected metrics' intervals are their ranges over the simultaneous
+  region for the corrected shares (`regions.score_box`), so the test is that region's: the p-value is the
+  largest alpha whose 1 - alpha region still holds U (found by bisection on alpha; the regions are nested).
 - Conditions (classes or prompts): one p-value per condition; the worst condition's p-value is adjusted
   for having looked at all of them with Sidak's formula 1 - (1 - p_min)^C, exact for independent
   conditions (their samples are independent), so it too is uniform for a fair generator.
@@ -16,15 +20,19 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.special
+import scipy.stats
 
-from fairbench.metrics.regions import corrected_covariance, linear_inverse
+from fairbench.metrics.regions import score_box
 
-PEARSON = "pearson-chi2"
-CORRECTED = "corrected-score-chi2"
+G_TEST = "g-test"
+MIDP = "exact-binomial-midp"
+CORRECTED = "corrected-region"
 SIDAK = "sidak-min"
 
 
@@ -41,31 +49,81 @@ class UniformityTest:
         return {"p_value": self.p_value, "statistic": self.statistic, "df": self.df, "method": self.method}
 
 
-def pearson_statistic(counts: np.ndarray) -> np.ndarray:
-    """Rows (R, k) of counts -> (R,) Pearson statistics against the uniform expectation."""
+def g_statistic(counts: np.ndarray) -> np.ndarray:
+    """Rows (R, k) of (pseudo-)counts -> (R,) likelihood-ratio statistics against the uniform expectation."""
     c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     n = c.sum(axis=1, keepdims=True)
-    expected = n / c.shape[1]
-    return (np.square(c - expected) / expected).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(c > 0, c * np.log(c * c.shape[1] / n), 0.0)
+    return np.maximum(2.0 * terms.sum(axis=1), 0.0)
 
 
-def corrected_statistic(counts: np.ndarray, confusion: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
-    """Rows (R, k) of judged counts -> (R,) score statistics for uniform true proportions (module docstring)."""
+def binomial_midp(counts: np.ndarray) -> np.ndarray:
+    """Rows (R, 2) of integer counts -> (R,) exact two-sided mid-p values of a fair coin."""
     c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-    r, k = c.shape
     n = c.sum(axis=1)
-    conf = np.broadcast_to(np.asarray(confusion, dtype=np.float64), (r, k, k))
-    uniform = np.full((r, k), 1.0 / k)
-    q0 = np.einsum("ri,rij->rj", uniform, conf)
-    cov0 = corrected_covariance(q0, n, conf, row_sizes, uniform)
-    diff = linear_inverse(c / n[:, None], conf) - uniform
-    # The estimate sums to 1, so the covariance is singular along the all-ones direction: drop one coordinate.
-    d, v = diff[:, :-1], cov0[:, :-1, :-1]
-    return np.einsum("ri,ri->r", d, np.linalg.solve(v, d[..., None])[..., 0])
+    low = c.min(axis=1)
+    tie = 2 * low == n  # exactly N/2: no count is "as far" on the other side
+    below = np.where(low > 0, scipy.special.bdtr(np.maximum(low - 1, 0), n, 0.5), 0.0)  # P(X <= low - 1)
+    at = scipy.stats.binom.pmf(low, n, 0.5)
+    p = np.where(tie, 1.0 - 0.5 * at, 2.0 * below + at)
+    return np.clip(p, 0.0, 1.0)
 
 
-def chi2_test(statistic: float, k: int, method: str) -> UniformityTest:
+def midp_critical_deviance(n: np.ndarray, alpha: float) -> np.ndarray:
+    """(R,) G statistic halfway between the last count the two-group mid-p test rejects at alpha and the
+    first it accepts: the deviance threshold that makes the interval's "excludes 0" the test's "p < alpha"."""
+    return np.array([_midp_critical(int(total), float(alpha)) for total in np.asarray(n)])
+
+
+@functools.lru_cache(maxsize=256)
+def _midp_critical(total: int, alpha: float) -> float:
+    low = np.arange(total // 2 + 1)  # the smaller count; the test and G depend on nothing else
+    table = np.stack([low, total - low], axis=1)
+    rejected = np.flatnonzero(binomial_midp(table) < alpha)  # a prefix: mid-p grows with the smaller count
+    if rejected.size == 0:  # too few samples to ever reject: nothing excludes 0
+        return math.inf
+    g = g_statistic(table)
+    if rejected[-1] + 1 >= len(low):
+        return float(g[rejected[-1]] / 2)
+    return float(0.5 * (g[rejected[-1]] + g[rejected[-1] + 1]))
+
+
+def g_test(statistic: float, k: int, method: str = G_TEST) -> UniformityTest:
     return UniformityTest(float(scipy.special.chdtrc(k - 1, statistic)), float(statistic), k - 1, method)
+
+
+def raw_tests(counts: np.ndarray) -> list[UniformityTest]:
+    """One test per row of judged counts: exact mid-p for two groups, the G test otherwise."""
+    c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    stats = g_statistic(c)
+    if c.shape[1] == 2:
+        return [UniformityTest(float(p), float(s), 1, MIDP) for p, s in zip(binomial_midp(c), stats)]
+    return [g_test(s, c.shape[1]) for s in stats]
+
+
+def region_p_values(q_hat: np.ndarray, n: np.ndarray, confusion: np.ndarray, row_sizes: np.ndarray) -> np.ndarray:
+    """(R,) the largest alpha at which the corrected shares' 1 - alpha region (`regions.score_box`) still
+    contains U, to a relative 1e-6: the p-value whose "< 0.05" is the 95% region's "U is outside"."""
+    q = np.atleast_2d(q_hat)
+    r, k = q.shape
+    lo, hi = np.full(r, np.log(1e-16)), np.zeros(r)  # ln alpha: U inside at lo (or never), outside above hi
+
+    def holds(log_alpha):
+        out = np.empty(r, dtype=bool)
+        for value in np.unique(log_alpha):  # score_box takes one alpha; rows sharing it go together
+            rows = log_alpha == value
+            box = score_box(q[rows], np.asarray(n)[rows], confusion, row_sizes, float(np.exp(value)))
+            out[rows] = np.all((box.lower <= 1 / k + 1e-12) & (1 / k - 1e-12 <= box.upper), axis=1)
+        return out
+
+    inside_top = holds(np.full(r, np.log(1 - 1e-9)))
+    never = ~holds(lo)
+    for _ in range(45):
+        mid = 0.5 * (lo + hi)
+        inside = holds(mid)
+        lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
+    return np.where(inside_top, 1.0, np.exp(lo))  # never inside: reported as its bound, 1e-16
 
 
 def sidak_worst(p_values: np.ndarray) -> UniformityTest:
