@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fairbench import data, entries
@@ -137,44 +138,16 @@ def _score(
     predicted = judge.predict(images)
     if options.progress:
         options.progress("judging", len(images), len(images))
-    boot = task.bootstrap
     calibration = judge.card.calibration_counts()
-    overall = fairness_report(
-        predicted, task.n_groups, judge.confusion, boot.n_resamples, boot.seed, calibration_counts=calibration
-    )
-    metrics = {name: value.to_json() for name, value in overall.metrics.items()}
-    tests = {name: t.to_json() for name, t in overall.tests.items()}
-    per_condition = None
-    if task.conditional and labels is not None:
-        cond = conditional_fairness_report(
-            predicted, labels.numpy(), task.n_groups, task.num_classes, judge.confusion, boot.n_resamples, boot.seed,
-            calibration_counts=calibration,
-        )
-        metrics.update({name: value.to_json() for name, value in cond.summary.items()})
-        tests.update({name: t.to_json() for name, t in cond.tests.items()})
-        names = [task.class_names[c] for c in cond.conditions]
-        tests.update(
-            {
-                f"{name}_per_condition": {c: r.tests[name].p_value for c, r in zip(names, cond.per_condition)}
-                for name in overall.tests
-            }
-        )
-        per_condition = {
-            "conditions": names,
-            "counts": [r.counts for r in cond.per_condition],
-            "observed": [r.observed for r in cond.per_condition],
-            "corrected": [r.corrected for r in cond.per_condition],
-            "metrics": {
-                name: [r.metrics[name].to_json() for r in cond.per_condition] for name in overall.metrics
-            },
-        }
+    conditions = labels.numpy() if task.conditional and labels is not None else None
+    fair = fairness_fields(task, predicted, conditions, judge.confusion, calibration)
+    metrics, tests, per_condition = fair.metrics, fair.tests, fair.per_condition
     quality = quality_report(quality_task, images, predicted, device, options.data_root, options.ref_stats)
     if options.progress and task.quality is not None:
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)
     card = judge.card
-    proportions = {"observed": overall.observed, "corrected": overall.corrected}
-    shares = named_shares(task.groups.names, overall)
+    proportions, shares = fair.proportions, fair.shares
     if judge.confusion is None:  # nothing to correct with: never report p-hat under the corrected names
         skipped_corrected = _drop_corrected(metrics, tests, per_condition, proportions, shares)
         why = getattr(judge, "no_confusion_reason", None) or f"judge {card.id} has no confusion matrix"
@@ -191,7 +164,7 @@ def _score(
         sampling_seed=sampling_seed,
         groups=list(task.groups.names),
         group_proportions=proportions,
-        group_counts=overall.counts,
+        group_counts=fair.counts,
         group_shares=shares,
         fairness_tests=tests,
         metrics=metrics,
@@ -199,7 +172,7 @@ def _score(
         judge=JudgeInfo(
             card.id, card.sha256, card.accuracy, card.confusion, None if calibration is None else calibration.tolist()
         ),
-        bootstrap={"n_resamples": boot.n_resamples, "seed": boot.seed},
+        bootstrap={"n_resamples": task.bootstrap.n_resamples, "seed": task.bootstrap.seed},
         versions=versions(),
         device=str(device),
         git_revision=git_revision(),
@@ -211,6 +184,85 @@ def _score(
         skipped=quality.skipped,
         data_source=data.data_source(task, options.data_root),
     )
+
+
+@dataclass
+class FairnessFields:
+    """The fairness part of a result: what scoring writes and what `recompute_fairness` rewrites."""
+
+    metrics: dict
+    tests: dict
+    per_condition: dict | None
+    proportions: dict
+    shares: dict
+    counts: list[int]
+
+
+def fairness_fields(
+    task: TaskSpec, predicted: np.ndarray, conditions: np.ndarray | None, confusion: np.ndarray | None,
+    calibration: np.ndarray | None,
+) -> FairnessFields:
+    """Every fairness figure of one scored sample set from its judged groups (and conditions)."""
+    boot = task.bootstrap
+    overall = fairness_report(predicted, task.n_groups, confusion, boot.n_resamples, boot.seed,
+                              calibration_counts=calibration)
+    metrics = {name: value.to_json() for name, value in overall.metrics.items()}
+    tests = {name: t.to_json() for name, t in overall.tests.items()}
+    per_condition = None
+    if conditions is not None:
+        cond = conditional_fairness_report(predicted, conditions, task.n_groups, task.num_classes, confusion,
+                                           boot.n_resamples, boot.seed, calibration_counts=calibration)
+        metrics.update({name: value.to_json() for name, value in cond.summary.items()})
+        tests.update({name: t.to_json() for name, t in cond.tests.items()})
+        names = [task.class_names[c] for c in cond.conditions]
+        tests.update({f"{name}_per_condition": {c: r.tests[name].p_value for c, r in zip(names, cond.per_condition)}
+                      for name in overall.tests})
+        per_condition = {
+            "conditions": names,
+            "counts": [r.counts for r in cond.per_condition],
+            "observed": [r.observed for r in cond.per_condition],
+            "corrected": [r.corrected for r in cond.per_condition],
+            "metrics": {name: [r.metrics[name].to_json() for r in cond.per_condition] for name in overall.metrics},
+        }
+    proportions = {"observed": overall.observed, "corrected": overall.corrected}
+    return FairnessFields(metrics, tests, per_condition, proportions, named_shares(task.groups.names, overall),
+                          overall.counts)
+
+
+def recompute_fairness(result: dict, task: TaskSpec) -> dict:
+    """A result's fairness figures computed again from what it records (its judged group counts, per-condition
+    counts and the judge's confusion counts), no sampling needed; everything else is kept as it is.
+
+    For results scored before a change of the statistics: the same counts, today's intervals and tests."""
+    counts = result["group_counts"]
+    judge = result.get("judge") or {}
+    confusion = judge.get("confusion")
+    calibration = judge.get("confusion_counts")
+    if confusion is not None and calibration is None:
+        raise FairbenchError("the result records a confusion matrix without its calibration counts")
+    per = result.get("per_condition")
+    if per is not None:
+        index = {name: i for i, name in enumerate(task.class_names)}
+        predicted = np.concatenate([np.repeat(np.arange(len(c)), c) for c in per["counts"]])
+        conditions = np.concatenate([np.full(sum(c), index[name]) for name, c in zip(per["conditions"], per["counts"])])
+    else:
+        predicted, conditions = np.repeat(np.arange(len(counts)), counts), None
+    fair = fairness_fields(task, predicted.astype(np.int64), None if conditions is None else conditions.astype(np.int64),
+                           None if confusion is None else np.asarray(confusion, dtype=np.float64),
+                           None if calibration is None else np.asarray(calibration))
+    if fair.counts != list(counts):
+        raise FairbenchError("the per-condition counts do not add up to the result's group counts")
+    out = dict(result)
+    old_fairness = set(fair.metrics) | {f"{name}_corrected" for name in fair.metrics}
+    out["metrics"] = {**{k: v for k, v in result["metrics"].items() if k not in old_fairness}, **fair.metrics}
+    out["fairness_tests"] = fair.tests
+    out["per_condition"] = fair.per_condition
+    out["group_proportions"] = fair.proportions
+    out["group_shares"] = fair.shares
+    if confusion is None:
+        _drop_corrected(out["metrics"], out["fairness_tests"], out["per_condition"], out["group_proportions"],
+                        out["group_shares"])
+    return out
 
 
 def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOptions) -> None:
