@@ -151,7 +151,7 @@ def _diag(v: np.ndarray) -> np.ndarray:
 
 
 def score_box(
-    q_hat: np.ndarray, n: np.ndarray, confusion: np.ndarray, row_sizes: np.ndarray, alpha: float
+    q_hat: np.ndarray, n: np.ndarray, confusion: np.ndarray, row_sizes: np.ndarray, alpha: float | np.ndarray
 ) -> ProportionBox:
     """Score-type (Wilson-like) simultaneous box for the corrected proportions, rows (R, k).
 
@@ -169,7 +169,8 @@ def score_box(
     c = np.broadcast_to(conf, (r, k, k))
     center = linear_inverse(q, c)
     base = simplex_clip(center)
-    z2 = scipy.special.ndtri(1 - per_group_alpha(alpha, k) / 2) ** 2
+    # alpha may differ per row (the corrected test bisects each row's own alpha): z2 is then (R,).
+    z2 = np.broadcast_to(scipy.special.ndtri(1 - per_group_alpha(np.asarray(alpha, dtype=np.float64), k) / 2) ** 2, (r,))
     # V_g at t = 0, 1/2, 1 for every group at once: points[t, g, row] puts t on group g and shares 1 - t
     # over the others as the estimate does (evenly when the estimate has no mass there).
     eye = np.eye(k)
@@ -214,8 +215,8 @@ def score_box(
         below = (none & (cg < 0.5)) | (ok & (upper[:, g] < 0.0))
         above = (none & (cg >= 0.5)) | (ok & (lower[:, g] > 1.0))
         lower[below, g] = 0.0
-        upper[below, g] = np.sqrt(z2 * np.clip(a0[below], 0.0, None))
-        lower[above, g] = 1.0 - np.sqrt(z2 * np.clip((a0 + a1 + a2)[above], 0.0, None))
+        upper[below, g] = np.sqrt(z2[below] * np.clip(a0[below], 0.0, None))
+        lower[above, g] = 1.0 - np.sqrt(z2[above] * np.clip((a0 + a1 + a2)[above], 0.0, None))
         upper[above, g] = 1.0
     lower, upper = np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
     # A region that misses the simplex (sum of lower bounds above 1, or of upper bounds below 1) means the
@@ -224,7 +225,7 @@ def score_box(
     if np.any(bad):
         lower[bad] = np.minimum(lower[bad], base[bad])
         upper[bad] = np.maximum(upper[bad], base[bad])
-    return ProportionBox(lower, upper, 1.0 - alpha)
+    return ProportionBox(lower, upper, 1.0 - float(np.max(alpha)))
 
 
 def simplex_clip(x: np.ndarray) -> np.ndarray:

@@ -110,12 +110,8 @@ def region_p_values(q_hat: np.ndarray, n: np.ndarray, confusion: np.ndarray, row
     lo, hi = np.full(r, np.log(1e-16)), np.zeros(r)  # ln alpha: U inside at lo (or never), outside above hi
 
     def holds(log_alpha):
-        out = np.empty(r, dtype=bool)
-        for value in np.unique(log_alpha):  # score_box takes one alpha; rows sharing it go together
-            rows = log_alpha == value
-            box = score_box(q[rows], np.asarray(n)[rows], confusion, row_sizes, float(np.exp(value)))
-            out[rows] = np.all((box.lower <= 1 / k + 1e-12) & (1 / k - 1e-12 <= box.upper), axis=1)
-        return out
+        box = score_box(q, np.asarray(n), confusion, row_sizes, np.exp(log_alpha))  # each row its own alpha
+        return np.all((box.lower <= 1 / k + 1e-12) & (1 / k - 1e-12 <= box.upper), axis=1)
 
     inside_top = holds(np.full(r, np.log(1 - 1e-9)))
     never = ~holds(lo)
