@@ -747,6 +747,26 @@ def test_boards_without_iqa_weights_render_as_before(tmp_path: Path) -> None:
     assert "weights" not in render_markdown(boards)
 
 
+def _with_bounds(seed: int, white: float, half: float) -> dict:
+    props = [1 - white, white]
+    result = make_result(seed=seed, group_proportions={"observed": props, "corrected": props})
+    result["group_shares"] = {g: {"count": 0, "observed": {"value": v, "ci95": [v - half, v + half]}}
+                              for g, v in zip(["black", "white"], props)}
+    return result
+
+
+def test_seeds_whose_share_intervals_do_not_overlap_are_marked(tmp_path: Path) -> None:
+    """0 and 100% white in two seeds is a disagreement no interval explains; 48 and 52% within +-3 is not."""
+    apart, close = tmp_path / "apart", tmp_path / "close"
+    for seed, white in ((0, 0.0), (1, 1.0)):
+        put(apart, _with_bounds(seed, white, 0.01))
+    for seed, white in ((0, 0.48), (1, 0.52)):
+        put(close, _with_bounds(seed, white, 0.03))
+    assert "white 0.0 / 100.0 (50.0) ≠ |" in render_markdown(boards_for(apart))
+    marked = render_markdown(boards_for(close))
+    assert "white 48.0 / 52.0 (50.0) |" in marked and "(50.0) ≠" not in marked
+
+
 def test_committed_leaderboard_rebuilds_byte_for_byte(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parent.parent / "leaderboard"
     if not (repo / "results").is_dir():
@@ -764,7 +784,8 @@ def test_judged_shares_are_a_column_in_markdown_and_csv(tmp_path: Path) -> None:
     frame = pd.read_csv(io.StringIO(render_csv(boards)))
     assert frame.loc[0, "judged_share_black_mean"] == pytest.approx((0.30 + 0.42) / 2)
     assert frame.loc[0, "judged_share_white_mean"] == pytest.approx((0.70 + 0.58) / 2)
-    assert "| black 36.0, white 64.0 |" in render_markdown(boards)
+    # each run's share in seed order, then the mean: an average alone would hide a collapsed seed
+    assert "| black 30.0 / 42.0 (36.0), white 70.0 / 58.0 (64.0) |" in render_markdown(boards)
     # runs that disagree on the groups have no mean share: shown as missing, never a partial mean
     put(tmp_path, make_result(seed=2, groups=["a", "b"]))
     assert "judged_share_black_mean" not in render_csv(boards_for(tmp_path))

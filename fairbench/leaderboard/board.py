@@ -74,6 +74,21 @@ class LeaderboardRow:
         return {g: float(np.mean([s[g] for s in recorded])) for g in groups}  # type: ignore[index]
 
     @property
+    def seed_shares(self) -> list[dict[str, float]] | None:
+        """Each run's observed shares, in seed order; None when `shares` is (runs record different groups)."""
+        return None if self.shares is None else [dict(run.shares) for run in self.runs]  # type: ignore[arg-type]
+
+    @property
+    def seeds_disagree(self) -> bool:
+        """Some group's share intervals (simultaneous 95%) of two runs do not overlap: the seeds drew
+        detectably different generators, which the mean share would hide. False when a run lacks bounds."""
+        bounds = [run.share_bounds for run in self.runs]
+        if self.seed_shares is None or len(bounds) < 2 or any(b is None for b in bounds):
+            return False
+        return any(max(b[g][0] for b in bounds) > min(b[g][1] for b in bounds)  # type: ignore[index]
+                   for g in self.shares)  # type: ignore[union-attr]
+
+    @property
     def few_seeds(self) -> bool:
         """Fewer than MIN_SEEDS runs: flagged on the board, since its spread across seeds is barely known."""
         return self.n_runs < MIN_SEEDS

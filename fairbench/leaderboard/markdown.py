@@ -22,6 +22,7 @@ from fairbench.leaderboard.ranking import ALPHA, DIGITS, MIN_SEEDS
 
 MISSING_MD = "—"
 FEW_SEEDS_MARK = "†"
+DISAGREE_MARK = "≠"  # an entry whose runs' share intervals do not overlap
 # The Markdown board shows these (when present) after the primary metric; the CSV always has every metric.
 HEADLINE_METRICS = (
     "kl_uniform_corrected",
@@ -68,7 +69,9 @@ def _header(n_files: int) -> list[str]:
         "seed (the std only with two or more runs). ↓ lower is better, ↑ higher is better.",
         f"{MISSING_MD} marks a metric that at least one run of the entry lacks: it is never averaged over the runs",
         "that have it, and it gets no rank. Boards never mix task hashes. Judged shares: the percentage of an",
-        "entry's samples the judge assigns to each group (mean over runs, before correcting for judge errors).",
+        "entry's samples the judge assigns to each group (before correcting for judge errors), each run's in seed",
+        f"order with their mean in brackets; {DISAGREE_MARK} marks an entry two of whose runs have share intervals",
+        "(simultaneous 95%) that do not overlap: seeds that drew different generators, which a mean would hide.",
         "An entry is one method with one config, number of training steps and batch size (runs that differ in",
         "any of these are separate entries), or one image set.",
         "",
@@ -128,9 +131,15 @@ def _entry_cell(row: LeaderboardRow) -> str:
     return _md_escape(row.entry) + (f" {FEW_SEEDS_MARK}" if row.few_seeds else "")
 
 
-def fmt_shares(shares: dict[str, float]) -> str:
-    """'black 50.2, white 49.8': each group's mean judged share of the samples, in percent."""
-    return ", ".join(f"{group} {100 * share:.1f}" for group, share in shares.items())
+def fmt_shares(shares: dict[str, float], per_seed: list[dict[str, float]] | None = None,
+               disagree: bool = False) -> str:
+    """'black 50.2, white 49.8' for one run; with several, each run's share then the mean:
+    'black 100.0 / 0.0 / 0.0 (33.3), white 0.0 / 100.0 / 100.0 (66.7)', in percent."""
+    if not per_seed or len(per_seed) < 2:
+        return ", ".join(f"{group} {100 * share:.1f}" for group, share in shares.items())
+    text = ", ".join(f"{group} " + " / ".join(f"{100 * run[group]:.1f}" for run in per_seed) + f" ({100 * share:.1f})"
+                     for group, share in shares.items())
+    return f"{text} {DISAGREE_MARK}" if disagree else text
 
 
 def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
@@ -160,7 +169,8 @@ def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
         if show_wall:
             cells.append(f"{row.train_wall_time_s:.1f}" if row.train_wall_time_s is not None else MISSING_MD)
         if show_shares:
-            cells.append(_md_escape(fmt_shares(row.shares)) if row.shares is not None else MISSING_MD)
+            cells.append(_md_escape(fmt_shares(row.shares, row.seed_shares, row.seeds_disagree))
+                         if row.shares is not None else MISSING_MD)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

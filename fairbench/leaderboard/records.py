@@ -56,6 +56,8 @@ class ResultRecord:
     submission_sha256: str | None = None
     # group -> observed (judged) share, from `groups` and `group_proportions.observed`; None when not recorded
     shares: dict[str, float] | None = None
+    # group -> the simultaneous 95% bounds of that share (`group_shares`); None in files older than them
+    share_bounds: dict[str, tuple[float, float]] | None = None
 
     @property
     def steps(self) -> int | None:
@@ -192,6 +194,7 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         name_given=given is not None,
         submission_sha256=submission_sha if isinstance(submission_sha, str) else None,
         shares=_parse_shares(data),
+        share_bounds=_parse_share_bounds(data),
     )
 
 
@@ -205,6 +208,21 @@ def _parse_shares(data: dict[str, Any]) -> dict[str, float] | None:
     if not all(isinstance(g, str) for g in groups) or not all(_is_number(p) for p in observed):
         return None
     return {g: float(p) for g, p in zip(groups, observed)}
+
+
+def _parse_share_bounds(data: dict[str, Any]) -> dict[str, tuple[float, float]] | None:
+    """Observed share bounds per group from `group_shares`; None unless every group has two numbers."""
+    shares = data.get("group_shares")
+    groups = data.get("groups")
+    if not isinstance(shares, dict) or not isinstance(groups, list):
+        return None
+    out = {}
+    for group in groups:
+        ci = ((shares.get(group) or {}).get("observed") or {}).get("ci95") if isinstance(group, str) else None
+        if not (isinstance(ci, list) and len(ci) == 2 and all(_is_number(v) for v in ci)):
+            return None
+        out[group] = (float(ci[0]), float(ci[1]))
+    return out
 
 
 def _parse_entry_fields(data: dict[str, Any], fail: Any) -> tuple[Any, str | None, Any, str | None]:
