@@ -111,8 +111,10 @@ def test_page_is_drawn_from_the_boards(page: Path) -> None:
     assert f"{kl.mean:#.4g} ± {kl.std:#.4g}" in text
     assert "gamma †" in text  # one run: flagged as on the Markdown board
     # share bars: width is the mean judged share, as a percentage
-    assert 'title="black 55.0%"' in text and "width:55.0%" in text and "width:45.0%" in text
-    assert 'title="black 30.0%"' in text and "width:70.0%" in text
+    assert 'title="black 55.0% (runs: 55.0 / 55.0 / 55.0)"' in text and "width:55.0%" in text and "width:45.0%" in text
+    assert 'title="black 30.0%"' in text and "width:70.0%" in text  # gamma: one run, no per-run figures
+    # each run's share is a tick on the bar, in seed order (beta: 80% black in all three seeds)
+    assert text.count('<span class="tick" style="left:80.0%"></span>') == 3
 
 
 def test_provenance_is_one_click_away(page: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from fairbench.leaderboard.board import LeaderboardRow, TaskBoard, _column, _feature_network_label
 from fairbench.leaderboard.markdown import (
+    DISAGREE_MARK,
     FEW_SEEDS_MARK,
     MISSING_MD,
     _arrow,
@@ -45,7 +46,9 @@ th{background:#eef2f7;cursor:pointer;user-select:none;max-width:9em;text-align:l
 th:hover{background:#dde5f0}th.nosort{cursor:default}.wrap{overflow-x:auto}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-align:right;white-space:nowrap}
 .shares{min-width:150px}.share{display:flex;align-items:center;gap:4px;font-size:11px}
-.share .lbl{width:52px;overflow:hidden;text-overflow:ellipsis}.share .track{width:70px;height:9px;background:#eee}
+.share .lbl{width:52px;overflow:hidden;text-overflow:ellipsis}.share .track{width:70px;height:9px;background:#eee;position:relative}
+.share .tick{position:absolute;top:-2px;width:2px;height:13px;background:#000;margin-left:-1px}.share .runs{color:#555}
+.disagree{font-size:11px;color:#b00}
 .share .fill{display:block;height:9px}figure.task img{max-width:100%}.figs img{height:64px;margin:2px;border:1px solid #ccc;background:#fff}
 details{font-size:12px}details pre{max-width:520px;overflow:auto;background:#f4f4f4;padding:6px;margin:4px 0}
 .note{font-size:12px;color:#555;max-width:900px}
@@ -90,8 +93,9 @@ def render_html(boards: Sequence[TaskBoard], out_dir: Path) -> str:
         '<p class="note">Each cell is the mean ± sample standard deviation over an entry\'s runs (one per training '
         f"seed). ↓ lower is better, ↑ higher is better; {MISSING_MD} marks a metric some run lacks. An entry's rank "
         "is 1 + the number of entries significantly better by the primary metric (two-sided Welch t-test across "
-        f"seeds, p &lt; {ALPHA:g}); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares are the mean "
-        "judged (observed) shares over runs. Click a column header to sort.</p>",
+        f"seeds, p &lt; {ALPHA:g}); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares: the bar is the mean "
+        "judged (observed) share over runs, each tick and the figures in brackets one run's, in seed order; "
+        f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Click a column header to sort.</p>",
     ]
     for board in boards:
         parts += _board_section(board, Path(out_dir))
@@ -130,7 +134,7 @@ def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
             _td(str(row.n_runs), row.n_runs, "num"),
             _td(_fmt_seeds(row.seeds), _fmt_seeds(row.seeds)),
         ]
-        cells.append(_shares_cell(row.shares))
+        cells.append(_shares_cell(row.shares, row.seed_shares, row.seeds_disagree))
         cells.append(f'<td class="figs" data-v="">{_figures(board, row, raws, out_dir)}</td>')
         for name in shown:
             summary = row.metrics[name]
@@ -186,19 +190,27 @@ def _raw(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _shares_cell(shares: dict[str, float] | None) -> str:
-    """One small bar per group (mean judged share, in percent); sorts by the largest gap from uniform."""
+def _shares_cell(shares: dict[str, float] | None, per_seed: list[dict[str, float]] | None = None,
+                 disagree: bool = False) -> str:
+    """One small bar per group (mean judged share, in percent) with a tick at each run's share, the runs'
+    shares in seed order beside it; sorts by the largest gap from uniform. A mean alone hides a collapse."""
     if shares is None:
         return f'<td data-v="">{MISSING_MD}</td>'
+    runs = per_seed if per_seed and len(per_seed) > 1 else []
     bars = []
     for i, (group, share) in enumerate(shares.items()):
         colour = BAR_COLOURS[i % len(BAR_COLOURS)]
         pct = f"{100 * share:.1f}%"
+        seeds = " / ".join(f"{100 * run[group]:.1f}" for run in runs)
+        ticks = "".join(f'<span class="tick" style="left:{100 * run[group]:.1f}%"></span>' for run in runs)
+        title = f"{group} {pct}" + (f" (runs: {seeds})" if runs else "")
         bars.append(
-            f'<div class="share" title="{html.escape(group)} {pct}"><span class="lbl">{html.escape(group)}</span>'
-            f'<span class="track"><span class="fill" style="width:{pct};background:{colour}"></span></span>'
-            f"<span>{pct}</span></div>"
+            f'<div class="share" title="{html.escape(title)}"><span class="lbl">{html.escape(group)}</span>'
+            f'<span class="track"><span class="fill" style="width:{pct};background:{colour}"></span>{ticks}</span>'
+            f"<span>{pct}" + (f' <span class="runs">({seeds})</span>' if runs else "") + "</span></div>"
         )
+    if disagree:
+        bars.append(f'<div class="disagree" title="two runs\' share intervals do not overlap">{DISAGREE_MARK} seeds disagree</div>')
     gap = max(abs(share - 1 / len(shares)) for share in shares.values())
     return f'<td class="shares" data-v="{gap!r}">' + "".join(bars) + "</td>"
 
