@@ -44,7 +44,14 @@ WEAK_AUX = 0.8  # hold-out balanced accuracy below which the auxiliary classifie
 
 @dataclass(frozen=True)
 class RebalanceConfig(GANConfig):
-    """GANConfig's keys configure the base `vanilla` (when no --base is given) and the retraining D/optimisers."""
+    """GANConfig's keys configure the base `vanilla` (when no --base is given) and the retraining D/optimisers.
+
+    The base defaults to D with a minibatch standard-deviation channel over the whole batch: the plain
+    vanilla base draws one group only on the bicolor tasks (digits included), and a base that never draws a
+    group gives exploration nothing to find (leaderboard/recipes/screen.md measures the recipes)."""
+
+    minibatch_std: bool = True
+    mbstd_group: int = 64
 
     base_steps: int = 0  # vanilla steps for the base (0: the task's training.steps)
     base_batch_size: int = 0  # 0: the task's training.batch_size
@@ -169,7 +176,7 @@ class Rebalance:
         if config.init == "scratch":
             gen = ARCHITECTURES.get(prepared.base.arch)(**prepared.base.arch_kwargs).to(device)  # harness-seeded
         disc = CDCGANDiscriminator(gen.num_classes, list(task.image_shape), config.width,
-                                   minibatch_std=config.minibatch_std).to(device)
+                                   minibatch_std=config.minibatch_std, group_size=config.mbstd_group).to(device)
         return Trainable(
             modules={"generator": gen.train(), "discriminator": disc},
             optimizers=_optimizers(gen, disc, config),
