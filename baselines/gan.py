@@ -129,6 +129,16 @@ def update_ema(t: Trainable, decay: float) -> None:
         target.copy_(source)
 
 
+RECIPE_TERMS = ("feature_matching", "mode_seeking", "r1_gamma", "ema_decay")
+
+
+def refuse_recipe_terms(method: str, config: GANConfig) -> None:
+    """Methods with their own updates (repfair, groupcond) do not apply these yet: say so, never ignore."""
+    used = [name for name in RECIPE_TERMS if getattr(config, name)]
+    if used:
+        raise FairbenchError(f"{method} does not apply {', '.join(used)} yet (vanilla, mbstd and rebalance's base do)")
+
+
 def _labels(gen, y: torch.Tensor) -> torch.Tensor | None:
     return y if gen.num_classes > 0 else None
 

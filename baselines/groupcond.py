@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.cdcgan import group_of_latent, latent_for_group
-from baselines.gan import GANConfig, build
+from baselines.gan import GANConfig, build, refuse_recipe_terms
 from fairbench.judges import Judge
 from fairbench.methods import METHODS, BatchSource, Trainable
 from fairbench.submission.sampling import generate, sample_latents
@@ -41,6 +41,7 @@ class GroupCond:
     config_cls = GANConfig
 
     def create(self, task, config: GANConfig, device: torch.device) -> Trainable:
+        refuse_recipe_terms("groupcond", config)
         return build(task, config, device, n_groups=task.n_groups)
 
     def step(

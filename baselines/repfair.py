@@ -26,7 +26,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from baselines.gan import GANConfig, build, generator_update
+from baselines.gan import GANConfig, build, generator_update, refuse_recipe_terms
 from fairbench.errors import FairbenchError
 from fairbench.methods import METHODS, BatchSource, Trainable
 
@@ -100,6 +100,7 @@ class RepFair:
     def create(self, task, config: RepFairConfig, device: torch.device) -> Trainable:
         if not clip_value(config) > 0:
             raise FairbenchError(f"repfair: clip_norm must be positive, got {config.clip_norm}")
+        refuse_recipe_terms("repfair", config)
         return build(task, config, device)
 
     def step(

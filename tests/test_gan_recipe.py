@@ -135,3 +135,15 @@ def test_feature_matching_trains_through_the_harness_step(batches):
     config, trainable = _make({"feature_matching": 1.0, "mode_seeking": 0.1})
     logs = METHODS.get("vanilla").step(trainable, config, batches, 8, 0)
     assert logs["fm"] >= 0 and logs["ms"] > 0 and np.isfinite(logs["loss_g"])
+
+
+@pytest.mark.parametrize("method", ["repfair", "groupcond"])
+def test_methods_with_their_own_updates_refuse_the_terms_they_would_ignore(method):
+    load_plugins()
+    config = parse_config(method, {"width": 8, "latent_dim": 16, "feature_matching": 1.0, "ema_decay": 0.9})
+    with pytest.raises(FairbenchError, match=f"{method} does not apply feature_matching, ema_decay"):
+        METHODS.get(method).create(TASK, config, torch.device("cpu"))
+    # the minibatch-std group is D's architecture: every method takes it
+    config = parse_config(method, {"width": 8, "latent_dim": 16, "minibatch_std": True, "mbstd_group": 64})
+    trainable = METHODS.get(method).create(TASK, config, torch.device("cpu"))
+    assert trainable.modules["discriminator"].group_size == 64

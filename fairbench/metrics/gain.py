@@ -63,11 +63,8 @@ def pair_gain(
     alpha: float = ALPHA, metrics: Sequence[str] = GAIN_METRICS,
 ) -> dict[str, Gain]:
     """The gain of `new` over `base` for each of `metrics` (GAIN_METRICS), from the two runs' judged counts."""
-    rows = [np.asarray(c, dtype=np.float64).ravel() for c in (base_counts, new_counts)]
-    if len(rows[0]) != len(rows[1]) or len(rows[0]) < 2:
-        raise FairbenchError(f"group counts must be two vectors of the same length >= 2, got {len(rows[0])} and "
-                             f"{len(rows[1])}")
-    found = pair_gains(rows[0][None], rows[1][None], calibration, alpha, metrics)
+    rows = [np.asarray(c, dtype=np.float64).ravel()[None] for c in (base_counts, new_counts)]
+    found = pair_gains(rows[0], rows[1], calibration, alpha, metrics)
     return {metric: Gain(metric, *(float(v[0]) for v in found[metric][:3]),
                          (float(found[metric][3][0]), float(found[metric][4][0]))) for metric in metrics}
 
