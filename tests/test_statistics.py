@@ -133,7 +133,7 @@ def test_the_worst_and_mean_condition_intervals_cover():
 def test_p_values_are_uniform_for_a_fair_generator_and_agree_with_the_interval(k):
     """KS against U(0, 1) at N = 500 (the exact mid-p for two groups, the G test otherwise), and p < 0.05
     exactly when the KL interval excludes 0: on fair, nearly fair and unfair generators."""
-    from fairbench.metrics.fairness import _scalar_intervals, _analyse  # the reports' own pairing
+    from fairbench.metrics.fairness import _analyse, _scalar_intervals, _tests  # the reports' own pairing
 
     rng = np.random.default_rng(11 + k)
     counts = rng.multinomial(500, np.full(k, 1 / k), size=1500)
@@ -142,7 +142,7 @@ def test_p_values_are_uniform_for_a_fair_generator_and_agree_with_the_interval(k
     near = (1 + 0.05 * np.resize([1, -1], k)) / k
     for truth_p, n in ((np.full(k, 1 / k), 500), (near, 10_000), (profiles(k)[2], 500)):
         table = rng.multinomial(n, truth_p, size=300).astype(np.float64)
-        ranges, tests = _scalar_intervals(table, _analyse(table, None, 0.05), None, 0.05)
+        ranges, tests = _scalar_intervals(table, _analyse(table, None, 0.05), None, 0.05), _tests(table, None)
         p_values = np.array([t.p_value for t in tests["uniform"]])
         for name in SCALARS:
             assert np.array_equal(p_values < 0.05, ranges[name][0] > 0), (k, truth_p[:2], name)

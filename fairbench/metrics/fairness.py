@@ -197,11 +197,11 @@ def _analyse(counts: np.ndarray, cal: Calibration | None, alpha: float) -> _Rows
 
 def _scalar_intervals(counts: np.ndarray, rows: _Rows, cal: Calibration | None, alpha: float,
                       names: tuple[str, ...] | None = None):
-    """Every scalar metric's interval and the uniformity tests it is consistent with.
+    """Every scalar metric's interval (NaN for those `names` leaves out); `_tests` are the tests they invert.
 
     Observed: the profile interval (`profile`), efficient. Corrected: the metric's range over the corrected
-    shares' region, with that region's own test; it covers, but at 5+ groups it is as wide as the region's
-    shadow (an efficient corrected interval needs the judged counts' likelihood through C^T p, not yet done).
+    shares' region, whose own test is the corrected one; it covers, but at 5+ groups it is as wide as the
+    region's shadow (an efficient corrected interval needs the judged counts' likelihood through C^T p).
     """
     k = counts.shape[1]
     wanted = set(_metric_names()) if names is None else set(names)
@@ -214,17 +214,26 @@ def _scalar_intervals(counts: np.ndarray, rows: _Rows, cal: Calibration | None, 
     nan = (np.full(len(counts), np.nan),) * 2
     raw = {m: (metric_interval(counts, m, alpha, critical) if m in needed else nan) for m in SCALAR_METRICS}
     raw = _with_normalized(raw, k)
+    if cal is None or cal.perfect:
+        corrected = raw
+    elif any(name.endswith("_corrected") for name in wanted):
+        corrected = _with_normalized(metric_ranges(rows.boxes["corrected"], _ENUMERATED), k)
+    else:
+        corrected = {name: nan for name in raw}
+    return {f"{name}{suffix}": found[name] for suffix, found in (("", raw), ("_corrected", corrected))
+            for name in raw}
+
+
+def _tests(counts: np.ndarray, cal: Calibration | None) -> dict[str, list[UniformityTest]]:
+    """The tests of uniformity that the intervals invert at 0 (`uniformity`), one per row."""
     tests = {"uniform": raw_tests(counts)}
     if cal is None or cal.perfect:
-        corrected, tests["uniform_corrected"] = raw, tests["uniform"]
+        tests["uniform_corrected"] = tests["uniform"]
     else:
-        corrected = _with_normalized(metric_ranges(rows.boxes["corrected"], _ENUMERATED), k)
         n = counts.sum(axis=1)
         p_values = region_p_values(counts / n[:, None], n, cal.rates, cal.row_sizes)
         tests["uniform_corrected"] = [UniformityTest(float(p), None, None, CORRECTED) for p in p_values]
-    ranges = {f"{name}{suffix}": found[name] for suffix, found in (("", raw), ("_corrected", corrected))
-              for name in raw}
-    return ranges, tests
+    return tests
 
 
 def _point_values(rows: _Rows, counts: np.ndarray, cal: Calibration | None) -> dict[str, np.ndarray]:
@@ -247,7 +256,7 @@ def _reports(counts: np.ndarray, cal: Calibration | None) -> list[FairnessReport
     """One report per row of a (R, k) count table, intervals at 95% each."""
     rows = _analyse(counts, cal, ALPHA)
     values = _point_values(rows, counts, cal)
-    ranges, tests = _scalar_intervals(counts, rows, cal, ALPHA)
+    ranges, tests = _scalar_intervals(counts, rows, cal, ALPHA), _tests(counts, cal)
     out = []
     for r in range(counts.shape[0]):
         metrics = {}
@@ -281,7 +290,7 @@ def metric_intervals(
     counts = np.asarray(counts, dtype=np.float64)
     rows = _analyse(counts, cal, alpha)
     values = _point_values(rows, counts, cal)
-    ranges, _ = _scalar_intervals(counts, rows, cal, alpha, None if names is None else tuple(names))
+    ranges = _scalar_intervals(counts, rows, cal, alpha, None if names is None else tuple(names))
     return {name: (values[name], *ranges[name]) for name in ranges if names is None or name in names}
 
 
