@@ -1,4 +1,7 @@
-"""Confidence regions for group proportions, and each metric's interval as its range over a region.
+"""Confidence regions for group proportions, and a metric's interval as its range over a region.
+
+Used for the group shares, the judge-corrected metrics and the mean and worst case over conditions; the
+observed metrics' own intervals are narrower profile-likelihood intervals (`profile`).
 
 Why not the bootstrap. Every fairness metric has a kink at the uniform point U, and the per-condition
 worst case is a maximum: there the percentile bootstrap fails (a fair generator's resampled KL values all
