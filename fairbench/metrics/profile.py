@@ -224,7 +224,11 @@ def metric_interval(
     chi-square(k - 1) quantile (the exact two-group test); c(r) is scaled by the same factor throughout.
     The lower end is exactly 0 when, and only when, that test does not reject.
     """
-    n = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    with np.errstate(all="ignore"):  # the solvers carry inf and NaN through branches they then discard
+        return _metric_interval(np.atleast_2d(np.asarray(counts, dtype=np.float64)), metric, alpha, critical_at_zero)
+
+
+def _metric_interval(n: np.ndarray, metric: str, alpha: float, critical_at_zero) -> tuple[np.ndarray, np.ndarray]:
     r, k = n.shape
     total = n.sum(axis=1)
     p_hat = n / total[:, None]

@@ -60,7 +60,7 @@ def g_statistic(counts: np.ndarray) -> np.ndarray:
 
 def binomial_midp(counts: np.ndarray) -> np.ndarray:
     """Rows (R, 2) of integer counts -> (R,) exact two-sided mid-p values of a fair coin."""
-    c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    c = np.rint(np.atleast_2d(np.asarray(counts, dtype=np.float64))).astype(np.int64)  # counts: integers
     n = c.sum(axis=1)
     low = c.min(axis=1)
     tie = 2 * low == n  # exactly N/2: no count is "as far" on the other side
@@ -110,7 +110,8 @@ def region_p_values(q_hat: np.ndarray, n: np.ndarray, confusion: np.ndarray, row
     lo, hi = np.full(r, np.log(1e-16)), np.zeros(r)  # ln alpha: U inside at lo (or never), outside above hi
 
     def holds(log_alpha):
-        box = score_box(q, np.asarray(n), confusion, row_sizes, np.exp(log_alpha))  # each row its own alpha
+        with np.errstate(all="ignore"):  # at alpha near 1e-16 some rows' quadratics have no real root
+            box = score_box(q, np.asarray(n), confusion, row_sizes, np.exp(log_alpha))  # each row its own alpha
         return np.all((box.lower <= 1 / k + 1e-12) & (1 / k - 1e-12 <= box.upper), axis=1)
 
     inside_top = holds(np.full(r, np.log(1 - 1e-9)))
