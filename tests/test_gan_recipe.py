@@ -55,7 +55,7 @@ def test_feature_matching_is_the_squared_distance_of_batch_mean_features():
         f_real, f_fake = disc.features(real).flatten(1), disc.features(fake).flatten(1)
         expected = (f_fake.mean(0) - f_real.mean(0)).pow(2).mean()
     assert logs["fm"] == pytest.approx(float(expected), rel=1e-6)
-    assert float(extra) == pytest.approx(2.5 * float(expected), rel=1e-6)
+    assert float(extra.detach()) == pytest.approx(2.5 * float(expected), rel=1e-6)
 
 
 def test_mode_seeking_is_the_inverse_ratio_of_image_to_latent_distance():
@@ -65,7 +65,7 @@ def test_mode_seeking_is_the_inverse_ratio_of_image_to_latent_distance():
     extra, logs = recipe_terms(None, config, noise, fake, None, None, None)
     ratio = (fake[:4] - fake[4:]).abs().mean() / (noise[:4] - noise[4:]).abs().mean()
     assert logs["ms"] == pytest.approx(float(ratio), rel=1e-6)
-    assert float(extra) == pytest.approx(0.5 / (float(ratio) + 1e-5), rel=1e-6)
+    assert float(extra.detach()) == pytest.approx(0.5 / (float(ratio) + 1e-5), rel=1e-6)
 
 
 def test_r1_is_the_squared_gradient_norm_of_d_at_real_images():
