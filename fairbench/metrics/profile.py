@@ -38,6 +38,8 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
+from fairbench.metrics.row_metrics import ROW_METRICS
+
 METRICS = ("kl_uniform", "fd_l1", "fd_l2")
 _R_MAX = 60.0  # beyond this Fisher radius c(r) is the chi-square(1) quantile to 4 digits
 _GRID = 48  # multipliers scanned per side before bisection
@@ -198,15 +200,11 @@ def _solve_nu(metric, n, mu, upper, side, nu0, w0):
 
 
 def _metric(metric: str, p: np.ndarray) -> np.ndarray:
-    k = p.shape[1]
-    if metric == "kl_uniform":
-        return np.maximum((p * np.log(np.where(p > 0, p * k, 1.0))).sum(axis=1), 0.0)
-    if metric == "fd_l2":
-        return np.sqrt(np.square(p - 1 / k).sum(axis=1))
-    return np.abs(p - 1 / k).sum(axis=1)
+    return ROW_METRICS[metric](p)
 
 
-def _deviance(n: np.ndarray, p: np.ndarray) -> np.ndarray:
+def deviance(n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Rows of counts n and of proportions p -> 2 sum_i n_i ln(p-hat_i / p_i), the multinomial deviance."""
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(n > 0, n * np.log(n / (n.sum(axis=1, keepdims=True) * p)), 0.0)
     return 2 * terms.sum(axis=1)
@@ -235,7 +233,7 @@ def _metric_interval(n: np.ndarray, metric: str, alpha: float, critical_at_zero)
     theta_hat = _metric(metric, p_hat)
     chi_k = scipy.stats.chi2.ppf(1 - alpha, k - 1)
     scale = np.ones(r) if critical_at_zero is None else np.asarray(critical_at_zero, dtype=np.float64) / chi_k
-    rejects = _deviance(n, np.full((r, k), 1.0 / k)) > scale * chi_k
+    rejects = deviance(n, np.full((r, k), 1.0 / k)) > scale * chi_k
     lower = np.zeros(r)
     if rejects.any():
         idx = np.flatnonzero(rejects)
@@ -270,7 +268,7 @@ def _crossing(metric, n, theta_hat, upper: bool, scale, alpha) -> np.ndarray:
         mu = sign * s * total[rows]
         p, nu, w, ok = _solve_nu(metric, n[rows], mu, upper, side[rows], nu, w)
         theta = _metric(metric, p)
-        inside = ok & (_deviance(n[rows], p) <= critical(theta, rows))
+        inside = ok & (deviance(n[rows], p) <= critical(theta, rows))
         return inside, ok, theta, nu, w, p
 
     side = n / total[:, None] >= 1 / k
@@ -324,7 +322,7 @@ def _segment(metric, n, p_in, p_out, best, upper: bool, critical) -> np.ndarray:
         t = 0.5 * (lo + hi)
         p = (1 - t)[:, None] * p_in + t[:, None] * p_out
         theta = _metric(metric, p)
-        inside = _deviance(n, p) <= critical(theta)
+        inside = deviance(n, p) <= critical(theta)
         lo, hi = np.where(inside, t, lo), np.where(inside, hi, t)
         best = np.where(inside, np.maximum(best, theta) if upper else np.minimum(best, theta), best)
     return best
@@ -354,10 +352,11 @@ def _upper_by_leader(metric, n, theta_hat, scale, alpha) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.log(k * x) + 1 if metric == "kl_uniform" else x - 1 / k
 
+    w_mle = np.log(np.maximum(k * n_rest / total[:, None], 1e-300))  # KL's Newton starts at the MLE shares
+
     def rest(t, m):
         nu = n_j / t + m * g_prime(t)
-        w = np.log(np.maximum(k * n_rest / total[:, None], 1e-300))
-        p, _, _ = _coordinates(metric, n_rest, -m, nu, True, side, w, k)
+        p, _, _ = _coordinates(metric, n_rest, -m, nu, True, side, w_mle, k)
         return p
 
     def excess(t, log_m):
@@ -422,7 +421,7 @@ def _upper_by_leader(metric, n, theta_hat, scale, alpha) -> np.ndarray:
         p, ok = point(t)
         theta = _metric(metric, p)
         critical = scale * sphere_critical(fisher_radius(metric, theta, total, k), k - 1, alpha)
-        return np.where(ok, _deviance(n, p) - critical, np.inf), theta
+        return np.where(ok, deviance(n, p) - critical, np.inf), theta
 
     a = n_j / total  # the MLE: D = 0, inside
     b = np.full(r, 1.0 - 1e-12)

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
+from fairbench.metrics.profile import deviance
 from fairbench.metrics.regions import score_box
 
 G_TEST = "g-test"
@@ -52,10 +53,7 @@ class UniformityTest:
 def g_statistic(counts: np.ndarray) -> np.ndarray:
     """Rows (R, k) of (pseudo-)counts -> (R,) likelihood-ratio statistics against the uniform expectation."""
     c = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-    n = c.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(c > 0, c * np.log(c * c.shape[1] / n), 0.0)
-    return np.maximum(2.0 * terms.sum(axis=1), 0.0)
+    return np.maximum(deviance(c, np.full(c.shape, 1.0 / c.shape[1])), 0.0)
 
 
 def binomial_midp(counts: np.ndarray) -> np.ndarray:
