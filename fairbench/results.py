@@ -1,4 +1,4 @@
-"""The result JSON contract (DESIGN.md section 7): one file per scored run, carrying its own provenance."""
+"""The result JSON contract: one file per scored run, carrying its own provenance."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Train a registered method on a task: seeded, checkpointed atomically, resumable, safe on Ctrl-C.
 
 A run directory `OUT/<task>/<method>/seed<S>/` (`<method>@k=v,...` when `--set` changes a hyper-parameter
-from its default: `config_label`) holds `checkpoint.pt` (the generator, DESIGN.md section 4)
+from its default: `config_label`) holds `checkpoint.pt` (the generator, `fairbench.submission.checkpoint`)
 and `trainstate.pt` (networks, optimisers and RNG states). Running the same command again continues from
 `trainstate.pt`, and because every random draw comes from generators saved there, a resumed run reproduces
 an uninterrupted one exactly. A run holds `<run dir>/.lock` (fairbench.locks) while it trains, so a second

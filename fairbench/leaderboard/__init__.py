@@ -1,4 +1,4 @@
-"""The leaderboard: a pure function of result files (DESIGN.md §7).
+"""The leaderboard: a pure function of result files (`fairbench.results`).
 
 Data flow, one module each:
 

@@ -1,4 +1,4 @@
-"""The generator checkpoint format (DESIGN.md section 4) and the only way fairbench reads .pt files.
+"""The generator checkpoint format and the only way fairbench reads .pt files.
 
 A checkpoint is data, not code: every load uses `torch.load(..., weights_only=True)`, so a pickle that
 carries code is refused before any of it runs.

@@ -101,7 +101,7 @@ class FeatureRef:
 
 @dataclass(frozen=True)
 class QualitySpec:
-    """The quality half of the score card (DESIGN.md section 6).
+    """The quality half of the score card (README "Quality metrics").
 
     `reference` is a split no method trains on, grouped like the *training* split (same minority fraction),
     so plain `fid` shows what an imbalanced reference rewards and `fid_balanced` corrects it.
