@@ -28,6 +28,7 @@ from fairbench.leaderboard.markdown import (
     _fmt_seeds,
     _fmt_steps,
     _markdown_metrics,
+    run_shares,
 )
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS
 
@@ -201,7 +202,7 @@ def _shares_cell(shares: dict[str, float] | None, per_seed: list[dict[str, float
     for i, (group, share) in enumerate(shares.items()):
         colour = BAR_COLOURS[i % len(BAR_COLOURS)]
         pct = f"{100 * share:.1f}%"
-        seeds = " / ".join(f"{100 * run[group]:.1f}" for run in runs)
+        seeds = run_shares(runs, group)
         ticks = "".join(f'<span class="tick" style="left:{100 * run[group]:.1f}%"></span>' for run in runs)
         title = f"{group} {pct}" + (f" (runs: {seeds})" if runs else "")
         bars.append(

@@ -131,14 +131,18 @@ def _entry_cell(row: LeaderboardRow) -> str:
     return _md_escape(row.entry) + (f" {FEW_SEEDS_MARK}" if row.few_seeds else "")
 
 
+def run_shares(per_seed: list[dict[str, float]], group: str) -> str:
+    """'100.0 / 0.0 / 0.0': one group's judged share in each run, in percent, seed order."""
+    return " / ".join(f"{100 * run[group]:.1f}" for run in per_seed)
+
+
 def fmt_shares(shares: dict[str, float], per_seed: list[dict[str, float]] | None = None,
                disagree: bool = False) -> str:
     """'black 50.2, white 49.8' for one run; with several, each run's share then the mean:
     'black 100.0 / 0.0 / 0.0 (33.3), white 0.0 / 100.0 / 100.0 (66.7)', in percent."""
     if not per_seed or len(per_seed) < 2:
         return ", ".join(f"{group} {100 * share:.1f}" for group, share in shares.items())
-    text = ", ".join(f"{group} " + " / ".join(f"{100 * run[group]:.1f}" for run in per_seed) + f" ({100 * share:.1f})"
-                     for group, share in shares.items())
+    text = ", ".join(f"{group} {run_shares(per_seed, group)} ({100 * share:.1f})" for group, share in shares.items())
     return f"{text} {DISAGREE_MARK}" if disagree else text
 
 

@@ -253,8 +253,7 @@ def recompute_fairness(result: dict, task: TaskSpec) -> dict:
     if fair.counts != list(counts):
         raise FairbenchError("the per-condition counts do not add up to the result's group counts")
     out = dict(result)
-    old_fairness = set(fair.metrics) | {f"{name}_corrected" for name in fair.metrics}
-    out["metrics"] = {**{k: v for k, v in result["metrics"].items() if k not in old_fairness}, **fair.metrics}
+    out["metrics"] = {**{k: v for k, v in result["metrics"].items() if k not in fair.metrics}, **fair.metrics}
     out["fairness_tests"] = fair.tests
     out["per_condition"] = fair.per_condition
     out["group_proportions"] = fair.proportions
