@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,24 @@ def write_result(path: str | Path, result: ScoreResult) -> Path:
     path = Path(path)
     atomic.write_text(path, dumps(result))
     return path
+
+
+def result_from_json(data: dict[str, Any]) -> ScoreResult:
+    """The inverse of `to_json` for files of this schema; keys a newer writer added are refused by name."""
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"not a {SCHEMA} result: schema {data.get('schema')!r}")
+    names = {f.name for f in fields(ScoreResult)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown result keys: {', '.join(unknown)}")
+    values = dict(data)
+    values["submission"] = Submission(**values["submission"])
+    values["judge"] = JudgeInfo(**values["judge"])
+    return ScoreResult(**values)
+
+
+def read_result(path: str | Path) -> ScoreResult:
+    return result_from_json(json.loads(Path(path).read_text()))
 
 
 def sha256_path(path: Path) -> str:

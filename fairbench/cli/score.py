@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from fairbench.chunking import SCORE_CHUNK
 from fairbench.cli.common import err, progress_bar, user_errors
@@ -80,46 +79,87 @@ def score_cmd(
     typer.echo(str(path))
 
 
-def _print_score(result: Any) -> None:
-    from fairbench.leaderboard.board import FEATURE_METRICS
+QUALITY_SUMMARY = (("fid", "FID"), ("fid_balanced", "FID balanced"), ("kid", "KID"), ("niqe", "NIQE"),
+                   ("brisque", "BRISQUE"), ("clip_iqa", "CLIP-IQA"), ("eqface", "EQ-Face"))
+"""The quality metrics the summary shows, by the names readers know; the rest stay in the result JSON."""
 
-    console = Console()
-    props = result.group_proportions
-    kinds = [k for k in ("observed", "corrected") if k in props]  # a judge without a confusion matrix: observed only
-    groups = ", ".join(
-        f"{g} {props['observed'][i]:.3f}" + (f" (corrected {props['corrected'][i]:.3f})" if "corrected" in props else "")
-        for i, g in enumerate(result.groups)
-    )
-    console.print(f"[bold]{result.task}[/] · {escape(entry_name(result))} · {result.n_samples} samples · {groups}")
+
+def _print_score(result: Any) -> None:
+    """A summary that fits 80 columns: who was scored, the shares with their intervals, the primary metric
+    and the test, the headline quality metrics. The JSON's path follows as the last line: it holds the rest."""
+    console = Console(width=min(Console().width, 100), highlight=False)
+    for line in summary_lines(result):
+        console.print(line, markup=False, soft_wrap=False)
+
+
+def summary_lines(result: Any) -> list[str]:
+    from fairbench.leaderboard.board import DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC
+
+    seed = f" · seed {result.seed}" if result.seed is not None else ""
+    lines = [f"{result.task} · {entry_name(result)}{seed} · {result.n_samples} samples"]
+    kind = "corrected" if "corrected" in result.group_proportions else "observed"
+    judge = result.judge
+    accuracy = f", accuracy {100 * judge.accuracy:.1f}%" if judge.accuracy is not None else ""
+    how = "shares corrected for its errors" if kind == "corrected" else "shares as judged (no error correction)"
+    lines.append(f"fairness: judge {judge.id}{accuracy}; {how}")
     if result.group_shares:
-        shares = Table(title="group shares, simultaneous 95% intervals")
-        for col in ("group", "count", *kinds):
-            shares.add_column(col)
+        width = max(len(g) for g in result.group_shares)
         for group, entry in result.group_shares.items():
-            cells = [
-                f"{100 * entry[kind]['value']:.1f}% [{100 * entry[kind]['ci95'][0]:.1f}, {100 * entry[kind]['ci95'][1]:.1f}]"
-                for kind in kinds
-            ]
-            shares.add_row(group, str(entry["count"]), *cells)
-        console.print(shares)
+            share = entry[kind]
+            lo, hi = share["ci95"]
+            lines.append(f"  {group:<{width}}  {100 * share['value']:5.1f}%  [{100 * lo:.1f}, {100 * hi:.1f}]"
+                         f"  {entry['count']} judged")
+    primary = next((m for m in (DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC) if m in result.metrics), None)
+    headline = []
+    if primary is not None:
+        m = result.metrics[primary]
+        label = "KL to uniform" + (", corrected" if primary.endswith("corrected") else "")
+        headline.append(f"{label} {format_interval(m['value'], m['ci95'])} (ranks the board)")
     if result.fairness_tests:
-        console.print(_fairness_test_line(result.fairness_tests), highlight=False)
-    table = Table(caption="↓ lower is better, ↑ higher is better")
-    table.add_column("metric", no_wrap=True)  # names are what users look up: never cut
-    for col in ("value", "95% interval"):
-        table.add_column(col, no_wrap=True)
-    for name, m in result.metrics.items():
-        lo, hi = m["ci95"]
-        table.add_row(f"{name} {'↑' if m['higher_is_better'] else '↓'}", f"{m['value']:.4f}", f"[{lo:.4f}, {hi:.4f}]")
-    console.print(table)
-    if result.feature_network and any(m in result.metrics for m in FEATURE_METRICS):
-        fn = result.feature_network
-        console.print(f"FID family on feature network {fn['id']} ({fn['sha256'][:12]}…); not comparable across networks")
+        headline.append(_fairness_test_line(result.fairness_tests))
+    lines.extend(f"  {part}" for part in headline)
+    quality = [f"{label} {format_interval(result.metrics[key]['value'], result.metrics[key]['ci95'])}"
+               for key, label in QUALITY_SUMMARY if key in result.metrics]
+    if quality:
+        network = result.feature_network["id"] if result.feature_network else None
+        where = f" (FID family on {network}; not comparable across networks)" if network else ""
+        lines.append(f"quality{where}")
+        lines.extend(_pack(quality, indent="  ", width=78))
     reasons: dict[str, list[str]] = {}  # one line per reason: a missing reference split skips five metrics
     for name, why in result.skipped.items():
         reasons.setdefault(why, []).append(name)
-    for why, names in reasons.items():
-        console.print(f"[yellow]skipped[/] {escape(', '.join(names))}: {escape(why)}", highlight=False)
+    lines.extend(f"skipped {', '.join(names)}: {why}" for why, names in reasons.items())
+    rest = len(result.metrics) - (primary is not None) - len(quality)
+    lines.append(f"{rest} more metrics with intervals, and per-condition results, in the result JSON:")
+    return lines
+
+
+def format_interval(value: float, ci: Any) -> str:
+    """'0.0030 [0.0008, 0.0072]', '224 [207, 245]': decimals chosen so the interval's width keeps two
+    significant digits, the value and both ends with the same decimals."""
+    lo, hi = float(ci[0]), float(ci[1])
+    scale = hi - lo if hi > lo else abs(value)
+    if not math.isfinite(scale) or scale == 0:
+        decimals = 4
+    else:
+        decimals = min(max(0, 1 - math.floor(math.log10(scale))), 8)
+    return f"{value:.{decimals}f} [{lo:.{decimals}f}, {hi:.{decimals}f}]"
+
+
+def _pack(parts: list[str], indent: str, width: int) -> list[str]:
+    """Join `parts` with ' · ' into lines no wider than `width` (a part is never split)."""
+    lines: list[str] = []
+    current = ""
+    for part in parts:
+        joined = f"{current} · {part}" if current else part
+        if current and len(indent) + len(joined) > width:
+            lines.append(indent + current)
+            current = part
+        else:
+            current = joined
+    if current:
+        lines.append(indent + current)
+    return lines
 
 
 def entry_name(result: Any) -> str:
@@ -134,16 +174,14 @@ def entry_name(result: Any) -> str:
 
 
 def _fairness_test_line(tests: dict) -> str:
-    """'H0 every group equally likely: p = 0.21 observed, 0.097 corrected; worst condition ...'."""
+    """'test of equal shares: p = 0.21; worst condition p = 0.04 (Sidak)', corrected where the judge allows."""
 
     def fmt(p: float) -> str:
-        return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+        return f"= {p:.2g}" if p >= 1e-4 else "< 1e-4"
 
-    parts = [f"p = {fmt(tests['uniform']['p_value'])} observed"]
-    if "uniform_corrected" in tests:
-        parts.append(f"{fmt(tests['uniform_corrected']['p_value'])} corrected")
-    line = "test of fairness (H0: every group equally likely): " + ", ".join(parts)
-    if "uniform_cond_worst" in tests and "uniform_corrected_cond_worst" in tests:
-        worst = (tests["uniform_cond_worst"]["p_value"], tests["uniform_corrected_cond_worst"]["p_value"])
-        line += f"; worst condition (Sidak-adjusted) p = {fmt(worst[0])} observed, {fmt(worst[1])} corrected"
+    key = "uniform_corrected" if "uniform_corrected" in tests else "uniform"
+    line = f"test of equal shares: p {fmt(tests[key]['p_value'])}"
+    worst = "uniform_corrected_cond_worst" if key == "uniform_corrected" else "uniform_cond_worst"
+    if worst in tests:
+        line += f"; worst condition p {fmt(tests[worst]['p_value'])} (Sidak)"
     return line
