@@ -110,3 +110,22 @@ def derived_name(method: str, changed: Mapping[str, Any] | None, config_digest: 
     if changed is None:
         return method if config_digest is None else qualified(method, {"config": config_digest[:8]})
     return qualified(method, changed)
+
+
+def checkpoint_changes(
+    method: str, config: Mapping[str, Any], train: Mapping[str, Any] | None, default_batch_size: int | None
+) -> dict[str, Any] | None:
+    """What a checkpoint's training config changed from its method's defaults, its batch size included."""
+    train = train or {}
+    batch_size = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
+    return config_changes(config, default_config(method), batch_size, default_batch_size)
+
+
+def checkpoint_entry_name(
+    method: str, config: Mapping[str, Any], train: Mapping[str, Any] | None, default_batch_size: int | None
+) -> str:
+    """The entry a checkpoint's result will be listed under: the --name given at training, else derived."""
+    given = (train or {}).get("name")
+    if given is not None:
+        return check_name(str(given))
+    return derived_name(method, checkpoint_changes(method, config, train, default_batch_size), config_hash(config))

@@ -62,12 +62,16 @@ def grid_cmd(
     per_condition: int = typer.Option(8, "--per-condition", help="Samples per class (one row each)."),
     scale: int = typer.Option(3, "--scale", help="Pixel upscaling factor."),
 ) -> None:
-    """Save a PNG grid of samples: one row per condition."""
-    from fairbench import grids
+    """Save a PNG grid of samples: one row per condition, titled with task, entry, seed and steps."""
+    from fairbench.entries import checkpoint_entry_name
+    from fairbench.report.figure import save_figure
+    from fairbench.report.sample_grids import draw_labelled_grid
     from fairbench.submission import checkpoint as ckpt_io
     from fairbench.submission import sampling
     from fairbench.tasks import get_task
 
+    if per_condition < 1 or scale < 1:
+        raise FairbenchError("--per-condition and --scale must be at least 1")
     ckpt = ckpt_io.load_checkpoint(checkpoint)
     try:
         task = get_task(ckpt.task)
@@ -79,5 +83,10 @@ def grid_cmd(
     images, labels = sampling.generate(model, n, task.sampling.seed, task.image_shape, classes, source=str(checkpoint))
     if labels is not None:
         images = images[labels.argsort(stable=True)]
-    grids.save_png(out, grids.image_grid(images, columns=per_condition), scale=scale)
+    default_batch = None if task.training is None else task.training.batch_size
+    entry = checkpoint_entry_name(ckpt.method, ckpt.config, ckpt.train, default_batch)
+    steps = (ckpt.train or {}).get("steps")
+    title = f"{task.id} · {entry} · seed {ckpt.seed}" + (f" · {steps} steps" if isinstance(steps, int) else "")
+    row_labels = [f"{task.class_names[c]}" for c in range(classes)] if classes else None
+    save_figure(draw_labelled_grid(images, per_condition, row_labels, title, scale), out)
     typer.echo(str(out))

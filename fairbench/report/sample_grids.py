@@ -62,6 +62,28 @@ def draw_group_grid(result: dict[str, Any], samples: JudgedSamples, group: int, 
     return fig
 
 
+def draw_labelled_grid(images: Any, per_row: int, row_labels: list[str] | None, title: str, scale: int = 3) -> Any:
+    """`fairbench grid`'s figure: the tiles at `scale` pixels per image pixel, a label per row, and a title
+    saying what was sampled, so a PNG passed around still says where it came from."""
+    grid = image_grid(images, columns=per_row)
+    height, width, channels = grid.shape
+    fig = new_figure(max(width * scale / 100, 3.0) + 0.8, height * scale / 100 + 0.5)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.imshow(grid[..., 0] if channels == 1 else grid, cmap="gray" if channels == 1 else None, vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_frame_on(False)
+    if row_labels:
+        tile = images.shape[2] + 2  # image_grid's tile height with its padding
+        ax.set_yticks([2 + i * tile + images.shape[2] / 2 for i in range(len(row_labels))], labels=row_labels,
+                      fontsize=8)
+        ax.tick_params(axis="y", length=0)
+    else:
+        ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
 def save_group_grids(result: dict[str, Any], samples: JudgedSamples, stem: Path, per_row: int = 10) -> dict[str, Path]:
     """{group: PNG path} with paths `<stem>.samples-<group>.png`."""
     out = {}

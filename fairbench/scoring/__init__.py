@@ -89,9 +89,8 @@ def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorChec
     if not isinstance(ckpt.config, dict) or not isinstance(ckpt.train or {}, dict):
         raise FairbenchError(f"{result.submission.path}: checkpoint config and train must be mappings")
     train = ckpt.train or {}
-    batch_size = train.get("batch_size") if isinstance(train.get("batch_size"), int) else None
-    changed = entries.config_changes(
-        ckpt.config, entries.default_config(ckpt.method), batch_size,
+    changed = entries.checkpoint_changes(
+        ckpt.method, ckpt.config, train,
         None if task.training is None else task.training.batch_size,  # imported generators: no task budget
     )
     given = name if name is not None else train.get("name")
