@@ -25,10 +25,10 @@ from fairbench.methods import BatchSource, Trainable
 
 @dataclass(frozen=True)
 class GANConfig:
-    architecture: Literal["cdcgan", "dcgan-conditional"] = "cdcgan"
-    latent_dim: int = 100
+    architecture: Literal["cdcgan", "dcgan-conditional"] = "cdcgan"  # the network pair (baselines/nets.py)
+    latent_dim: int = 100  # length of G's noise input
     width: int = 64  # G's last hidden and D's first conv channels (the others are 2 x width)
-    mapping_layers: int = 0  # dcgan-conditional only
+    mapping_layers: int = 0  # MLP layers mapping the noise before G (dcgan-conditional only)
     minibatch_std: bool = False  # cdcgan only: D sees a minibatch standard-deviation channel
     mbstd_group: int = 4  # samples per minibatch-std group (capped at the batch; Karras et al. use 4)
     # Remedies for mode dropping (issue 43), all off by default; see recipe_terms() for what each adds.
@@ -36,11 +36,11 @@ class GANConfig:
     mode_seeking: float = 0.0  # weight of Mao et al.'s mode-seeking term in G's loss
     r1_gamma: float = 0.0  # R1 penalty on D's gradient at real images (Mescheder et al. 2018)
     ema_decay: float = 0.0  # > 0: the scored generator is an exponential moving average of G's weights
-    optimizer_d: Literal["adam", "sgd"] = "adam"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    optimizer_d: Literal["adam", "sgd"] = "adam"  # D's optimiser (G always uses Adam)
+    lr_g: float = 2e-4  # G's learning rate
+    lr_d: float = 2e-4  # D's learning rate
+    beta1: float = 0.5  # Adam's first-moment decay
+    beta2: float = 0.999  # Adam's second-moment decay
 
 
 def check_config(config: GANConfig) -> None:

@@ -38,6 +38,9 @@ def group_noise(batches: BatchSource, groups: torch.Tensor, dim: int) -> torch.T
 
 
 class GroupCond:
+    """Fair by construction: G is told which group to draw and D sees the group, so sampling the groups
+    uniformly gives equal shares; the reference for what a fair generator of the same size looks like."""
+
     config_cls = GANConfig
 
     def create(self, task, config: GANConfig, device: torch.device) -> Trainable:

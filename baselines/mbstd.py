@@ -18,6 +18,9 @@ class MbstdConfig(GANConfig):
 
 
 class Mbstd:
+    """Vanilla with a minibatch standard-deviation channel in D (groups of mbstd_group samples): D can see that
+    a batch lacks variety, which counters mode dropping."""
+
     config_cls = MbstdConfig
 
     def create(self, task, config: MbstdConfig, device: torch.device) -> Trainable:

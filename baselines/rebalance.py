@@ -55,18 +55,18 @@ class RebalanceConfig(GANConfig):
 
     base_steps: int = 0  # vanilla steps for the base (0: the task's training.steps)
     base_batch_size: int = 0  # 0: the task's training.batch_size
-    aux_width: int = 16
-    aux_steps: int = 400
-    aux_batch_size: int = 128
-    aux_lr: float = 1e-3
-    explore: Literal["bfs", "rejection"] = "bfs"
+    aux_width: int = 16  # channels of the auxiliary group classifier trained on the real training split
+    aux_steps: int = 400  # its training steps
+    aux_batch_size: int = 128  # its batch size
+    aux_lr: float = 1e-3  # its learning rate
+    explore: Literal["bfs", "rejection"] = "bfs"  # latent search: breadth-first from found latents, or rejection
     per_group: int = 50  # synthetic latents per group (per condition on conditional tasks)
     threshold: float = 0.9  # auxiliary confidence a latent needs to count for its group
     sigma: float = 0.3  # BFS neighbour scale
-    branching: int = 8
-    pool: int = 256
+    branching: int = 8  # neighbours tried per expanded latent (bfs)
+    pool: int = 256  # random latents drawn first (bfs) / per round (rejection)
     max_calls: int = 20_000  # generator calls per group (per condition) before a collapsed base is declared
-    explore_batch_size: int = 256
+    explore_batch_size: int = 256  # generator calls per forward pass while exploring
     init: Literal["base", "scratch"] = "base"  # retrained generator's starting weights
     fairness_weight: float = 1.0  # lambda of the bias-mitigation loss
     fairness_warmup: int = 0  # steps of linear warm-up of lambda (0: full weight from the start)
@@ -100,6 +100,10 @@ def _check(config: RebalanceConfig) -> None:
 
 
 class Rebalance:
+    """Model rebalancing: explore a biased base generator's latent space for each group, build a balanced
+    synthetic set from what it finds, and retrain G on it with a bias-mitigation loss (--base, or a vanilla
+    base trained first)."""
+
     config_cls = RebalanceConfig
     accepts_base = True  # `fairbench run --base CKPT`
 

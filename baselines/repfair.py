@@ -35,8 +35,8 @@ VARIANT_CLIP = {"alg1": 5.0, "authors": 2.0, "total-norm": 5.0}
 
 @dataclass(frozen=True)
 class RepFairConfig(GANConfig):
-    variant: Literal["alg1", "authors", "total-norm"] = "alg1"
-    clip_norm: float | None = None  # None: the variant's published C (VARIANT_CLIP)
+    variant: Literal["alg1", "authors", "total-norm"] = "alg1"  # the paper's Algorithm 1, its code, or one norm
+    clip_norm: float | None = None  # C; none: the variant's published C (alg1 5, authors 2, total-norm 5)
 
 
 def clip_value(config: RepFairConfig) -> float:
@@ -95,6 +95,9 @@ def whole_loss_update(t: Trainable, real, y, noise, clip: float, per_tensor: boo
 
 
 class RepFair:
+    """RepFair-GAN: D sees real batches of one group at a time, in turn, with its gradient norm clipped at C,
+    so that no group's real images dominate D's updates."""
+
     config_cls = RepFairConfig
 
     def create(self, task, config: RepFairConfig, device: torch.device) -> Trainable:

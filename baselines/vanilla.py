@@ -9,6 +9,9 @@ from fairbench.methods import METHODS, BatchSource, Trainable
 
 
 class Vanilla:
+    """Conditional DCGAN trained on the data as it is: the reference every fairness method is compared with.
+    With the default recipe it draws a single background on the bicolor tasks (mode dropping)."""
+
     config_cls = GANConfig
 
     def create(self, task, config: GANConfig, device: torch.device) -> Trainable:

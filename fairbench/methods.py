@@ -87,3 +87,27 @@ class PhaseContext:
 
 
 METHODS: Registry[Method] = Registry("method")
+
+
+def option_docs(config_cls: type) -> dict[str, str]:
+    """{field: its trailing `# comment`} from the config dataclass's source and its bases': the comment beside
+    a default is the one description of an option, read here for `fairbench methods`."""
+    import inspect
+    import io
+    import tokenize
+
+    docs: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):  # a subclass's comment wins over its base's
+        if cls is object:
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        field_on_line: dict[int, str] = {}
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.NAME and token.start[1] == 4 and token.start[0] not in field_on_line:
+                field_on_line[token.start[0]] = token.string
+            elif token.type == tokenize.COMMENT and token.start[0] in field_on_line:
+                docs[field_on_line[token.start[0]]] = token.string.lstrip("#").strip()
+    return docs

@@ -83,12 +83,31 @@ def test_tasks_json_parses_with_promised_fields() -> None:
     assert digits["image_shape"] == [1, 16, 16]
 
 
-def test_methods_lists_baselines_with_hyperparameters() -> None:
-    lines = ok("methods").stdout.splitlines()
-    by_name = {line.split(":", 1)[0]: line for line in lines}
-    assert {"vanilla", "repfair"} <= set(by_name)
-    assert "clip_norm=" in by_name["repfair"]
-    assert "latent_dim=" in by_name["vanilla"]
+def test_methods_describes_each_method_and_every_option_with_its_default() -> None:
+    import dataclasses
+
+    from fairbench.methods import METHODS
+
+    described = {m["name"]: m for m in json.loads(ok("methods", "--json").stdout)}
+    assert {"vanilla", "repfair", "groupcond", "mbstd", "rebalance"} <= set(described)
+    for name, method in described.items():
+        assert len(method["description"]) > 40, name
+        config = METHODS.get(name).config_cls()
+        assert [o["name"] for o in method["options"]] == [f.name for f in dataclasses.fields(config)]
+        for option in method["options"]:
+            assert option["default"] == getattr(config, option["name"])
+            assert option["meaning"], f"{name}: option {option['name']} has no description"
+    clip = next(o for o in described["repfair"]["options"] if o["name"] == "clip_norm")
+    assert clip["default"] is None and "published C" in clip["meaning"]
+    table = ok("methods", "repfair").stdout
+    assert "RepFair-GAN" in table and "clip_norm" in table and "none" in table  # None as a user types it
+    assert "vanilla" not in table.split("\n", 1)[0]
+
+
+def test_methods_names_an_unknown_method() -> None:
+    result = invoke("methods", "nope")
+    assert result.exit_code == 2
+    assert "unknown method 'nope'; registered:" in result.output
 
 
 # ------------------------------------------------------------------------------------------------ training

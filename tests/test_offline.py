@@ -62,7 +62,7 @@ def test_listing_commands_work_offline(no_network: list[str], monkeypatch: pytes
     monkeypatch.setenv("COLUMNS", "200")  # keep rich from wrapping task ids inside table cells
     assert DIGITS in ok("tasks")
     assert DIGITS in {row["id"] for row in json.loads(ok("tasks", "--json"))}
-    assert "vanilla:" in ok("methods")
+    assert "vanilla:" in ok("methods", "vanilla")
 
 
 def test_train_score_grid_leaderboard_offline(no_network: list[str], tmp_path: Path) -> None:

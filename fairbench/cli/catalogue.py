@@ -7,9 +7,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fairbench.cli.common import user_errors
+from fairbench.entries import format_setting
 
 
 @user_errors
@@ -65,14 +67,49 @@ def tasks_table(specs: list[Any], console: Console) -> Table:
 
 
 @user_errors
-def methods_cmd() -> None:
-    """List the registered training methods and their hyper-parameters."""
-    import dataclasses
+def methods_cmd(
+    name: str | None = typer.Argument(None, help="One method to describe (default: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of tables."),
+) -> None:
+    """Describe the registered training methods and their options (--set KEY=VALUE) with defaults."""
+    console = Console()
+    described = methods_catalogue(name)
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    for method in described:
+        table = Table(title=f"[bold]{method['name']}[/]: {escape(method['description'])}", title_justify="left",
+                      expand=False)
+        table.add_column("option", no_wrap=True)
+        table.add_column("default", no_wrap=True)
+        table.add_column("meaning")
+        for option in method["options"]:
+            table.add_row(option["name"], format_setting(option["default"]), escape(option["meaning"]))
+        console.print(table)
 
-    from fairbench.methods import METHODS
+
+def methods_catalogue(name: str | None = None) -> list[dict[str, Any]]:
+    """[{name, description, options: [{name, default, meaning}]}] for every method, or the one named."""
+    import dataclasses
+    import inspect
+
+    from fairbench.errors import FairbenchError
+    from fairbench.methods import METHODS, option_docs
     from fairbench.plugins import load_plugins
 
     load_plugins()
-    for name in METHODS.names():
-        cfg = METHODS.get(name).config_cls()
-        typer.echo(f"{name}: " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(cfg).items()))
+    names = METHODS.names()
+    if name is not None and name not in names:
+        raise FairbenchError(f"unknown method {name!r}; registered: {', '.join(names)}")
+    out = []
+    for method_name in names if name is None else [name]:
+        method = METHODS.get(method_name)
+        doc = inspect.getdoc(type(method)) or ""
+        docs = option_docs(method.config_cls)
+        out.append({
+            "name": method_name,
+            "description": " ".join(doc.split("\n\n")[0].split()),
+            "options": [{"name": f.name, "default": getattr(method.config_cls(), f.name), "meaning": docs.get(f.name, "")}
+                        for f in dataclasses.fields(method.config_cls)],
+        })
+    return out
