@@ -19,6 +19,7 @@ from fairbench.leaderboard import (
     read_result,
     read_results,
     render_csv,
+    render_html,
     render_markdown,
     write_leaderboard,
 )
@@ -92,6 +93,25 @@ def row_of(board, entry):
     return next(r for r in board.rows if r.entry == entry)
 
 
+def md_cells(line: str) -> list[str]:
+    """A Markdown table row's cells (an escaped pipe `\\|` stays inside its cell)."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def md_table(md: str, task: str | None = None) -> list[dict[str, str]]:
+    """The rows of the board table (of `task`, else the first) as {header: cell}."""
+    section = md.split(f"## {task} (")[1] if task else md
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| rank |"))
+    header = md_cells(lines[start])
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, md_cells(line))))
+    return rows
+
+
 # ------------------------------------------------------------------------------------------- aggregation
 
 
@@ -120,7 +140,8 @@ def test_single_run_has_no_std(tmp_path: Path) -> None:
     s = board.rows[0].metrics["kl_uniform_corrected"]
     assert (s.mean, s.std, s.n) == (0.25, None, 1)
     md = render_markdown([board])
-    assert "| 1 | vanilla † | 1 | 7 | 0.2500 | 100 | 2.0 | black 50.0, white 50.0 |" in md.splitlines()  # † < 3 runs
+    # rank, entry († < 3 runs), primary metric, judged shares, then runs, seeds and the training budget
+    assert "| 1 | vanilla † | 0.250 | black 50.0, white 50.0 | 1 | 7 | 100 | 2.0 |" in md.splitlines()
     assert "from 1 result file; do not edit." in md
 
 
@@ -179,8 +200,10 @@ def test_differences_within_seed_noise_share_a_rank(tmp_path: Path) -> None:
     assert {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows} == {"clear": 1, "repfair": 1, "vanilla": 2}
     assert [r.entry for r in board.rows] == ["clear", "repfair", "vanilla"]
     md = render_markdown([board])
-    assert "| 1 | repfair | 3 | 0, 1, 2 | 0.5640 ± 0.2237 |" in md
-    assert "| 2 | vanilla | 3 | 0, 1, 2 | 0.6931 ± 0.000 |" in md
+    # one format for the column: three decimals show the smallest std (0.010) to two significant digits
+    assert "| 1 | clear | 0.060 ± 0.010 |" in md
+    assert "| 1 | repfair | 0.564 ± 0.224 |" in md
+    assert "| 2 | vanilla | 0.693 ± 0.000 |" in md
     assert "†" not in md.split("## ")[1]  # three runs each: no entry flagged
 
 
@@ -377,20 +400,27 @@ def test_markdown_layout(tmp_path: Path) -> None:
     first = md.index("## digits-bicolor (v1, hash `bbbbbbbbbbbb`)")
     assert first < md.index("## mnist-bicolor (v1, hash `aaaaaaaaaaaa`)")
     header = next(line for line in md.splitlines() if line.startswith("| rank |"))
-    # Markdown shows the primary metric, then the headline metrics; the CSV keeps all of them.
-    expected = "| rank | entry | runs | seeds | kl_uniform_corrected ↓ | kl_uniform ↓ |"
+    # Markdown leads with rank, entry, the primary metric and the judged shares, then the other headline
+    # metrics under human headers; the CSV keeps all of them.
+    expected = "| rank | entry | KL to uniform (corrected) ↓ | judged shares (%) | runs | seeds | KL to uniform (observed) ↓ |"
     assert header.startswith(expected)
     assert "accuracy_like" not in header
+    # a key under the table names the raw metric behind each header
+    assert "Key: KL to uniform (corrected) = `kl_uniform_corrected`; KL to uniform (observed) = `kl_uniform`." in md
     assert "2 of 3 metrics shown; all are in leaderboard.csv." in md
     assert "accuracy_like_mean" in render_csv(boards)
     assert "train steps" in header and "train time (s)" in header
     assert "images\\|v2" in md  # pipes in names are escaped
     board = boards[0]
     top = board.rows[0]
+    cells = md_table(md, board.task)[0]
+    assert (cells["rank"], cells["entry"], cells["runs"], cells["seeds"]) == ("1", top.entry, "3", "0, 1, 2")
     s = top.metrics["kl_uniform_corrected"]
-    assert f"| 1 | {top.entry} | 3 | 0, 1, 2 | {s.mean:#.4g} ± {s.std:#.4g} |" in md
-    image_line = next(line for line in md.splitlines() if "images" in line)
-    assert "| 1 | — |" in image_line  # one run, no seeds
+    mean, std = cells["KL to uniform (corrected) ↓"].split(" ± ")
+    decimals = len(mean.split(".")[1])
+    assert len(std.split(".")[1]) == decimals and abs(float(mean) - s.mean) <= 0.5 * 10**-decimals
+    image = next(r for r in md_table(md, board.task) if r["entry"].startswith("images"))
+    assert (image["runs"], image["seeds"]) == ("1", "—")  # one run, no seeds
     assert "2026" not in md  # no timestamps
 
 
@@ -434,7 +464,8 @@ def test_feature_network_metrics_carry_the_network_in_their_columns(tmp_path: Pa
                                   metrics={"kl_uniform_corrected": 0.2, "fid": 30.0 + seed}, feature_network=fn_b))
     boards = boards_for(tmp_path)
     md = render_markdown(boards)
-    assert "fid@domain-mnist ↓" in md and "fid@inception ↓" in md
+    assert "| FID (domain-mnist) ↓ |" in md and "| FID (inception) ↓ |" in md  # the header names the network
+    assert "= `fid@domain-mnist`" in md and "= `fid@inception`" in md  # ... and the key the raw column
     frame = pd.read_csv(io.StringIO(render_csv(boards)))
     # never one column holding values from two networks
     assert "fid_mean" not in frame.columns
@@ -444,10 +475,36 @@ def test_feature_network_metrics_carry_the_network_in_their_columns(tmp_path: Pa
     assert digits["fid@inception_mean"] == pytest.approx(30.5) and pd.isna(digits["fid@domain-mnist_mean"])
 
 
-def test_number_format_keeps_four_significant_digits() -> None:
-    from fairbench.leaderboard import _fmt
+def _formatted(cells: list[tuple[float | None, float | None]]) -> list[str]:
+    from fairbench.leaderboard.columns import column_format
 
-    assert [_fmt(x) for x in (0.42, 1e-5, 1125.4, 12345.0, -0.0)] == ["0.4200", "1.000e-05", "1125", "1.234e+04", "0.000"]
+    fmt = column_format(cells)
+    return [fmt.cell(mean, std, "—") for mean, std in cells]
+
+
+def test_one_number_format_per_column_from_its_spread() -> None:
+    # The committed mnist-bicolor column that mixed "4.050e-05 ± 0.000" and "0.04887 ± 0.002539": one fixed
+    # format, five decimals, so the tiny groupcond value is not 0 and every cell has the same decimals.
+    assert _formatted([(4.05e-05, 0.0), (0.0006847, None), (0.04887, 0.002539), (0.6931, 0.0)]) == [
+        "0.00004 ± 0.00000", "0.00068", "0.04887 ± 0.00254", "0.69310 ± 0.00000"]
+    # FID-like: the smallest std (0.37) to two significant digits; a single run has no std
+    assert _formatted([(5.548, 0.374), (20.07, None), (39.12, 3.047)]) == ["5.55 ± 0.37", "20.07", "39.12 ± 3.05"]
+    # entries apart by more than their stds are told apart; ones within a std need not be
+    assert _formatted([(0.1231, None), (0.1236, None)]) == ["0.1231", "0.1236"]
+    assert _formatted([(0.1231, 0.05), (0.1236, 0.05)]) == ["0.123 ± 0.050", "0.124 ± 0.050"]
+    # a lone value keeps three significant digits; a missing cell stays missing; -0.0 reads 0
+    assert _formatted([(0.1234, None), (None, None)]) == ["0.123", "—"]
+    assert _formatted([(-0.0, None), (0.5, 0.1)]) == ["0.000", "0.500 ± 0.100"]
+
+
+def test_tiny_and_large_columns_share_one_exponent() -> None:
+    tiny = _formatted([(1.2e-5, 3e-7), (4.5e-6, 1e-7), (0.0, 0.0)])
+    assert tiny == ["1.200e-05 ± 0.030e-05", "0.450e-05 ± 0.010e-05", "0.000e-05 ± 0.000e-05"]
+    assert _formatted([(1.23e8, 2.3e6), (9.8e7, 1.2e6)]) == ["1.230e+08 ± 0.023e+08", "0.980e+08 ± 0.012e+08"]
+    # large but below a million: fixed point, no decimals beyond what the spread needs
+    assert _formatted([(123456.7, 2345.6), (98765.4, 1234.5)]) == ["123457 ± 2346", "98765 ± 1234"]
+    # float noise (ln 2 computed two ways) does not ask for 16 decimals
+    assert _formatted([(0.6931471805599453, 0.0), (0.6931471805599451, None)]) == ["0.693 ± 0.000", "0.693"]
 
 
 def test_header_says_how_ranks_are_decided(tmp_path: Path) -> None:
@@ -478,9 +535,11 @@ def test_entries_with_fewer_than_three_runs_are_flagged(tmp_path: Path) -> None:
     assert {r.entry: r.few_seeds for r in boards[0].rows} == {"three": False, "two": True, "images": True}
     md = render_markdown(boards)
     lines = md.splitlines()
-    assert any(line.startswith("| 1 | three | 3 |") for line in lines)
-    assert any(line.startswith("| 2 | two † | 2 |") for line in lines)  # three beats two: p < 0.05
-    assert any(line.startswith("| 1 | images † | 1 | — |") for line in lines)  # one run: never beaten or beating
+    rows = {r["entry"]: (r["rank"], r["runs"], r["seeds"]) for r in md_table(md)}
+    assert rows["three"] == ("1", "3", "0, 1, 2")
+    assert rows["two †"] == ("2", "2", "0, 1")  # three beats two: p < 0.05
+    assert rows["images †"] == ("1", "1", "—")  # one run: never beaten or beating
+    assert lines[0] == "# fairbench leaderboard"
     board_part = md.split("## ")[1]
     assert "† fewer than 3 runs (training seeds)" in board_part
     frame = pd.read_csv(io.StringIO(render_csv(boards)))
@@ -511,8 +570,8 @@ def test_new_metrics_and_unknown_fields_are_read(tmp_path: Path) -> None:
     (board,) = boards_for(tmp_path)
     assert board.primary_metric == "kl_uniform_corrected"
     header = next(line for line in render_markdown([board]).splitlines() if line.startswith("| rank |"))
-    assert "| kl_uniform_corrected ↓ | kl_uniform_corrected_debiased ↓ | kl_uniform ↓ |" in header
-    assert "kl_uniform_debiased ↓" not in header  # only the corrected one is a headline metric
+    assert "| KL to uniform (corrected, debiased) ↓ | KL to uniform (observed) ↓ |" in header
+    assert "(observed, debiased)" not in header  # only the corrected one is a headline metric
     frame = pd.read_csv(io.StringIO(render_csv([board])))
     for name in names:
         assert frame.loc[0, f"{name}_mean"] == pytest.approx(0.06) and frame.loc[0, f"{name}_rank"] == 1
@@ -537,15 +596,19 @@ def test_per_seed_lists_every_run(tmp_path: Path) -> None:
         section = md.split(f"### {board.task}: per-run values")[1].split("## ")[0]
         rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| entry")]
         assert len(rows) == board.n_results
-        assert section.splitlines()[2].startswith("| entry | seed | kl_uniform_corrected ↓ | kl_uniform ↓ |")
+        assert section.splitlines()[2].startswith("| entry | seed | KL to uniform (corrected) ↓ | KL to uniform (observed) ↓ |")
+        lines = [md_cells(line) for line in rows]
+        decimals = {len(cells[2].split(".")[1]) for cells in lines}
+        assert len(decimals) == 1  # one format for the column
         for row in board.rows:
             for run in row.runs:
                 kl = run.metrics["kl_uniform_corrected"].value
                 seed = "—" if run.seed is None else str(run.seed)
                 name = row.entry.replace("|", "\\|") + (" †" if row.few_seeds else "")
-                assert f"| {name} | {seed} | {kl:#.4g} |" in section
-    image_row = next(line for line in md.splitlines() if line.startswith("| images\\|v2 † | — |"))
-    assert image_row.endswith("| 0.5000 | — |")  # no kl_uniform: shown as missing, not hidden
+                cells = next(c for c in lines if c[:2] == [name, seed])
+                assert abs(float(cells[2]) - kl) <= 0.5 * 10 ** -min(decimals)
+    image_row = md_cells(next(line for line in md.splitlines() if line.startswith("| images\\|v2 † | — |")))
+    assert float(image_row[2]) == pytest.approx(0.5) and image_row[3] == "—"  # no kl_uniform: missing, not hidden
 
     runs = pd.read_csv(tmp_path / "seeds" / "leaderboard_runs.csv")
     assert len(runs) == 20  # one row per result file
@@ -774,6 +837,9 @@ def test_committed_leaderboard_rebuilds_byte_for_byte(tmp_path: Path) -> None:
     csv_path, md_path = write_leaderboard(repo / "results", tmp_path)
     assert csv_path.read_bytes() == (repo / "leaderboard.csv").read_bytes()
     assert md_path.read_bytes() == (repo / "leaderboard.md").read_bytes()
+    # the page too, with its figure links as they are from leaderboard/ (where it is committed)
+    page = render_html(build_leaderboard(read_results(repo / "results")), repo)
+    assert page == (repo / "leaderboard.html").read_text(encoding="utf-8")
 
 
 def test_judged_shares_are_a_column_in_markdown_and_csv(tmp_path: Path) -> None:
@@ -789,3 +855,62 @@ def test_judged_shares_are_a_column_in_markdown_and_csv(tmp_path: Path) -> None:
     # runs that disagree on the groups have no mean share: shown as missing, never a partial mean
     put(tmp_path, make_result(seed=2, groups=["a", "b"]))
     assert "judged_share_black_mean" not in render_csv(boards_for(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------- headers and units
+
+
+def test_headers_are_words_and_unknown_metrics_stay_raw(tmp_path: Path) -> None:
+    from fairbench.leaderboard.columns import metric_label
+
+    put(tmp_path, make_result(feature_network={"id": "domain-mnist", "sha256": "a" * 64}))
+    (board,) = boards_for(tmp_path)
+    assert [metric_label(board, name) for name in (
+        "kl_uniform_corrected", "kl_uniform", "kl_uniform_corrected_debiased_cond_worst", "kl_uniform_normalized",
+        "fd_l1_corrected_cond_mean", "fid", "fid_intra_worst", "kid", "eqface", "kl_uniform_mystery",
+    )] == [
+        "KL to uniform (corrected)", "KL to uniform (observed)", "KL to uniform (corrected, debiased, worst condition)",
+        "KL to uniform / ln |S| (observed)", "L1 distance to uniform (corrected, mean over conditions)",
+        "FID (domain-mnist)", "FID per group, worst (domain-mnist)", "KID, unscaled (domain-mnist)", "eqface",
+        "kl_uniform_mystery",
+    ]
+
+
+def test_main_quality_metric_follows_the_primary(tmp_path: Path) -> None:
+    """FID when the board has it (whatever its place in HEADLINE_METRICS), else KID; none without either."""
+    fn = {"id": "domain-mnist", "sha256": "a" * 64}
+    put(tmp_path / "fid", make_result(metrics={"kl_uniform_corrected": 0.1, "kid": 2.0, "fid": 30.0}, feature_network=fn))
+    put(tmp_path / "kid", make_result(metrics={"kl_uniform_corrected": 0.1, "kid": 2.0}, feature_network=fn))
+    put(tmp_path / "none", make_result(metrics={"kl_uniform_corrected": 0.1, "kl_uniform": 0.2}))
+    heads = {}
+    for case in ("fid", "kid", "none"):
+        heads[case] = list(md_table(render_markdown(boards_for(tmp_path / case)))[0])[:5]
+    assert heads["fid"] == ["rank", "entry", "KL to uniform (corrected) ↓", "FID (domain-mnist) ↓", "judged shares (%)"]
+    assert heads["kid"] == ["rank", "entry", "KL to uniform (corrected) ↓", "KID, unscaled (domain-mnist) ↓",
+                            "judged shares (%)"]
+    assert heads["none"] == ["rank", "entry", "KL to uniform (corrected) ↓", "judged shares (%)", "runs"]
+
+
+def test_kid_unit_is_stated_wherever_kid_appears(tmp_path: Path) -> None:
+    """KID is stored as computed (frechet.kid applies no factor); papers print KID x 10^3. Markdown, HTML and
+    both CSVs say which it is."""
+    fn = {"id": "domain-mnist", "sha256": "a" * 64}
+    results = tmp_path / "results"
+    for seed in range(2):
+        put(results, make_result(seed=seed, metrics={"kl_uniform_corrected": 0.1, "fid": 30.0 + seed, "kid": 26.5 + seed},
+                                 feature_network=fn))
+    write_leaderboard(results, tmp_path, per_seed=True, html=True)
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "| KID, unscaled (domain-mnist) ↓ |" in md
+    assert "KID, unscaled (domain-mnist) = `kid@domain-mnist`. KID, unscaled (domain-mnist) is the mean unbiased " \
+           "squared MMD as computed (×1, not the ×10³ most papers print)." in md
+    assert md.count("KID") == md.count("KID, unscaled") == 4  # table, key, unit sentence, per-run table
+    page = (tmp_path / "leaderboard.html").read_text()
+    assert '<th data-key="kid" title="kid@domain-mnist: the mean unbiased squared MMD as computed (×1, not the ' \
+           '×10³ most papers print)">KID, unscaled (domain-mnist) ↓</th>' in page
+    for name in ("leaderboard.csv", "leaderboard_runs.csv"):
+        frame = pd.read_csv(tmp_path / name)
+        assert set(frame["kid@domain-mnist_unit"]) == {"the mean unbiased squared MMD as computed (×1, not the ×10³ "
+                                                       "most papers print)"}
+    # the value itself is not rescaled anywhere
+    assert pd.read_csv(tmp_path / "leaderboard.csv").loc[0, "kid@domain-mnist_mean"] == pytest.approx(27.0)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fairbench.leaderboard import HTML_NAME, build_leaderboard, read_results, write_leaderboard
+from fairbench.leaderboard import HTML_NAME, build_leaderboard, read_results, render_html, write_leaderboard
 from fairbench.leaderboard.html import BAR_COLOURS, HEADER_COLOUR
 from fairbench.leaderboard.screenshot import find_chromium, run_chromium, screenshot
 
@@ -66,17 +66,29 @@ def page(tmp_path: Path) -> Path:
 
 
 class _Rows(HTMLParser):
-    """Entry order per table, every src/href, and the text of <pre> blocks."""
+    """Entry order per table, the headers (key, title, text) of the first, every src/href, the text of <pre>
+    blocks and the body's attributes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.entries: list[str] = []
         self.links: list[str] = []
         self.pre: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self.body: dict[str, str | None] = {}
         self._in_pre = False
+        self._th: dict[str, str] | None = None
+        self._tables = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag == "body":
+            self.body = a
+        if tag == "table":
+            self._tables += 1
+        if tag == "th" and self._tables == 1:
+            self._th = {"key": a.get("data-key") or "", "title": a.get("title") or "", "text": ""}
+            self.headers.append(self._th)
         if tag == "tr" and "data-entry" in a:
             self.entries.append(a["data-entry"] or "")
         for key in ("src", "href"):
@@ -87,10 +99,14 @@ class _Rows(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "pre":
             self._in_pre = False
+        if tag == "th":
+            self._th = None
 
     def handle_data(self, data: str) -> None:
         if self._in_pre:
             self.pre.append(data)
+        if self._th is not None:
+            self._th["text"] += data
 
 
 def parse(text: str) -> _Rows:
@@ -106,15 +122,31 @@ def test_page_is_drawn_from_the_boards(page: Path) -> None:
     text = page.read_text()
     (board,) = build_leaderboard(read_results(page.parent / "results"))
     assert parse(text).entries == [row.entry for row in board.rows]  # the board's order
-    alpha = next(row for row in board.rows if row.entry == "alpha")
-    kl = alpha.metrics["kl_uniform_corrected"]
-    assert f"{kl.mean:#.4g} ± {kl.std:#.4g}" in text
+    # alpha's KL is 0.11 ± 0.01: the column's one format shows the smallest std to two significant digits
+    assert '<td class="num primary" data-v="0.11">0.110 ± 0.010</td>' in text
+    assert '<td class="num primary" data-v="0.25">0.250</td>' in text  # gamma, one run: no std, the same decimals
     assert "gamma †" in text  # one run: flagged as on the Markdown board
     # share bars: width is the mean judged share, as a percentage
     assert 'title="black 55.0% (runs: 55.0 / 55.0 / 55.0)"' in text and "width:55.0%" in text and "width:45.0%" in text
     assert 'title="black 30.0%"' in text and "width:70.0%" in text  # gamma: one run, no per-run figures
     # each run's share is a tick on the bar, in seed order (beta: 80% black in all three seeds)
     assert text.count('<span class="tick" style="left:80.0%"></span>') == 3
+
+
+def test_columns_lead_with_rank_entry_primary_quality_and_shares(page: Path) -> None:
+    """The numbers a reader came for come first, under human headers with the raw name as the hover title;
+    the figures are a closed fold after them, not a wide column before them."""
+    text = page.read_text()
+    headers = parse(text).headers
+    assert [h["key"] for h in headers[:7]] == ["rank", "entry", "kl_uniform_corrected", "fid", "shares", "runs", "seeds"]
+    primary, quality = headers[2], headers[3]
+    assert (primary["text"], primary["title"]) == ("KL to uniform (corrected) ↓", "kl_uniform_corrected")
+    assert (quality["text"], quality["title"]) == ("FID ↓", "fid")
+    assert [h["text"] for h in headers[-2:]] == ["figures", "provenance"]
+    row = text.split('<tr data-entry="alpha">')[1].split("</tr>")[0]
+    figures = row.split('<td class="figs" data-v="">')[1].split("</td>")[0]
+    assert figures.startswith("<details><summary>2 figures</summary>") and "<details open" not in text
+    assert row.index("figs") > row.index("0.110 ± 0.010")
 
 
 def test_provenance_is_one_click_away(page: Path) -> None:
@@ -204,6 +236,52 @@ def test_page_renders_and_sorts_in_chromium(page: Path, tmp_path: Path, sort: st
     if sort:
         key = sort.removeprefix("#sort=")
         assert f'data-sorted="{key}"' in proc.stdout  # the script ran and sorted the table
+
+
+# Writes, into the <body>, where each sortable column's cell of each table's first row is on screen.
+_PROBE = """<script>(function(){var out=[];document.querySelectorAll('table.board').forEach(function(t){
+var row=t.tBodies[0].rows[0],cells={};Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+var k=th.getAttribute('data-key');if(k){var r=row.cells[i].getBoundingClientRect();cells[k]=[r.left,r.right,r.top];}});
+out.push({task:t.getAttribute('data-task'),cells:cells});});
+document.body.setAttribute('data-probe',JSON.stringify({width:window.innerWidth,height:window.innerHeight,tables:out}));
+})();</script>"""
+
+
+def _first_rows_on_screen(text: str, base: Path, tmp_path: Path, width: int = 1280, height: int = 800) -> dict[str, Any]:
+    """Where the first row's cells are in a `width` x `height` window, the page's links resolved in `base`."""
+    probed = tmp_path / "probe.html"
+    probed.write_text(text.replace("<head>", f'<head><base href="{base.resolve().as_uri()}/">', 1)
+                      .replace("</body>", _PROBE + "</body>"))
+    proc = _run_chromium(probed.as_uri(), f"--window-size={width},{height}", "--dump-dom")
+    assert _console_lines(proc) == [], "the page logged to the console"
+    return json.loads(parse(proc.stdout).body["data-probe"] or "{}")
+
+
+def test_primary_metric_is_on_screen_at_1280_px(page: Path, tmp_path: Path) -> None:
+    probe = _first_rows_on_screen(page.read_text(), page.parent, tmp_path)
+    assert probe["width"] == 1280
+    (table,) = probe["tables"]
+    left, right, top = table["cells"]["kl_uniform_corrected"]
+    assert 0 <= left < right <= probe["width"] and 0 <= top < probe["height"]
+    # the columns before it are rank and entry only
+    assert sorted(table["cells"], key=lambda k: table["cells"][k][0])[:3] == ["rank", "entry", "kl_uniform_corrected"]
+
+
+def test_committed_board_leads_on_screen_at_1280_px(tmp_path: Path) -> None:
+    """On the real boards (cifar10-lt's was off-screen behind a column of thumbnails): the primary metric, the
+    main quality metric and the judged shares of every board's first row fit in 1,280 px."""
+    repo = Path(__file__).resolve().parent.parent / "leaderboard"
+    if not (repo / "results").is_dir():
+        pytest.skip("no committed leaderboard results")
+    boards = build_leaderboard(read_results(repo / "results"))
+    probe = _first_rows_on_screen(render_html(boards, repo), repo, tmp_path)
+    assert [t["task"] for t in probe["tables"]] == [b.task for b in boards]
+    for table, board in zip(probe["tables"], boards):
+        lead = [board.primary_metric, "shares"] + [m for m in ("fid",) if m in board.metric_names]
+        for key in lead:
+            left, right, _ = table["cells"][key]
+            assert 0 <= left < right <= probe["width"], (board.task, key, left, right)
+    assert 0 <= probe["tables"][0]["cells"][boards[0].primary_metric][2] < probe["height"]
 
 
 def test_screenshot_has_header_band_table_and_share_bars(page: Path, tmp_path: Path) -> None:

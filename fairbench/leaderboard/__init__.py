@@ -29,7 +29,7 @@ from fairbench.leaderboard.board import (
 )
 from fairbench.leaderboard.html import HTML_NAME, render_html
 from fairbench.leaderboard.csv import leaderboard_frame, render_csv, render_runs_csv, runs_frame
-from fairbench.leaderboard.markdown import HEADLINE_METRICS, MISSING_MD, _fmt, render_markdown
+from fairbench.leaderboard.markdown import HEADLINE_METRICS, MISSING_MD, render_markdown
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS, significance_ranks, significantly_better, welch_p_value
 from fairbench.leaderboard.records import RESULT_SCHEMA, RecordMetric, ResultRecord, read_result, read_results
 
@@ -50,7 +50,6 @@ __all__ = [
     "RecordMetric",
     "ResultRecord",
     "TaskBoard",
-    "_fmt",
     "build_leaderboard",
     "leaderboard_frame",
     "read_result",

@@ -2,7 +2,8 @@
 `leaderboard_runs.csv` (one row per result file, every metric's per-run value and 95% interval).
 
 Missing values are empty cells, never zeros; floats are written with full (round-trip) precision; rows and
-columns are sorted, so the same inputs give the same bytes.
+columns are sorted, so the same inputs give the same bytes. A metric whose unit is easy to misread (KID, stored
+unscaled where papers print it x 10^3) has a `_unit` column beside its values.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fairbench.leaderboard.board import TaskBoard, _column, _feature_network_label
+from fairbench.leaderboard.columns import METRIC_UNITS
 from fairbench.leaderboard.records import _is_number
 
 
@@ -66,6 +68,8 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 rec[f"{column}_n"] = summary.n if summary else None
                 rec[f"{column}_rank"] = row.rank.get(name) if name else None
                 rec[f"{column}_higher_is_better"] = board.higher_is_better.get(name) if name else None
+                if _base(column) in METRIC_UNITS:
+                    rec[f"{column}_unit"] = METRIC_UNITS[_base(column)] if name else None
             records.append(rec)
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:
@@ -121,6 +125,8 @@ def runs_frame(boards: Sequence[TaskBoard], results_dir: Path | None = None) -> 
                     rec[f"{column}_ci95_low"] = ci[0] if ci else None
                     rec[f"{column}_ci95_high"] = ci[1] if ci else None
                     rec[f"{column}_higher_is_better"] = board.higher_is_better.get(name) if name else None
+                    if _base(column) in METRIC_UNITS:
+                        rec[f"{column}_unit"] = METRIC_UNITS[_base(column)] if name else None
                 records.append(rec)
     frame = pd.DataFrame.from_records(records)
     metric_columns = set(all_metrics)
@@ -142,3 +148,8 @@ def render_runs_csv(boards: Sequence[TaskBoard], results_dir: Path | None = None
 def _train_value(train: Mapping[str, Any] | None, key: str) -> float | None:
     value = train.get(key) if train else None
     return float(value) if _is_number(value) and math.isfinite(float(value)) else None
+
+
+def _base(column: str) -> str:
+    """The metric behind a column: `kid@domain-mnist` -> `kid`."""
+    return column.split("@", 1)[0]

@@ -1,11 +1,13 @@
 """The HTML board: one static page (inline CSS and JS, no server, no network) drawn from the same boards as
 the Markdown and CSV, which stay the source of truth for diffs.
 
-Per task a table sortable by any column (click a header; `#sort=KEY` or `#sort=KEY:desc` in the URL sorts on
-load, which is also how the headless-browser test checks sorting), each entry's mean judged group shares as
-small bars (the shares column sorts by the largest gap from uniform), its runs' figures (`fairbench report`
-charts and sample grids, linked relatively, so the page opens from disk beside its results) and each run's
-provenance (task hash, judge sha256, config, versions) in a <details> one click away. What a result file does
+Per task a table that reads like a leaderboard: rank, entry, the primary metric, the main quality metric and
+the judged group shares lead (`fairbench.leaderboard.columns`; at 1,280 px they are on screen without
+scrolling), under human headers whose raw metric name is the hover title, one number format per column.
+Then runs, seeds, the other metrics, and one click away each entry's figures (`fairbench report` charts and
+sample grids, linked relatively, so the page opens from disk beside its results) and each run's provenance
+(task hash, judge sha256, config, versions). Any column sorts on a click; `#sort=KEY` or `#sort=KEY:desc` in
+the URL sorts on load, which is also how the headless-browser test checks sorting. What a result file does
 not record is shown as not recorded, never guessed.
 """
 
@@ -19,22 +21,26 @@ from pathlib import Path
 from typing import Any
 
 from fairbench.leaderboard.board import LeaderboardRow, TaskBoard, _column, _feature_network_label
+from fairbench.leaderboard.columns import ENTRY_COLOURS, METRIC_UNITS, metric_label, ordered_metrics
 from fairbench.leaderboard.markdown import (
     DISAGREE_MARK,
     FEW_SEEDS_MARK,
     MISSING_MD,
     _arrow,
-    _fmt,
     _fmt_seeds,
     _fmt_steps,
     _markdown_metrics,
+    metric_formats,
+    metric_header,
     run_shares,
 )
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS
 
 HTML_NAME = "leaderboard.html"
 HEADER_COLOUR = "#1f3a5f"  # the page's header band; the screenshot test looks for it
-BAR_COLOURS = ("#1f3a5f", "#e08e0b", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d")
+# One per group in the share bars: the boards' colour-blind-safe palette without black (the per-run ticks are
+# black) and pale grey (the bar's track is grey).
+BAR_COLOURS = tuple(c for c in ENTRY_COLOURS if c not in ("#000000", "#DDDDDD"))
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
@@ -44,6 +50,7 @@ h2{font-size:18px;margin:28px 0 4px}.info{font-size:13px;color:#444;margin:0 0 8
 table{border-collapse:collapse;background:#fff;font-size:13px}
 th,td{border:1px solid #ddd;padding:4px 8px;vertical-align:top}
 th{background:#eef2f7;cursor:pointer;user-select:none;max-width:9em;text-align:left}td{white-space:nowrap}
+td.entry{white-space:normal;min-width:6em;max-width:15em}td.primary{font-weight:600}
 th:hover{background:#dde5f0}th.nosort{cursor:default}.wrap{overflow-x:auto}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-align:right;white-space:nowrap}
 .shares{min-width:150px}.share{display:flex;align-items:center;gap:4px;font-size:11px}
@@ -51,6 +58,7 @@ th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-ali
 .share .tick{position:absolute;top:-2px;width:2px;height:13px;background:#000;margin-left:-1px}.share .runs{color:#555}
 .disagree{font-size:11px;color:#b00}
 .share .fill{display:block;height:9px}figure.task img{max-width:100%}.figs img{height:64px;margin:2px;border:1px solid #ccc;background:#fff}
+.figs ul{margin:4px 0;padding-left:16px}
 details{font-size:12px}details pre{max-width:520px;overflow:auto;background:#f4f4f4;padding:6px;margin:4px 0}
 .note{font-size:12px;color:#555;max-width:900px}
 """.replace("HEADER", HEADER_COLOUR)
@@ -96,7 +104,8 @@ def render_html(boards: Sequence[TaskBoard], out_dir: Path) -> str:
         "is 1 + the number of entries significantly better by the primary metric (two-sided Welch t-test across "
         f"seeds, p &lt; {ALPHA:g}); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares: the bar is the mean "
         "judged (observed) share over runs, each tick and the figures in brackets one run's, in seed order; "
-        f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Click a column header to sort.</p>",
+        f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Numbers in a column share one format. "
+        "Hover a header for its metric's raw name (as in leaderboard.csv); click it to sort.</p>",
     ]
     for board in boards:
         parts += _board_section(board, Path(out_dir))
@@ -106,49 +115,60 @@ def render_html(boards: Sequence[TaskBoard], out_dir: Path) -> str:
 
 def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
     e = html.escape
-    info = [f"primary metric <code>{e(board.primary_metric)}</code> {_arrow(board.higher_is_better[board.primary_metric])}",
-            f"samples per run: {board.n_samples}"]
+    primary = board.primary_metric
+    info = [f"primary metric {e(metric_label(board, primary))} (<code>{e(primary)}</code>) "
+            f"{_arrow(board.higher_is_better[primary])}", f"samples per run: {board.n_samples}"]
     fn = _feature_network_label(board.feature_network)
     if fn:
         info.append(f"feature network: {e(fn)}")
     shown = _markdown_metrics(board)
-    header = [("rank", "rank"), ("entry", "entry"), ("runs", "runs"), ("seeds", "seeds"), ("group shares", "shares")]
-    header += [("figures", "")]  # not sortable: nothing to order by
-    header += [(f"{_column(board, m)} {_arrow(board.higher_is_better[m])}", m) for m in shown]
+    lead, rest = ordered_metrics(board, shown)
+    formats = metric_formats(board, shown)
     show_steps = any(row.train_steps is not None for row in board.rows)
-    header += [("train steps", "steps")] if show_steps else []
-    header += [("provenance", "")]
+    header = [_th("rank", "rank"), _th("entry", "entry")]
+    header += [_metric_th(board, m) for m in lead]
+    header += [_th("judged shares (%)", "shares", _SHARES_TITLE), _th("runs", "runs"), _th("seeds", "seeds")]
+    header += [_metric_th(board, m) for m in rest]
+    header += [_th("train steps", "steps")] if show_steps else []
+    header += [_th("figures", ""), _th("provenance", "")]  # not sortable: nothing to order by
     lines = [
         f'<section id="task-{e(board.task)}"><h2>{e(board.task)} (v{board.task_version}, hash '
         f"<code>{board.task_hash[:12]}</code>)</h2>",
         f'<p class="info">{"; ".join(info)}.</p>',
         f'<div class="wrap"><table class="board" data-task="{e(board.task)}"><thead><tr>'
-        + "".join(_th(label, key) for label, key in header)
+        + "".join(header)
         + "</tr></thead><tbody>",
     ]
     for row in board.rows:
         raws = [_raw(run.path) for run in row.runs]
-        rank = row.rank[board.primary_metric]
+        rank = row.rank[primary]
         cells = [
             _td(str(rank) if rank is not None else MISSING_MD, rank, "num"),
-            _td(row.entry + (f" {FEW_SEEDS_MARK}" if row.few_seeds else ""), row.entry),
-            _td(str(row.n_runs), row.n_runs, "num"),
-            _td(_fmt_seeds(row.seeds), _fmt_seeds(row.seeds)),
+            _td(row.entry + (f" {FEW_SEEDS_MARK}" if row.few_seeds else ""), row.entry, "entry", breaks="[,"),
         ]
+        cells += [_metric_td(row, m, formats[m], "num primary" if m == primary else "num") for m in lead]
         cells.append(_shares_cell(row.shares, row.seed_shares, row.seeds_disagree))
-        cells.append(f'<td class="figs" data-v="">{_figures(board, row, raws, out_dir)}</td>')
-        for name in shown:
-            summary = row.metrics[name]
-            text = MISSING_MD if summary.mean is None else (
-                _fmt(summary.mean) if summary.std is None else f"{_fmt(summary.mean)} ± {_fmt(summary.std)}")
-            cells.append(_td(text, summary.mean, "num"))
+        cells += [_td(str(row.n_runs), row.n_runs, "num"), _td(_fmt_seeds(row.seeds), _fmt_seeds(row.seeds))]
+        cells += [_metric_td(row, m, formats[m], "num") for m in rest]
         if show_steps:
             steps = row.train_steps
             cells.append(_td(MISSING_MD if steps is None else _fmt_steps(steps), steps, "num"))
+        cells.append(f'<td class="figs" data-v="">{_figures(board, row, raws, out_dir)}</td>')
         cells.append(f'<td data-v="">{_provenance(row, raws)}</td>')
         lines.append(f'<tr data-entry="{e(row.entry)}">' + "".join(cells) + "</tr>")
     lines += ["</tbody></table></div>", *_task_figure(board, out_dir), "</section>"]
     return lines
+
+
+def _metric_th(board: TaskBoard, name: str) -> str:
+    """A human header ("KL to uniform (corrected) ↓"), the raw column name (and KID's unit) as its title."""
+    title = _column(board, name) + (f": {METRIC_UNITS[name]}" if name in METRIC_UNITS else "")
+    return _th(metric_header(board, name), name, title)
+
+
+def _metric_td(row: LeaderboardRow, name: str, fmt: Any, cls: str) -> str:
+    summary = row.metrics[name]
+    return _td(fmt.cell(summary.mean, summary.std, MISSING_MD), summary.mean, cls)
 
 
 TASK_FIGURE = "figures/{task}.per-condition.png"  # `fairbench conditions`, drawn by leaderboard/regenerate.sh
@@ -165,25 +185,25 @@ def _task_figure(board: TaskBoard, out_dir: Path) -> list[str]:
             "seeds (<code>fairbench conditions</code>).</figcaption></figure>"]
 
 
-_TH_TITLES = {"shares": "mean judged share per group; sorts by the largest gap from an equal share"}
+_SHARES_TITLE = "mean judged share per group, each run's in brackets; sorts by the largest gap from an equal share"
 
 
-def _th(label: str, key: str) -> str:
+def _th(label: str, key: str, title: str | None = None) -> str:
+    hover = f' title="{html.escape(title)}"' if title else ""
     if not key:
-        return f'<th class="nosort">{html.escape(label)}</th>'
-    title = f' title="{html.escape(_TH_TITLES[key])}"' if key in _TH_TITLES else ""
-    return f'<th data-key="{html.escape(key)}"{title}>{_breakable(label)}</th>'
+        return f'<th class="nosort"{hover}>{html.escape(label)}</th>'
+    return f'<th data-key="{html.escape(key)}"{hover}>{html.escape(label)}</th>'
 
 
-def _breakable(label: str) -> str:
-    """Long metric names may wrap after `_` or before `@` (`kl_uniform_<wbr>corrected`), never mid-word."""
-    return html.escape(label).replace("_", "_<wbr>").replace("@", "<wbr>@")
-
-
-def _td(text: str, sort_value: Any, cls: str = "") -> str:
+def _td(text: str, sort_value: Any, cls: str = "", breaks: str = "") -> str:
+    """A cell that sorts by `sort_value`; its text may wrap after each character in `breaks` (an entry's
+    `repfair[clip_norm=1,` ... at its settings, never mid-word)."""
     v = "" if sort_value is None else (repr(float(sort_value)) if isinstance(sort_value, (int, float)) else str(sort_value))
     klass = f' class="{cls}"' if cls else ""
-    return f'<td{klass} data-v="{html.escape(v)}">{html.escape(text)}</td>'
+    shown = html.escape(text)
+    for char in breaks:
+        shown = shown.replace(char, f"{char}<wbr>")
+    return f'<td{klass} data-v="{html.escape(v)}">{shown}</td>'
 
 
 def _raw(path: Path) -> dict[str, Any]:
@@ -236,7 +256,8 @@ def _run_figures(board: TaskBoard, row: LeaderboardRow, run: Any, raw: dict[str,
 
 
 def _figures(board: TaskBoard, row: LeaderboardRow, raws: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """Thumbnails of the first run that has figures; every run's figures one click away."""
+    """One click away, not a wide column before the numbers: the first run's thumbnails and every run's
+    figures in a fold."""
     per_run = [(run, _run_figures(board, row, run, raw, out_dir)) for run, raw in zip(row.runs, raws)]
     per_run = [(run, figs) for run, figs in per_run if figs]
     if not per_run:
@@ -247,14 +268,14 @@ def _figures(board: TaskBoard, row: LeaderboardRow, raws: Sequence[dict[str, Any
         seed = "" if run.seed is None else f" seed {run.seed}"
         title = html.escape(f"{row.entry}{seed}: {what}")
         if thumb:
-            return f'<a href="{href}" title="{title}"><img src="{href}" alt="{title}"></a>'
+            return f'<a href="{href}" title="{title}"><img src="{href}" alt="{title}" loading="lazy"></a>'
         return f'<li><a href="{href}">{html.escape(f"{what}{seed}")}</a></li>'
 
     first_run, first_figs = per_run[0]
     thumbs = "".join(link(first_run, what, path, True) for what, path in first_figs[:3])
     listing = "".join(link(run, what, path, False) for run, figs in per_run for what, path in figs)
     n = sum(len(figs) for _, figs in per_run)
-    return f"{thumbs}<details><summary>all {n} figures</summary><ul>{listing}</ul></details>"
+    return f"<details><summary>{n} figure{'' if n == 1 else 's'}</summary>{thumbs}<ul>{listing}</ul></details>"
 
 
 def provenance(raw: dict[str, Any]) -> dict[str, Any]:
@@ -280,9 +301,11 @@ def provenance(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _provenance(row: LeaderboardRow, raws: Sequence[dict[str, Any]]) -> str:
+    """Every run's provenance in one fold (one line per entry, however many seeds it has)."""
     out = []
     for run, raw in zip(row.runs, raws):
         label = f"seed {run.seed}" if run.seed is not None else run.path.name
         text = json.dumps(provenance(raw), indent=1, sort_keys=False, default=str)
-        out.append(f"<details><summary>{html.escape(label)}</summary><pre>{html.escape(text)}</pre></details>")
-    return "".join(out)
+        out.append(f"<div>{html.escape(label)}</div><pre>{html.escape(text)}</pre>")
+    n = len(out)
+    return f"<details><summary>{n} run{'' if n == 1 else 's'}</summary>{''.join(out)}</details>"

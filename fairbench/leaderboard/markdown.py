@@ -1,9 +1,11 @@
 """The Markdown board: one table per task, with a header that says how to read it and how ranks are decided.
 
-The board shows the primary metric and the headline metrics (the CSV has all of them), mean ± sample std over
-an entry's runs, flags entries with fewer than `MIN_SEEDS` runs with a dagger, and shows a missing metric as
-"—", never as a blank or a partial mean. With `per_seed`, a table of every run's values follows each board.
-Output is byte-identical for the same inputs: nothing time- or path-dependent is written.
+Columns lead with what a reader looks for (rank, entry, primary metric, main quality metric, judged shares;
+`fairbench.leaderboard.columns`), then the other headline metrics (the CSV has all of them), each as mean ±
+sample std over an entry's runs in one number format per column, with a key under the table from each human
+header to its raw metric name. Entries with fewer than `MIN_SEEDS` runs carry a dagger, and a missing metric
+shows as "—", never as a blank or a partial mean. With `per_seed`, a table of every run's values follows each
+board. Output is byte-identical for the same inputs: nothing time- or path-dependent is written.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from fairbench.leaderboard.board import (
     _weights_label,
     data_source_label,
 )
+from fairbench.leaderboard.columns import (
+    METRIC_UNITS,
+    NumberFormat,
+    column_format,
+    lead_metrics,
+    metric_label,
+    ordered_metrics,
+)
 from fairbench.leaderboard.ranking import ALPHA, DIGITS, MIN_SEEDS
+from fairbench.leaderboard.records import ResultRecord
 
 MISSING_MD = "—"
 FEW_SEEDS_MARK = "†"
@@ -35,11 +46,6 @@ HEADLINE_METRICS = (
     "fid_intra_worst",
     "kid",
 )
-
-
-def _fmt(x: float) -> str:
-    """Four significant digits, trailing zeros kept so columns read alike ("0.4200", "1.000e-05", "1125")."""
-    return f"{x + 0.0:#.4g}".removesuffix(".")  # + 0.0 turns -0.0 into 0.0; "1125." reads as a typo
 
 
 def _fmt_seeds(seeds: Sequence[int | None]) -> str:
@@ -86,6 +92,11 @@ def _header(n_files: int) -> list[str]:
         "rank, so ranks can repeat and skip; rows of equal rank are in order of their mean. The CSV ranks every",
         "metric by the same rule.",
         f"{FEW_SEEDS_MARK} marks an entry with fewer than {MIN_SEEDS} runs.",
+        "",
+        "Numbers in a column share one format, chosen from the column: enough decimals to show the smallest std",
+        "to two significant digits, every nonzero mean as nonzero, and entries further apart than their stds as",
+        "different numbers; a column of values below 0.001 or above a million shares one exponent. Under each",
+        "table a key names the metric behind each header, as in leaderboard.csv and the result files.",
     ]
 
 
@@ -94,7 +105,8 @@ def render_markdown(boards: Sequence[TaskBoard], per_seed: bool = False) -> str:
     lines = _header(sum(board.n_results for board in boards))
     for board in boards:
         lines += ["", f"## {board.task} (v{board.task_version}, hash `{board.task_hash[:12]}`)", ""]
-        info = [f"Primary metric: `{board.primary_metric}` {_arrow(board.higher_is_better[board.primary_metric])}"]
+        primary = board.primary_metric
+        info = [f"Primary metric: {metric_label(board, primary)}, `{primary}` {_arrow(board.higher_is_better[primary])}"]
         info.append(f"samples per run: {board.n_samples}")
         fn = _feature_network_label(board.feature_network)
         if fn:
@@ -110,6 +122,7 @@ def render_markdown(boards: Sequence[TaskBoard], per_seed: bool = False) -> str:
         if len(shown) < len(board.metric_names):
             lines += [f"{len(shown)} of {len(board.metric_names)} metrics shown; all are in leaderboard.csv.", ""]
         lines += _board_table(board, shown)
+        lines += ["", column_key(board, shown)]
         if any(row.few_seeds for row in board.rows):
             lines += [
                 "",
@@ -121,10 +134,23 @@ def render_markdown(boards: Sequence[TaskBoard], per_seed: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(value: float | None, std: float | None = None) -> str:
-    if value is None:
-        return MISSING_MD
-    return _fmt(value) if std is None else f"{_fmt(value)} ± {_fmt(std)}"
+def metric_header(board: TaskBoard, name: str) -> str:
+    """A metric column's header: its human label and direction, "KL to uniform (corrected) ↓"."""
+    return f"{metric_label(board, name)} {_arrow(board.higher_is_better[name])}"
+
+
+def column_key(board: TaskBoard, shown: Sequence[str]) -> str:
+    """The line under a table that names each header's metric (and KID's unit): headers are words, while the
+    CSV, the result files and `--rank-by` use the raw names."""
+    parts = [f"{metric_label(board, name)} = `{_column(board, name)}`" for name in shown]
+    units = [f"{metric_label(board, name)} is {METRIC_UNITS[name]}" for name in shown if name in METRIC_UNITS]
+    return "Key: " + "; ".join(parts) + "." + "".join(f" {unit}." for unit in units)
+
+
+def metric_formats(board: TaskBoard, shown: Sequence[str]) -> dict[str, NumberFormat]:
+    """Each shown metric's one number format, from its column of means and stds."""
+    return {name: column_format((row.metrics[name].mean, row.metrics[name].std) for row in board.rows)
+            for name in shown}
 
 
 def _entry_cell(row: LeaderboardRow) -> str:
@@ -147,57 +173,72 @@ def fmt_shares(shares: dict[str, float], per_seed: list[dict[str, float]] | None
 
 
 def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
+    """Rank, entry, primary metric, quality metric, judged shares; then runs, seeds, the other metrics and
+    the training budget."""
+    lead, rest = ordered_metrics(board, shown)
+    formats = metric_formats(board, shown)
     show_steps = any(row.train_steps is not None for row in board.rows)
     show_wall = any(row.train_wall_time_s is not None for row in board.rows)
-    header = ["rank", "entry", "runs", "seeds"]
-    header += [f"{_column(board, name)} {_arrow(board.higher_is_better[name])}" for name in shown]
-    align = ["---:", "---", "---:", "---"] + ["---:"] * len(shown)
+    show_shares = any(row.shares is not None for row in board.rows)
+    head = ["rank", "entry", *(metric_header(board, name) for name in lead)]
+    align = ["---:", "---"] + ["---:"] * len(lead)
+    if show_shares:
+        head.append("judged shares (%)")
+        align.append("---")
+    head += ["runs", "seeds", *(metric_header(board, name) for name in rest)]
+    align += ["---:", "---"] + ["---:"] * len(rest)
     if show_steps:
-        header.append("train steps")
+        head.append("train steps")
         align.append("---:")
     if show_wall:
-        header.append("train time (s)")
+        head.append("train time (s)")
         align.append("---:")
-    show_shares = any(row.shares is not None for row in board.rows)
-    if show_shares:
-        header.append("judged shares (%)")
-        align.append("---")
-    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "|".join(align) + "|"]
+    lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |", "|" + "|".join(align) + "|"]
     for row in board.rows:
         rank = row.rank[board.primary_metric]
-        cells = [str(rank) if rank is not None else MISSING_MD, _entry_cell(row), str(row.n_runs)]
-        cells.append(_fmt_seeds(row.seeds))
-        cells += [_cell(row.metrics[name].mean, row.metrics[name].std) for name in shown]
+        cells = [str(rank) if rank is not None else MISSING_MD, _entry_cell(row)]
+        cells += [formats[name].cell(row.metrics[name].mean, row.metrics[name].std, MISSING_MD) for name in lead]
+        if show_shares:
+            cells.append(_md_escape(fmt_shares(row.shares, row.seed_shares, row.seeds_disagree))
+                         if row.shares is not None else MISSING_MD)
+        cells += [str(row.n_runs), _fmt_seeds(row.seeds)]
+        cells += [formats[name].cell(row.metrics[name].mean, row.metrics[name].std, MISSING_MD) for name in rest]
         if show_steps:
             cells.append(_fmt_steps(row.train_steps) if row.train_steps is not None else MISSING_MD)
         if show_wall:
             cells.append(f"{row.train_wall_time_s:.1f}" if row.train_wall_time_s is not None else MISSING_MD)
-        if show_shares:
-            cells.append(_md_escape(fmt_shares(row.shares, row.seed_shares, row.seeds_disagree))
-                         if row.shares is not None else MISSING_MD)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def _runs_section(board: TaskBoard, shown: Sequence[str]) -> list[str]:
     """One row per run (board order, then seed order): the values the means, spreads and tests came from."""
+    lead, rest = ordered_metrics(board, shown)
+    columns = [*lead, *rest]
+    values = {name: [_run_value(run, name) for row in board.rows for run in row.runs] for name in columns}
+    formats = {name: column_format((v, None) for v in values[name]) for name in columns}
     lines = ["", f"### {board.task}: per-run values", ""]
-    header = ["entry", "seed"] + [f"{_column(board, name)} {_arrow(board.higher_is_better[name])}" for name in shown]
-    lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
-    lines.append("|" + "|".join(["---", "---:"] + ["---:"] * len(shown)) + "|")
+    head = ["entry", "seed"] + [metric_header(board, name) for name in columns]
+    lines.append("| " + " | ".join(_md_escape(h) for h in head) + " |")
+    lines.append("|" + "|".join(["---", "---:"] + ["---:"] * len(columns)) + "|")
     for row in board.rows:
         for run in row.runs:
             cells = [_entry_cell(row), MISSING_MD if run.seed is None else str(run.seed)]
-            for name in shown:
-                metric = run.metrics.get(name)
-                cells.append(_cell(metric.value if metric is not None else None))
+            cells += [formats[name].cell(_run_value(run, name), None, MISSING_MD) for name in columns]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
+def _run_value(run: ResultRecord, name: str) -> float | None:
+    metric = run.metrics.get(name)
+    return metric.value if metric is not None else None
+
+
 def _markdown_metrics(board: TaskBoard) -> list[str]:
-    """Primary metric first, then the headline metrics the board has; every metric if it has none of them."""
-    rest = [m for m in HEADLINE_METRICS if m in board.metric_names and m != board.primary_metric]
-    if not rest:
-        rest = [m for m in board.metric_names if m != board.primary_metric]
-    return [board.primary_metric, *rest]
+    """The lead metrics (primary, main quality), then the headline metrics the board has; every metric if it
+    has none of them."""
+    lead = [m for m in lead_metrics(board) if m is not None]
+    rest = [m for m in HEADLINE_METRICS if m in board.metric_names and m not in lead]
+    if len(lead) == 1 and not rest:
+        rest = [m for m in board.metric_names if m not in lead]
+    return [*lead, *rest]

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.report.figure import PALETTE, new_figure, save_figure
+from fairbench.leaderboard.columns import ENTRY_COLOURS
+from fairbench.report.figure import new_figure, save_figure
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,15 @@ def draw_condition_comparison(task: str, group: str, conditions: list[str], entr
     x = np.arange(len(conditions))
     width = 0.8 / max(1, len(entries))
     for e, shares in enumerate(entries):
-        colour = PALETTE[e % len(PALETTE)]
+        # The board's palette (Okabe-Ito, extended to 12 by Paul Tol's 'muted'): distinct for the 12 entries of
+        # mnist-bicolor; a thin dark edge keeps the pale ones visible on white.
+        colour = ENTRY_COLOURS[e % len(ENTRY_COLOURS)]
         offset = x + (e - (len(entries) - 1) / 2) * width
         n = len(shares.seeds)
-        ax.bar(offset, shares.mean, width * 0.92, color=colour, alpha=0.55, gid=f"bars-{e}",
-               label=f"{shares.entry} ({n} seed{'s' if n != 1 else ''})")
+        ax.bar(offset, shares.mean, width * 0.92, color=colour, alpha=0.8, edgecolor="#333333", linewidth=0.3,
+               gid=f"bars-{e}", label=f"{shares.entry} ({n} seed{'s' if n != 1 else ''})")
         for row in shares.shares:
-            ax.scatter(offset, row, s=9, color=colour, zorder=3)
+            ax.scatter(offset, row, s=9, color=colour, edgecolors="#333333", linewidths=0.3, zorder=3)
     ax.axhline(uniform, color="#555555", linestyle="--", linewidth=1, label=f"uniform ({100 * uniform:.0f}%)")
     ax.set_xticks(x, conditions)
     ax.set_ylim(0, 1.02)
