@@ -390,10 +390,24 @@ def test_cli_list_shows_every_asset_with_its_state(tmp_path, monkeypatch) -> Non
     lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
     assert "present" in lines["here"] and "51.2 kB" in lines["here"] and "CC0-1.0" in lines["here"]
     assert "missing" in lines["gone"] and "corrupt" in lines["bad"] and "user-supplied, not present" in lines["face"]
-    assert str(store.asset_path("here")) in lines["here"]
+    assert str(store.asset_path("here").relative_to(store.assets_root())) in lines["here"]
+    assert str(store.assets_root()) in result.output.splitlines()[0]  # the root once, in the title
     rows = {row["id"]: row for row in json.loads(_cli("list", "--json").output)}
     assert rows["here"]["state"] == "verified" and rows["bad"]["state"] == "corrupt"
     assert rows["gone"]["state"] == "missing" and rows["face"]["state"] == "user-supplied-missing"
+
+
+def test_cli_list_never_splits_an_id_and_fits_80_columns(tmp_path, monkeypatch) -> None:
+    long_ids = ("niqe-modelparameters", "inception-2015-12-05", "brisque-svm-weights")
+    _use_manifest(tmp_path, monkeypatch, *(_entry(i) for i in long_ids))
+    result = CliRunner().invoke(assets_app, ["list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[-1].startswith("└") and lines[-1].endswith("┘")  # the table is whole, not cropped
+    first_cells = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
+    assert set(long_ids) <= set(first_cells)  # each id whole on one line
+    assert set(first_cells) - {""} == set(long_ids)  # and no line carries a piece of one
 
 
 def test_cli_verify_exit_codes(tmp_path, monkeypatch) -> None:

@@ -66,13 +66,23 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
         ]
         typer.echo(json.dumps(out, indent=2))
         return
-    table = Table(title=f"fairbench assets ({store.assets_root()})")
-    for col in ("id", "size", "licence", "state", "path"):
-        table.add_column(col, overflow="fold")
+    # Ids and sizes are what users type and compare: never wrapped. Paths are shown under the root in the title.
+    root = store.assets_root()
+    console = Console()
+    table = Table(title="fairbench assets")
+    table.add_column("id", no_wrap=True)
+    table.add_column("size", no_wrap=True, justify="right")
+    table.add_column("licence", overflow="fold", max_width=12)
+    table.add_column("state", min_width=14, overflow="fold")
+    id_width = max(len(a.id) for a, _, _ in rows)
+    # rich does not shrink a folding column below its longest word: give the path what the others leave
+    table.add_column("path", overflow="fold", max_width=max(10, console.width - id_width - 7 - 12 - 14 - 16 - 1))
     for a, st, size in rows:
         state = f"[{_STYLE[st.state]}]{escape(st.label)}[/]"
-        table.add_row(a.id, _size(size), escape(a.licence.split(" (")[0]), state, escape(str(st.path)))
-    Console().print(table)
+        shown = st.path.relative_to(root) if st.path.is_relative_to(root) else st.path
+        table.add_row(a.id, _size(size), escape(a.licence.split(" (")[0]), state, escape(str(shown)))
+    console.print(f"paths under {escape(str(root))}", soft_wrap=True, highlight=False)
+    console.print(table)
 
 
 @assets_app.command("fetch")
