@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate everything in leaderboard/ that is derived from the committed result files, in one command:
-#   leaderboard/regenerate.sh [--screenshot]        (or: make leaderboard)
+#   leaderboard/regenerate.sh [--no-screenshot]     (or: make leaderboard)
 # - `fairbench report --samples-if-scored` for every result: its charts, plus sample grids when the scored
 #   checkpoint (same sha256) is still on disk; training runs are not committed, so usually the grids drawn earlier
 #   are kept;
@@ -9,11 +9,18 @@
 # - for every task with a sweep of RepFair's clip norm, figures/<task>.clip-norm.png (`fairbench vary`: share,
 #   kl_uniform and FID against C, like the paper's Figure 6);
 # - leaderboard.md, leaderboard.csv and leaderboard.html (`fairbench leaderboard --html`);
-# - with --screenshot, leaderboard/screenshot.png (the README's picture of the page; needs chromium).
+# - leaderboard/screenshot.png, the README's picture of the page at 1,280 px, retaken with headless Chromium
+#   so it never lags the board; without Chromium it says so and keeps the old picture. --no-screenshot skips it
+#   (--screenshot, once needed to take it, is still accepted).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FB=${FAIRBENCH:-.venv/bin/fairbench}
 PY=${PYTHON:-.venv/bin/python}
+case "${1:-}" in
+  ""|--screenshot) shoot=1 ;;
+  --no-screenshot) shoot=0 ;;
+  *) echo "usage: leaderboard/regenerate.sh [--no-screenshot]" >&2; exit 2 ;;
+esac
 # A checkpoint path may hold another run by now (a longer rerun writes to the same folder): --samples-if-scored
 # draws samples only from the very file that was scored, one whose sha256 matches the result's.
 find leaderboard/results -name '*.json' -print0 | sort -z | xargs -0 "$FB" report --samples-if-scored >/dev/null
@@ -29,7 +36,13 @@ for folder in leaderboard/results/*/; do
   fi
 done
 "$FB" leaderboard --results leaderboard/results --out leaderboard --html >/dev/null
-if [ "${1:-}" = "--screenshot" ]; then
-  "$PY" -m fairbench.leaderboard.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png
+made="leaderboard/leaderboard.md leaderboard/leaderboard.csv leaderboard/leaderboard.html"
+if [ "$shoot" = 1 ]; then
+  if "$PY" -c 'import sys; from fairbench.leaderboard.screenshot import find_chromium; sys.exit(find_chromium() is None)'; then
+    "$PY" -m fairbench.leaderboard.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png >/dev/null
+    made="$made leaderboard/screenshot.png"
+  else
+    echo "no Chromium on PATH: leaderboard/screenshot.png not retaken (Debian: apt-get install chromium)" >&2
+  fi
 fi
-echo "leaderboard/leaderboard.md leaderboard/leaderboard.csv leaderboard/leaderboard.html"
+echo "$made"

@@ -54,7 +54,7 @@ td.entry{white-space:normal;min-width:6em;max-width:15em}td.primary{font-weight:
 th:hover{background:#dde5f0}th.nosort{cursor:default}.wrap{overflow-x:auto}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-align:right;white-space:nowrap}
 .shares{min-width:150px}.share{display:flex;align-items:center;gap:4px;font-size:11px}
-.share .lbl{width:52px;overflow:hidden;text-overflow:ellipsis}.share .track{width:70px;height:9px;background:#eee;position:relative}
+.share .lbl{width:64px;overflow:hidden;text-overflow:ellipsis}.share .track{width:70px;height:9px;background:#eee;position:relative}
 .share .tick{position:absolute;top:-2px;width:2px;height:13px;background:#000;margin-left:-1px}.share .runs{color:#555}
 .disagree{font-size:11px;color:#b00}
 .share .fill{display:block;height:9px}figure.task img{max-width:100%}.figs img{height:64px;margin:2px;border:1px solid #ccc;background:#fff}
