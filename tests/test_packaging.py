@@ -48,6 +48,9 @@ def test_wheel_contains_tasks_judges_and_both_packages(wheel):
     assert source - names == set()
     assert "baselines/repfair.py" in names and "fairbench/cli/__init__.py" in names
     assert "fairbench/assets/manifest.yaml" in names  # the asset manifest ships with the package
+    for example in ROOT.glob("fairbench/examples/*.pt"):  # the quickstart's checkpoints and their hashes
+        assert f"fairbench/examples/{example.name}" in names
+    assert "fairbench/examples/examples.json" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "fairbench = fairbench.cli:main" in text and "[fairbench.plugins]" in text

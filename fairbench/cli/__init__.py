@@ -9,7 +9,7 @@ import typer
 
 from fairbench.cli.assets import assets_app
 from fairbench.cli.board import grid_cmd, leaderboard_cmd, report_cmd
-from fairbench.cli.catalogue import methods_cmd, tasks_cmd, tasks_table
+from fairbench.cli.catalogue import examples_cmd, methods_cmd, tasks_cmd, tasks_table
 from fairbench.cli.common import DEBUG, OneLineErrors
 from fairbench.cli.conditions import conditions_cmd
 from fairbench.cli.curves import curve_cmd
@@ -35,7 +35,7 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 # In the order `fairbench --help` lists them: what is installed, then train, score, compare.
 for _name, _command in (
-    ("tasks", tasks_cmd), ("methods", methods_cmd), ("run", run_cmd), ("import-stylegan2", import_stylegan2_cmd),
+    ("tasks", tasks_cmd), ("methods", methods_cmd), ("examples", examples_cmd), ("run", run_cmd), ("import-stylegan2", import_stylegan2_cmd),
     ("score", score_cmd), ("leaderboard", leaderboard_cmd), ("sweep", sweep_cmd), ("curve", curve_cmd),
     ("gain", gain_cmd), ("conditions", conditions_cmd), ("vary", vary_cmd), ("report", report_cmd), ("grid", grid_cmd),
 ):

@@ -113,3 +113,22 @@ def methods_catalogue(name: str | None = None) -> list[dict[str, Any]]:
                         for f in dataclasses.fields(method.config_cls)],
         })
     return out
+
+
+@user_errors
+def examples_cmd(
+    name: str | None = typer.Argument(None, help="Print this example's verified path only (for scripts)."),
+) -> None:
+    """The example generator checkpoints shipped in the package: score them to see a fair and an unfair one."""
+    from fairbench.examples import example_path, examples
+
+    if name is not None:
+        typer.echo(str(example_path(name)))
+        return
+    table = Table(title="example checkpoints (fairbench score $(fairbench examples NAME))", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    table.add_column("what it shows")
+    for example in examples().values():
+        table.add_row(example.name, example.task, escape(f"{example.description}; trained by: {example.command}"))
+    Console().print(table)
