@@ -34,7 +34,9 @@ class RealSplit:
 
 def load_split(task: TaskSpec, split: str, root: str | Path | None = None) -> RealSplit:
     """The task's `split` ("train", "judge" or "test"): sliced, resized and group-transformed."""
-    key = (task.task_hash, split, str(paths.data_root(root)))
+    # A root the user named must exist, unless the source never reads one (scikit-learn's bundled digits).
+    reads_root = getattr(SOURCES.get(task.dataset.source), "reads_data_root", True)
+    key = (task.task_hash, split, str(paths.existing_data_root(root) if reads_root else paths.data_root(root)))
     if key not in _SPLIT_CACHE:
         if len(_SPLIT_CACHE) >= 8:
             _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
@@ -93,7 +95,8 @@ def data_source(task: TaskSpec, root: str | Path | None = None) -> dict | None:
     if identify is None:
         return None
     parts = sorted({task.split_spec(name).part for name in _split_names(task)})
-    found = {part: identify(part, paths.data_root(root)) for part in parts}
+    where = paths.existing_data_root(root)
+    found = {part: identify(part, where) for part in parts}
     formats = sorted({identity.format for identity in found.values()})
     return {
         "source": task.dataset.source,

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from fairbench import atomic
+from fairbench import atomic, netcheck
 from fairbench.assets.manifest import Asset, get_asset
 from fairbench.assets.store import (
     AssetState, assets_root, expected_sha256, matches_prefix, pinned_sha256, placement_hint, problem_message,
@@ -23,7 +23,7 @@ from fairbench.errors import FairbenchError
 from fairbench.paths import offline
 
 CHUNK = 1 << 20
-TIMEOUT_S = 60.0
+TIMEOUT_S = netcheck.READ_TIMEOUT_S
 
 Progress = Callable[[int, "int | None"], None]  # (bytes done, bytes expected or None)
 
@@ -67,8 +67,9 @@ def fetch(
         st = status(asset)
         if st.state is AssetState.VERIFIED:
             return target
-    failures: list[str] = []
-    for url in asset.urls:
+    # Every host probed at once first: without a network this fails in seconds, each mirror tried once.
+    answered, failures = netcheck.reachable(asset.urls)
+    for url in answered:
         try:
             digest = _download(asset, url, target, progress)
         except _DownloadError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fairbench import paths
+from fairbench import netcheck, paths
 from fairbench.errors import FairbenchError
 from fairbench.sources.base import SOURCES, DataIdentity, RawPart, content_sha256
 from fairbench.sources.cache import cached_part, fingerprint
@@ -58,8 +58,13 @@ class Cifar10:
             if not (root / "cifar-10-batches-py").is_dir():
                 if paths.offline():
                     raise FairbenchError(_missing_message(root, "FAIRBENCH_OFFLINE is set"))
+                # Probed first: an unreachable host fails in seconds, not after torchvision's three tries.
+                _, failed = netcheck.reachable([torchvision.datasets.CIFAR10.url])
+                if failed:
+                    raise FairbenchError(_missing_message(root, "download failed: " + "; ".join(failed)))
                 try:
-                    torchvision.datasets.CIFAR10(str(root), train=train, download=True)
+                    with netcheck.read_timeout():
+                        torchvision.datasets.CIFAR10(str(root), train=train, download=True)
                 except Exception as exc:  # network errors come in many types; all mean the same to the user
                     raise FairbenchError(_missing_message(root, f"download failed: {exc}")) from None
             try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fairbench import paths
+from fairbench import netcheck, paths
 from fairbench.errors import FairbenchError
 from fairbench.sources.base import SOURCES, RawPart
 
@@ -34,15 +34,31 @@ class TorchvisionMNIST:
         if missing:
             if paths.offline():
                 raise FairbenchError(_missing_mnist_message(raw, missing, "FAIRBENCH_OFFLINE is set"))
-            try:
-                torchvision.datasets.MNIST(str(root), train=part == "train", download=True)
-            except Exception as exc:  # network errors come in many types; all mean the same to the user
-                raise FairbenchError(_missing_mnist_message(raw, missing, f"download failed: {exc}")) from None
+            _download(root, part, raw, missing)
         try:
             ds = torchvision.datasets.MNIST(str(root), train=part == "train", download=False)
         except Exception as exc:
             raise FairbenchError(f"{raw}: cannot read MNIST ({exc})") from None
         return RawPart(images=ds.data.numpy()[:, None].copy(), labels=ds.targets.numpy().astype(np.int64))
+
+
+def _download(root: Path, part: str, raw: Path, missing: list[str]) -> None:
+    """torchvision's download from the mirrors that answer (probed first: an unreachable network fails in
+    seconds, not after three stalled tries per mirror), each tried once."""
+    import torchvision
+
+    first = torchvision.datasets.MNIST.resources[0][0]
+    mirrors = list(torchvision.datasets.MNIST.mirrors)
+    answered, failed = netcheck.reachable([mirror + first for mirror in mirrors])
+    if not answered:
+        raise FairbenchError(_missing_mnist_message(raw, missing, "download failed: " + "; ".join(failed)))
+    # The folder name comes from the class name (MNIST/raw), so the subclass keeps it.
+    mnist = type("MNIST", (torchvision.datasets.MNIST,), {"mirrors": [u[: -len(first)] for u in answered]})
+    try:
+        with netcheck.read_timeout():
+            mnist(str(root), train=part == "train", download=True)
+    except Exception as exc:  # network errors come in many types; all mean the same to the user
+        raise FairbenchError(_missing_mnist_message(raw, missing, f"download failed: {exc}")) from None
 
 
 def _missing_mnist_message(raw: Path, missing: list[str], why: str) -> str:

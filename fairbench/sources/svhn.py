@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fairbench import paths
+from fairbench import netcheck, paths
 from fairbench.errors import FairbenchError
 from fairbench.sources.base import SOURCES, DataIdentity, RawPart
 from fairbench.sources.cache import cached_part, fingerprint
@@ -45,8 +45,13 @@ def _download(folder: Path, part: str, path: Path) -> None:
         raise FairbenchError(_missing_message(path, "FAIRBENCH_OFFLINE is set"))
     import torchvision
 
+    # Probed first: an unreachable host fails in seconds, not after torchvision's three tries.
+    _, failed = netcheck.reachable([torchvision.datasets.SVHN.split_list[part][0]])
+    if failed:
+        raise FairbenchError(_missing_message(path, "download failed: " + "; ".join(failed)))
     try:
-        torchvision.datasets.SVHN(str(folder), split=part, download=True)
+        with netcheck.read_timeout():
+            torchvision.datasets.SVHN(str(folder), split=part, download=True)
     except Exception as exc:  # network errors come in many types; all mean the same to the user
         raise FairbenchError(_missing_message(path, f"download failed: {exc}")) from None
     if not path.is_file():
