@@ -1,0 +1,91 @@
+"""Precision, recall, density and coverage (Naeem et al. 2020) of generated features against real ones.
+
+Definitions, with k-nearest-neighbour balls in feature space (Euclidean) and k = 5 by default:
+
+- a real sample's radius is the distance to its k-th nearest other real sample; a generated one's likewise
+  among the generated samples;
+- precision: the share of generated samples inside at least one real ball (fidelity);
+- recall: the share of real samples inside at least one generated ball (how much of the real data is drawn);
+- density: the mean number of real balls around a generated sample, divided by k (1 for matching
+  distributions; it can exceed 1, and unlike precision it is not fooled by real outliers);
+- coverage: the share of real samples whose ball holds at least one generated sample (diversity, robust to
+  generated outliers).
+
+A ball is open (a point exactly on its boundary is outside), as in the authors' released code, so ties
+decide the same way there and here. Distances are computed in row blocks, so memory grows as block x N, never N x N: the result does not
+depend on the block size (exact comparisons of the same float64 distances).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fairbench.errors import FairbenchError
+
+BLOCK = 1024  # rows of a distance block: 1024 x 10,000 float64 is 80 MB
+
+
+@dataclass(frozen=True)
+class PRDC:
+    precision: float
+    recall: float
+    density: float
+    coverage: float
+
+
+def prdc(real: np.ndarray, generated: np.ndarray, k: int = 5, *, label: str = "the generated set") -> PRDC:
+    """The four metrics of `generated` (M x d) against `real` (N x d). Both sets need more than k samples:
+    with k or fewer there is no k-th neighbour, and the metric is refused with the reason."""
+    x = _features(real, "real features")
+    y = _features(generated, "generated features")
+    if x.shape[1] != y.shape[1]:
+        raise FairbenchError(f"real features have {x.shape[1]} dims, generated features {y.shape[1]}")
+    if k < 1:
+        raise FairbenchError(f"PRDC needs k >= 1, got {k}")
+    for n, what in ((len(x), f"the real reference for {label}"), (len(y), label)):
+        if n <= k:
+            raise FairbenchError(f"{what} has {n} sample{'s' if n != 1 else ''}; PRDC with k = {k} needs at least {k + 1}")
+    real_radii = knn_radii(x, k)
+    fake_radii = knn_radii(y, k)
+    inside_real = np.zeros(len(y), dtype=np.int64)  # per generated sample: real balls it falls in
+    real_covered = np.zeros(len(x), dtype=bool)  # per real sample: its ball holds a generated sample
+    real_recalled = np.zeros(len(x), dtype=bool)  # per real sample: inside some generated ball
+    for start in range(0, len(x), BLOCK):
+        d = _distances(x[start : start + BLOCK], y)  # block of real rows x all generated
+        within = d < real_radii[start : start + BLOCK, None]
+        inside_real += within.sum(axis=0)
+        real_covered[start : start + BLOCK] = within.any(axis=1)
+        real_recalled[start : start + BLOCK] = (d < fake_radii[None, :]).any(axis=1)
+    return PRDC(
+        precision=float((inside_real > 0).mean()),
+        recall=float(real_recalled.mean()),
+        density=float(inside_real.sum() / (k * len(y))),
+        coverage=float(real_covered.mean()),
+    )
+
+
+def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each row to its k-th nearest other row (the row itself, at distance 0, not counted)."""
+    radii = np.empty(len(x))
+    for start in range(0, len(x), BLOCK):
+        d = _distances(x[start : start + BLOCK], x)
+        # the k+1-th smallest in each row: the row's own zero is among the k+1 smallest
+        radii[start : start + BLOCK] = np.partition(d, k, axis=1)[:, k]
+    return radii
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances, a's rows x b's rows, via the expanded square (clipped at 0 against rounding)."""
+    sq = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def _features(features: np.ndarray, what: str) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise FairbenchError(f"{what} must be a 2-D array (samples x dims), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise FairbenchError(f"{what} contain NaN or infinite values")
+    return x
