@@ -34,9 +34,10 @@ class RealSplit:
 
 def load_split(task: TaskSpec, split: str, root: str | Path | None = None) -> RealSplit:
     """The task's `split` ("train", "judge" or "test"): sliced, resized and group-transformed."""
-    # A root the user named must exist, unless the source never reads one (scikit-learn's bundled digits).
-    reads_root = getattr(SOURCES.get(task.dataset.source), "reads_data_root", True)
-    key = (task.task_hash, split, str(paths.existing_data_root(root) if reads_root else paths.data_root(root)))
+    # A root the user named must exist before a source that downloads into it runs: it never creates the root.
+    # The others read what is there and say themselves where to place their files.
+    downloads = getattr(SOURCES.get(task.dataset.source), "downloads", False)
+    key = (task.task_hash, split, str(paths.existing_data_root(root) if downloads else paths.data_root(root)))
     if key not in _SPLIT_CACHE:
         if len(_SPLIT_CACHE) >= 8:
             _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fairbench import data, entries
+from fairbench import data, entries, paths
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
@@ -131,7 +131,7 @@ def _score(
     if options.name is not None:
         entries.check_name(options.name)  # before the work, not after
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
-    _ensure_first_use(task, quality_task, options)
+    network_problem = _ensure_first_use(task, quality_task, options)
     judge = load_judge(task, options.data_root)
     judge.net.to(device)
     predicted = judge.predict(images)
@@ -141,7 +141,8 @@ def _score(
     conditions = labels.numpy() if task.conditional and labels is not None else None
     fair = fairness_fields(task, predicted, conditions, judge.confusion, calibration)
     metrics, tests, per_condition = fair.metrics, fair.tests, fair.per_condition
-    quality = quality_report(quality_task, images, predicted, device, options.data_root, options.ref_stats)
+    quality = quality_report(quality_task, images, predicted, device, options.data_root, options.ref_stats,
+                             fid_skipped_because=network_problem)  # IQA needs no data
     if options.progress and task.quality is not None:
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)
@@ -181,8 +182,18 @@ def _score(
         feature_network=quality.feature_network,
         iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,
-        data_source=data.data_source(task, options.data_root),
+        data_source=_data_source(task, options.data_root),
     )
+
+
+def _data_source(task: TaskSpec, data_root: Path | None) -> dict | None:
+    """The task's data as found on disk (`data.data_source`), or None when it is not there: fairness needs only
+    the judge, so a missing dataset is no reason to fail a score, nor to download one only to hash it."""
+    with paths.no_downloads():
+        try:
+            return data.data_source(task, data_root)
+        except FairbenchError:
+            return None
 
 
 @dataclass
@@ -263,21 +274,34 @@ def recompute_fairness(result: dict, task: TaskSpec) -> dict:
     return out
 
 
-def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOptions) -> None:
-    """Train the judge and feature network that the task declares trained on first use, when absent."""
+def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOptions) -> str | None:
+    """Train the judge and feature network that the task declares trained on first use, when absent.
+
+    Without its judge nothing can be scored: one error saying the judge needs the task's data. Without the
+    feature network only the FID family is lost: the reason is returned, and those metrics are skipped."""
     from fairbench.features import ensure_feature_network
     from fairbench.judges import ensure_judge
 
     progress = options.progress
-    ensure_judge(
-        task, options.data_root, note=options.note,
-        progress=(lambda d, t: progress("training judge", d, t)) if progress else None,
-    )
-    if quality_task.quality is not None and quality_task.quality.metrics:
-        ensure_feature_network(
-            quality_task, options.data_root, note=options.note,
-            progress=(lambda d, t: progress("training feature network", d, t)) if progress else None,
+    try:
+        ensure_judge(
+            task, options.data_root, note=options.note,
+            progress=(lambda d, t: progress("training judge", d, t)) if progress else None,
         )
+    except FairbenchError as exc:
+        raise FairbenchError(
+            f"task {task.id}: its judge {task.judge.id} is trained on first use from your copy of the task's "
+            f"data, so even fairness cannot be scored without it: {exc}"
+        ) from None
+    if quality_task.quality is not None and quality_task.quality.metrics:
+        try:
+            ensure_feature_network(
+                quality_task, options.data_root, note=options.note,
+                progress=(lambda d, t: progress("training feature network", d, t)) if progress else None,
+            )
+        except FairbenchError as exc:
+            return f"feature network {quality_task.quality.feature_network.id} not available: {exc}"
+    return None
 def _drop_corrected(metrics: dict, tests: dict, per_condition: dict | None, proportions: dict, shares: dict) -> list[str]:
     """Remove every judge-error-corrected figure (in place); the names removed, for `skipped`."""
     dropped = sorted(name for name in metrics if "corrected" in name)

@@ -42,14 +42,18 @@ def quality_report(
     device: torch.device,
     data_root: Path | None = None,
     ref_stats: Path | None = None,
+    fid_skipped_because: str | None = None,
 ) -> QualityReport:
     """The FID family on the task's feature network (its GPU one on CUDA; `with_feature_network` picks
-    another), then the task's IQA metrics."""
+    another), then the task's IQA metrics. `fid_skipped_because`: the FID family cannot be scored (its
+    network could not be made), and why."""
     report = QualityReport()
     quality = task.quality
     if quality is None:
         return report
-    if quality.metrics:
+    if quality.metrics and fid_skipped_because is not None:
+        _skip_fid_family(quality.metrics, report, fid_skipped_because)
+    elif quality.metrics:
         ref = select_feature_network(task, None, device)
         _fid_family(task, images, predicted, device, data_root, ref_stats, report, ref)
     for name in quality.iqa:
@@ -106,6 +110,18 @@ def with_feature_network(task: TaskSpec, requested: str | None) -> TaskSpec:
     return dataclasses.replace(task, quality=quality)
 
 
+def fid_metric_keys(metrics: list[str]) -> list[str]:
+    """The result keys the task's FID-family metrics are written under: `fid_intra` is written as its mean and
+    its worst group. A skipped metric is listed under these same keys, whatever the reason it was skipped."""
+    return [key for m in metrics for key in (("fid_intra_mean", "fid_intra_worst") if m == "fid_intra" else (m,))]
+
+
+def _skip_fid_family(metrics: list[str], report: QualityReport, why: str) -> None:
+    for key in fid_metric_keys(metrics):
+        if key not in report.metrics:
+            report.skipped[key] = why
+
+
 def _fid_family(task, images, predicted, device, data_root, ref_stats, report: QualityReport, ref: FeatureRef) -> None:
     from fairbench.features import load_feature_network
     from fairbench.metrics import frechet
@@ -119,8 +135,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             reference = data.load_split(task, "reference", data_root)
             fingerprint = source.fingerprint(quality.reference, paths.data_root(data_root))
         except FairbenchError as exc:
-            for name in quality.metrics:
-                report.skipped[name] = str(exc)
+            _skip_fid_family(quality.metrics, report, str(exc))
             return
     try:
         if ref.trained_on_first_use:
@@ -130,8 +145,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         else:
             net = load_feature_network(ref.id, ref.sha256)
     except FairbenchError as exc:
-        for name in quality.metrics:
-            report.skipped[name] = str(exc)
+        _skip_fid_family(quality.metrics, report, str(exc))
         return
     report.feature_network = {"id": net.id, "sha256": net.sha256, "dim": net.dim, "resize_rule": net.resize_rule}
     if fingerprint is not None:  # a user's reference folder: values against different folders never mix
@@ -230,10 +244,7 @@ def _without_reference(task, images, device, ref_stats, net, report: QualityRepo
         generated = net.extract(images, SCORE_CHUNK, device)  # fixed: see fairbench.chunking
         ((value, ci),) = frechet.fid_with_intervals(generated, [_user_ref_stats(ref_stats, net)], quality.n_resamples, quality.seed)
         report.metrics["fid"] = _metric(value, ci)
-    names = [n for m in quality.metrics for n in (("fid_intra_mean", "fid_intra_worst") if m == "fid_intra" else (m,))]
-    for name in names:
-        if name not in report.metrics:
-            report.skipped[name] = why
+    _skip_fid_family(quality.metrics, report, why)
 
 
 def _user_ref_stats(path: Path, net):

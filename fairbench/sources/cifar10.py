@@ -31,6 +31,8 @@ IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
 class Cifar10:
     """Registered as `cifar10`; `load` returns the part, `identity` says which bytes it came from."""
 
+    downloads = True  # into the data root, which must exist (fairbench.paths.existing_data_root)
+
     def __init__(self) -> None:
         self._python_memo: dict[tuple[str, str], tuple[RawPart, str]] = {}
 

@@ -11,8 +11,6 @@ from fairbench.sources.base import SOURCES, RawPart
 
 
 class SklearnDigits:
-    reads_data_root = False  # bundled with scikit-learn: any --data-root / FAIRBENCH_DATA is irrelevant
-
     def load(self, part: str, root: Path) -> RawPart:
         if part != "all":
             raise FairbenchError(f"sklearn-digits has one part, 'all'; the task asks for {part!r}")

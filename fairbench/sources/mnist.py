@@ -24,6 +24,8 @@ MNIST_SHA256 = {
 
 
 class TorchvisionMNIST:
+    downloads = True  # into the data root, which must exist (fairbench.paths.existing_data_root)
+
     def load(self, part: str, root: Path) -> RawPart:
         if part not in MNIST_FILES:
             raise FairbenchError(f"MNIST has parts 'train' and 'test'; the task asks for {part!r}")

@@ -24,6 +24,8 @@ MD5 = {"train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373", "test_32x32.mat": 
 
 
 class SVHN:
+    downloads = True  # into the data root, which must exist (fairbench.paths.existing_data_root)
+
     def load(self, part: str, root: Path) -> RawPart:
         return self._load(part, root)[0]
 
