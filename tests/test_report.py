@@ -134,18 +134,48 @@ def test_unconditional_and_old_results_still_chart(scored: Path, tmp_path: Path)
     assert json.loads(path.read_text())["report"]["conditions"] is None
 
 
-def test_missing_or_changed_submission_is_one_clear_error(result_copy: Path, tmp_path: Path) -> None:
+def test_report_without_its_submission_draws_every_other_chart(result_copy: Path, tmp_path: Path) -> None:
+    """A result outlives its checkpoint: gone or replaced, the report draws what it can and says why not the
+    grids; earlier grids stay listed while their files are there."""
     data = json.loads(result_copy.read_text())
     data["submission"]["path"] = str(tmp_path / "gone" / "checkpoint.pt")
     result_copy.write_text(json.dumps(data))
-    with pytest.raises(FairbenchError, match="cannot find the scored submission.*--no-samples"):
-        make_report(result_copy)
-    assert not list(result_copy.parent.glob("*.png"))  # nothing written before the error
+    files = make_report(result_copy)
+    assert files.samples == {} and files.conditions is not None
+    _is_png(files.shares)
+    _is_png(files.conditions)
+    assert files.no_samples_because == (
+        f"{result_copy}: sample grids need the scored checkpoint {tmp_path / 'gone' / 'checkpoint.pt'} "
+        f"(sha256 {data['submission']['sha256'][:12]}…), which is not there (or run from the folder it was scored "
+        "in); drew the other charts"
+    )
+    assert json.loads(result_copy.read_text())["report"]["samples"] == {}
     other = tmp_path / "gone" / "checkpoint.pt"
     other.parent.mkdir()
     other.write_bytes(b"not the same file")
-    with pytest.raises(FairbenchError, match="is not the scored submission"):
-        make_report(result_copy)
+    files = make_report(result_copy)
+    assert "sample grids need the scored checkpoint, and" in files.no_samples_because
+    assert "is not it any more" in files.no_samples_because
+    assert make_report(result_copy, samples=False).no_samples_because is None  # not asked for: nothing to say
+
+
+def test_cli_report_without_the_checkpoint_exits_0_with_one_note(result_copy: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fairbench.cli import app
+
+    drawn = make_report(result_copy).samples  # grids of an earlier report, while the checkpoint was there
+    data = json.loads(result_copy.read_text())
+    data["submission"]["path"] = str(tmp_path / "deleted.pt")
+    result_copy.write_text(json.dumps(data))
+    out = CliRunner().invoke(app, ["report", str(result_copy)])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.split() == [str(result_copy.with_name(f"result.{k}.png")) for k in ("shares", "conditions")] + [
+        str(p) for p in drawn.values()
+    ]
+    (note,) = out.stderr.strip().splitlines()
+    assert note.startswith(f"note: {result_copy}: sample grids need the scored checkpoint {tmp_path / 'deleted.pt'}")
+    assert note.endswith("; drew the other charts, kept the earlier grids")
 
 
 def test_run_folder_without_result_says_how_to_score(digits_checkpoint: Path, tmp_path: Path) -> None:
@@ -180,7 +210,49 @@ def test_samples_if_scored_redraws_only_from_the_scored_submission(result_copy: 
     for path in (str(tmp_path / "gone.pt"), str(changed)):
         data["submission"]["path"] = path
         result_copy.write_text(json.dumps(data))
-        kept = make_report(result_copy, samples_if_scored=True).samples
-        assert {g: p.read_bytes() for g, p in kept.items()} == first
-        with pytest.raises(FairbenchError):  # the same result without the option is still one clear error
-            make_report(result_copy)
+        silent = make_report(result_copy, samples_if_scored=True)
+        assert {g: p.read_bytes() for g, p in silent.samples.items()} == first and silent.no_samples_because is None
+        told = make_report(result_copy)  # without the option: the same, and the reason
+        assert {g: p.read_bytes() for g, p in told.samples.items()} == first
+        assert told.no_samples_because is not None and "kept the earlier grids" in told.no_samples_because
+
+
+def _titled(result: dict) -> list[str]:
+    from fairbench.report.condition_heatmap import draw_condition_heatmap as heatmap
+
+    return [draw_share_bars(result).axes[0].get_title(), heatmap(result)._suptitle.get_text()]
+
+
+def test_titles_name_the_config(scored: Path) -> None:
+    """'vanilla seed 0' does not say which of a board's vanilla configs a figure shows; every title does."""
+    result = json.loads(scored.read_text())
+    assert result["config_changed"] == {} and result["seed"] == 0
+    for title in _titled(result):
+        assert "digits-bicolor · vanilla (default config) seed 0 · " in title
+    changed = {**result, "config_changed": {"clip_norm": 10.0, "batch_size": 32}}
+    for title in _titled(changed):
+        assert " · vanilla[clip_norm=10,batch_size=32] seed 0 · " in title  # as the board names the entry
+    named = {**changed, "name": "mine"}
+    assert " · mine: vanilla[clip_norm=10,batch_size=32] seed 0 · " in _titled(named)[0]
+    unknown = {**result, "config_changed": None}  # the method's defaults were unknown when it was scored
+    assert f" · vanilla[config={result['config_hash'][:8]}] seed 0 · " in _titled(unknown)[0]
+    image_set = {**result, "method": None, "seed": None, "submission": {**result["submission"], "name": "mixed"}}
+    assert " · mixed (image set) · " in _titled(image_set)[0]
+
+
+def test_share_legend_never_covers_a_bar_or_its_label(scored: Path) -> None:
+    """Shares near 100% put bars and their labels in every corner: the legend sits outside the axes."""
+    result = json.loads(scored.read_text())
+    for g, share in zip(result["groups"], (0.97, 0.03)):  # one tall bar on the left, where a legend might go
+        for kind in ("observed", "corrected"):
+            result["group_shares"][g][kind] = {"value": share, "ci95": [share - 0.02, min(share + 0.02, 1.0)]}
+    fig = draw_share_bars(result)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not legend.overlaps(ax.get_window_extent(renderer))
+    covered = [p.get_window_extent(renderer) for c in ax.containers if isinstance(c, BarContainer) for p in c.patches]
+    covered += [t.get_window_extent(renderer) for t in ax.texts]  # the percentage labels
+    assert len(covered) == 8 and not any(legend.overlaps(box) for box in covered)
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"observed", "corrected", "uniform (50.0%)"}

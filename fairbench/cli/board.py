@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from fairbench.cli.common import user_errors
+from fairbench.cli.common import err, user_errors
+from fairbench.cli.guard import writable_file, writable_folder
 from fairbench.errors import FairbenchError
 
 
@@ -23,6 +24,7 @@ def leaderboard_cmd(
     ),
 ) -> None:
     """Build leaderboard.csv and leaderboard.md (and --html) from result files alone."""
+    writable_folder(out, "--out")
     from fairbench.leaderboard import HTML_NAME, RUNS_CSV, write_leaderboard
 
     csv_path, md_path = write_leaderboard(results, out, rank_by, per_seed=per_seed, html=html)
@@ -46,10 +48,14 @@ def report_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for re-sampling a checkpoint)."),
 ) -> None:
     """PNG figures beside each result: group shares, per-condition heat map, sample grids per judged group."""
+    for target in targets:  # figures go beside each result, which is rewritten to list them
+        writable_folder(target if target.is_dir() else target.parent, "result folder")
     from fairbench.report import make_report
 
     for target in targets:  # one process for a whole board: torch and the judges load once
         files = make_report(target, samples=samples, per_row=per_row, device=device, samples_if_scored=samples_if_scored)
+        if files.no_samples_because:
+            err.print(f"note: {files.no_samples_because}", markup=False, highlight=False, soft_wrap=True)
         for path in (files.shares, files.conditions, *files.samples.values()):
             if path is not None:
                 typer.echo(str(path))
@@ -63,6 +69,7 @@ def grid_cmd(
     scale: int = typer.Option(3, "--scale", help="Pixel upscaling factor."),
 ) -> None:
     """Save a PNG grid of samples: one row per condition, titled with task, entry, seed and steps."""
+    writable_file(out, "--out")
     from fairbench.entries import checkpoint_entry_name
     from fairbench.report.figure import save_figure
     from fairbench.report.sample_grids import draw_labelled_grid

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fairbench import atomic
+from fairbench.errors import FairbenchError
 from fairbench.report.condition_heatmap import has_conditions, save_condition_heatmap
 from fairbench.report.sample_grids import save_group_grids
 from fairbench.report.share_bars import save_share_bars
@@ -21,6 +22,7 @@ class ReportFiles:
     shares: Path
     conditions: Path | None  # None for unconditional tasks
     samples: dict[str, Path] = field(default_factory=dict)  # judged group -> grid; empty with samples=False
+    no_samples_because: str | None = None  # why grids were asked for and not drawn (the submission is gone)
 
     def listing(self) -> dict[str, object]:
         """The result JSON's `report` field: file names relative to the result's folder."""
@@ -41,11 +43,11 @@ def make_report(
 ) -> ReportFiles:
     """Figures beside the result found from `target` (a result JSON or a run folder); returns their paths.
 
-    With `samples`, the scored images are reproduced (see `fairbench.report.source`) for the sample grids; a
-    submission that cannot be found is one FairbenchError before anything is written. Without, grids drawn by
-    an earlier report stay listed while their files are there: committed results outlive their checkpoints.
-    `samples_if_scored` redraws the grids only when the scored submission is still there unchanged, and
-    otherwise keeps the earlier ones: a whole board is rebuilt in one pass while only some checkpoints remain.
+    With `samples`, the scored images are reproduced (see `fairbench.report.source`) for the sample grids. A
+    result outlives its checkpoint (committed results, a deleted run folder), so when they cannot be reproduced
+    every other chart is still drawn and `no_samples_because` says why the grids were not. Grids drawn by an
+    earlier report stay listed while their files are there. `samples_if_scored` is the same without the
+    reason: a whole board is rebuilt in one pass while only some checkpoints remain.
     """
     path = find_result(Path(target))
     result = load_result(path)
@@ -53,14 +55,21 @@ def make_report(
     if samples_if_scored:
         submission = scored_submission(result, path)
         samples = submission is not None
-    judged = judged_samples(result, path, device, submission) if samples else None
+    judged, because = None, None
+    if samples:
+        try:
+            judged = judged_samples(result, path, device, submission)
+        except FairbenchError as exc:  # before anything is written, so the other charts are still drawn
+            because = str(exc)
     stem = path.with_suffix("")
     shares = save_share_bars(result, stem.with_name(f"{stem.name}.shares.png"))
     conditions = (
         save_condition_heatmap(result, stem.with_name(f"{stem.name}.conditions.png")) if has_conditions(result) else None
     )
     grids = save_group_grids(result, judged, stem, per_row) if judged is not None else _earlier_grids(result, path)
-    files = ReportFiles(path, shares, conditions, grids)
+    if because is not None:
+        because += "; drew the other charts" + (", kept the earlier grids" if grids else "")
+    files = ReportFiles(path, shares, conditions, grids, because)
     result[REPORT_KEY] = files.listing()
     atomic.write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return files

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fairbench.entries import derived_name
 from fairbench.errors import FairbenchError
 from fairbench.report.figure import new_figure, pct, save_figure
 
@@ -72,7 +73,8 @@ def draw_share_bars(result: dict[str, Any]) -> Any:
     ax.set_ylabel("share of samples")
     note = "95% simultaneous intervals" if result.get("group_shares") else "no intervals in this (older) result"
     ax.set_title(f"{result.get('task')} · {_entry(result)} · group shares ({note})", fontsize=9)
-    ax.legend(fontsize=8, loc="upper right")
+    # Outside the axes, right of them: inside, a legend covers whichever bars and labels sit in its corner.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     return fig
 
 
@@ -81,6 +83,26 @@ def save_share_bars(result: dict[str, Any], path: Path) -> Path:
 
 
 def _entry(result: dict[str, Any]) -> str:
-    name = result.get("method") or (result.get("submission") or {}).get("name") or "?"
+    """What a report's titles call the result: its entry, config named, and seed. A figure passed around on its
+    own must say which training it shows, and 'repfair seed 0' does not when a board has five repfair configs."""
     seed = result.get("seed")
-    return f"{name} seed {seed}" if seed is not None else str(name)
+    return entry_label(result) + (f" seed {seed}" if seed is not None else "")
+
+
+def entry_label(result: dict[str, Any]) -> str:
+    """The entry as the board derives its name, saying the config even where the board's name does not:
+    'repfair (default config)', 'repfair[clip_norm=10]', 'mine: repfair[clip_norm=10]' (a --name),
+    'repfair[config=1a2b3c4d]' (defaults unknown when scored), 'mixed (image set)'."""
+    given = result.get("name") if isinstance(result.get("name"), str) else None
+    method = result.get("method")
+    if not isinstance(method, str) or not method:
+        return f"{given or (result.get('submission') or {}).get('name') or '?'} (image set)"
+    changed = result.get("config_changed") if isinstance(result.get("config_changed"), dict) else None
+    digest = result.get("config_hash") if isinstance(result.get("config_hash"), str) else None
+    derived = derived_name(method, changed, digest)
+    label = derived
+    if changed == {}:
+        label += " (default config)"
+    elif changed is None and digest is None:
+        label += " (config not recorded)"
+    return f"{given}: {label}" if given and given != derived else label

@@ -77,16 +77,17 @@ def find_submission(result: dict[str, Any], result_path: Path) -> Path:
     if not recorded.is_absolute():
         candidates += [parent / recorded for parent in Path(result_path).resolve().parents]
         candidates.append(Path(result_path).resolve().parent / recorded.name)
+    what = "checkpoint" if sub.get("kind") == "checkpoint" else "image set"
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
         raise FairbenchError(
-            f"{result_path}: cannot find the scored submission {recorded} (sha256 {str(sub.get('sha256'))[:12]}…) "
-            "to draw sample grids from; run from the folder it was scored in, or use --no-samples"
+            f"{result_path}: sample grids need the scored {what} {recorded} (sha256 {str(sub.get('sha256'))[:12]}…), "
+            "which is not there (or run from the folder it was scored in)"
         )
     if sha256_path(found) != sub.get("sha256"):
         raise FairbenchError(
-            f"{result_path}: {found} is not the scored submission (its sha256 differs from the recorded "
-            f"{str(sub.get('sha256'))[:12]}…); use --no-samples or rescore it"
+            f"{result_path}: sample grids need the scored {what}, and {found} is not it any more (its sha256 "
+            f"differs from the recorded {str(sub.get('sha256'))[:12]}…; rescore it to draw them)"
         )
     return found
 
