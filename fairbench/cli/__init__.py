@@ -5,20 +5,26 @@ One module per group of sub-commands; this one only assembles them into the `app
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from fairbench.cli.assets import assets_app
-from fairbench.cli.board import grid_cmd, leaderboard_cmd, report_cmd
-from fairbench.cli.catalogue import examples_cmd, methods_cmd, tasks_cmd, tasks_table
-from fairbench.cli.common import DEBUG, OneLineErrors
-from fairbench.cli.conditions import conditions_cmd
-from fairbench.cli.curves import curve_cmd
-from fairbench.cli.gain import gain_cmd
-from fairbench.cli.networks import features_app, judge_app
-from fairbench.cli.score import score_cmd
-from fairbench.cli.sweep import sweep_cmd
-from fairbench.cli.train import import_stylegan2_cmd, run_cmd
-from fairbench.cli.vary import vary_cmd
+try:  # Ctrl-C while the command starts (these imports take a while): one line, exit 130, no traceback
+    import typer
+
+    from fairbench.cli.assets import assets_app
+    from fairbench.cli.board import grid_cmd, leaderboard_cmd, report_cmd
+    from fairbench.cli.catalogue import examples_cmd, methods_cmd, tasks_cmd, tasks_table
+    from fairbench.cli.common import DEBUG, OneLineErrors
+    from fairbench.cli.conditions import conditions_cmd
+    from fairbench.cli.curves import curve_cmd
+    from fairbench.cli.gain import gain_cmd
+    from fairbench.cli.networks import features_app, judge_app
+    from fairbench.cli.score import score_cmd
+    from fairbench.cli.sweep import sweep_cmd
+    from fairbench.cli.train import import_stylegan2_cmd, run_cmd
+    from fairbench.cli.vary import vary_cmd
+except KeyboardInterrupt:
+    sys.stderr.write("interrupted while starting; nothing was written\n")
+    raise SystemExit(130) from None
 
 __all__ = ["app", "main", "tasks_table"]
 
@@ -43,5 +49,11 @@ for _name, _command in (
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # between the imports and a command (parsing the arguments)
+        from fairbench.cli.common import EXIT_INTERRUPTED, print_interrupted
+
+        print_interrupted()
+        sys.exit(EXIT_INTERRUPTED)
 

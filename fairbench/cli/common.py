@@ -39,18 +39,54 @@ def print_error(message: str) -> None:
     err.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
+KEPT_BY_DEFAULT = "no file was left half-written (each is written whole or not at all); rerun the same command"
+_ON_INTERRUPT: list[str | Callable[[], str]] = []
+
+
+def on_interrupt(note: str | Callable[[], str]) -> None:
+    """What the running command says if Ctrl-C stops it from now on: what it keeps and how to go on. A
+    callable is asked only then (it may look at what is on disk by that time)."""
+    _ON_INTERRUPT[:] = [note]
+
+
+def print_interrupted(note: str | Callable[[], str] | None = None) -> None:
+    """The one line a Ctrl-C leaves on stderr: 'interrupted; <what was kept and how to resume>'."""
+    if callable(note):
+        try:
+            note = note()
+        except Exception:  # noqa: BLE001 - half-imported or half-written state: say the general truth
+            note = None
+    err.print(f"interrupted; {note or KEPT_BY_DEFAULT}", markup=False, highlight=False, soft_wrap=True)
+
+
 def user_errors(fn: F) -> F:
-    """A FairbenchError becomes one line on stderr and exit code 2; --debug keeps the traceback."""
+    """A FairbenchError becomes one line on stderr and exit code 2; --debug keeps the traceback. So does an
+    OSError that the place written to causes (disk full, read-only, no permission). Ctrl-C is one line saying
+    what was kept (`on_interrupt`) and exit 130."""
+    from fairbench.atomic import WRITE_ERRNOS, remedy
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = DEBUG["on"] or os.environ.get("FAIRBENCH_DEBUG")
+        _ON_INTERRUPT.clear()
         try:
             return fn(*args, **kwargs)
         except FairbenchError as exc:
-            if DEBUG["on"] or os.environ.get("FAIRBENCH_DEBUG"):
+            if debug:
                 raise
             print_error(str(exc))
             raise typer.Exit(2) from None
+        except OSError as exc:  # outside fairbench.atomic (e.g. a lock file in a full folder)
+            if debug or exc.errno not in WRITE_ERRNOS:
+                raise
+            print_error(f"{exc.filename or 'output'}: {exc.strerror or exc}; {remedy(exc)}")
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print_interrupted(_ON_INTERRUPT[0] if _ON_INTERRUPT else None)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -79,6 +115,14 @@ class OneLineErrors(TyperGroup):
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Ctrl-C outside a command's own handling (`user_errors`): the same one line, exit 130."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            print_interrupted()
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 class _Progress(Progress):

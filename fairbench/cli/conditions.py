@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from fairbench.cli.common import user_errors
+from fairbench.cli.guard import writable_file
 from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def conditions_cmd(
         raise FairbenchError(f"--kind must be observed or corrected, got {kind!r}")
     if out.suffix.lower() != ".png":
         raise FairbenchError(f"--out must name a .png file, got {out}")
+    writable_file(out, "--out")
     # Built like the board: the same checks, the same entry names (told apart when they share one), its order.
     boards = build_leaderboard(read_records(results))
     if len(boards) != 1:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from fairbench.cli.common import progress_bar, user_errors
+from fairbench.cli.guard import data_root_given, writable_file, writable_folder
 from fairbench.errors import FairbenchError
 
 
@@ -27,6 +28,10 @@ def curve_cmd(
         raise FairbenchError("--samples must be positive")
     if out.suffix.lower() != ".png":
         raise FairbenchError(f"--out must name a .png file, got {out}")
+    writable_file(out, "--out")
+    for run in runs:  # each snapshot's score is cached beside it
+        writable_folder(run, "run folder")
+    data_root_given(data_root)
     total = sum(len(snapshots(run)) for run in runs)  # every run checked before any scoring
     options = ScoreOptions(n_samples=samples, device=device, data_root=data_root)
     points = []

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from fairbench import atomic
 from fairbench.cli.common import user_errors
+from fairbench.cli.guard import writable_file
 from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:  # late at run time: the board's records load pandas and scipy, which `fairbench tasks` never needs
@@ -80,6 +81,8 @@ def gain_cmd(
 
     if len(base) != len(new):
         raise FairbenchError(f"give as many --new as --base results (got {len(new)} and {len(base)})")
+    if out is not None:
+        writable_file(out, "--out")
     pairs = [(read_scored_run(b), read_scored_run(n)) for b, n in zip(base, new)]
     for b, n in pairs:
         check_pair(b, n)

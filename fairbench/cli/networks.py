@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fairbench.cli.common import progress_bar, user_errors
+from fairbench.cli.guard import data_root_given, writable_folder
 from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:  # the module imports torch; the CLI imports it only when a command runs
@@ -39,8 +40,10 @@ def judge_train_cmd(
     from fairbench.reproduction import judge_reproduction, machine_lines
     from fairbench.tasks import get_task
 
-    spec = get_task(task)
     folder = out or paths.fairbench_home() / "judges"
+    writable_folder(folder, "--out")
+    data_root_given(data_root)
+    spec = get_task(task)
     first_use = spec.judge.trained_on_first_use
     # First use: one thread, as every first-use file is made; otherwise the pins' thread count (same summation
     # order, hence the same bytes on this kind of machine).
@@ -93,6 +96,7 @@ def judge_eval_cmd(
     from fairbench.judges import evaluate_judge, load_judge
     from fairbench.tasks import get_task
 
+    data_root_given(data_root)
     spec = get_task(task)
     accuracy, confusion, n = evaluate_judge(spec, data_root)  # refuses a user-supplied judge first
     card = load_judge(spec, data_root).card
@@ -125,11 +129,13 @@ def features_train_cmd(
     from fairbench.reproduction import feature_reproduction, machine_lines
     from fairbench.tasks import get_task
 
+    folder = out or paths.fairbench_home() / "features"
+    writable_folder(folder, "--out")
+    data_root_given(data_root)
     spec = get_task(task)
     if spec.quality is None or spec.quality.feature_network.id not in DOMAIN_RECIPES:
         raise FairbenchError(f"task {spec.id} names no shipped domain feature network")
     pinned = spec.quality.feature_network
-    folder = out or paths.fairbench_home() / "features"
     # First use: trained on this task's own data and cached where scoring looks for it; otherwise on the
     # recipe's task (e.g. domain-mnist is trained on mnist-bicolor) and checked against the pin.
     first_use = pinned.trained_on_first_use

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from fairbench.chunking import SCORE_CHUNK
-from fairbench.cli.common import err, progress_bar, user_errors
+from fairbench.cli.common import err, on_interrupt, progress_bar, user_errors
+from fairbench.cli.guard import writable_file
 from fairbench.errors import FairbenchError
 
 
@@ -47,6 +48,14 @@ def score_cmd(
         raise FairbenchError("--images needs --task ID")
     if images is not None and samples is not None:
         raise FairbenchError("--samples applies to checkpoints; an image set is scored as it is")
+    if out is not None:
+        target = out
+    elif checkpoint is not None:
+        target = checkpoint.parent / "result.json"
+    else:  # beside the image set, never inside an image folder (it would become part of the submission)
+        target = images.parent / f"{images.stem if images.is_file() else images.name}.result.json"  # type: ignore[union-attr]
+    writable_file(target, "--out" if out else "result file")  # before the work, not after it
+    on_interrupt("no result was written (it is written only when scoring completes); rerun the same command")
     if batch_size is not None:
         err.print(f"note: --batch-size is no longer used: every network runs in fixed chunks of {SCORE_CHUNK} "
                   "images while scoring, so that no batch size can change a score", markup=False, highlight=False)
@@ -65,13 +74,9 @@ def score_cmd(
         )
         if checkpoint is not None:
             result = score_checkpoint(checkpoint, options, task=task)
-            default_out = checkpoint.parent / "result.json"
         else:
             result = score_image_set(task, images, options)  # type: ignore[arg-type]
-            # Beside the input, never inside an image folder (it would become part of the submission).
-            name = images.stem if images.is_file() else images.name  # type: ignore[union-attr]
-            default_out = images.parent / f"{name}.result.json"  # type: ignore[union-attr]
-    path = write_result(out or default_out, result)
+    path = write_result(target, result)
     if as_json:
         typer.echo(dumps(result), nl=False)
         return

@@ -9,7 +9,8 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from fairbench.cli.common import err, parse_overrides, user_errors
+from fairbench.cli.common import err, on_interrupt, parse_overrides, user_errors
+from fairbench.cli.guard import data_root_given, writable_folder
 from fairbench.errors import FairbenchError
 
 
@@ -97,6 +98,10 @@ def sweep_cmd(
     """Train and score every combination; rerun the same command to resume.
 
     Exit 1 if a job failed, 130 if interrupted, 75 if stopped at --time-limit (rerun to resume)."""
+    if not plan:  # --plan only reads
+        writable_folder(out, "--out")
+    data_root_given(data_root)
+    on_interrupt("every job keeps the training state it saved; rerun the same command to resume")
     from fairbench.sweep import SweepInterrupted, SweepTimeLimit, SweepSettings, expand_grid, make_backend, run_sweep
     from fairbench.sweep.job import usable_cores
     from fairbench.sweep.local import LOG_FOLDER

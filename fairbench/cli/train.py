@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
-from fairbench.cli.common import err, parse_overrides, progress_bar, user_errors
+from fairbench.cli.common import (
+    EXIT_INTERRUPTED, on_interrupt, parse_overrides, print_interrupted, progress_bar, user_errors,
+)
+from fairbench.cli.guard import data_root_given, writable_file, writable_folder
 
 
 @user_errors
@@ -32,6 +35,9 @@ def run_cmd(
     ),
 ) -> None:
     """Train METHOD on TASK; rerun the same command to resume. Prints the checkpoint path last."""
+    writable_folder(out, "--out")
+    data_root_given(data_root)
+    on_interrupt("nothing new was saved; rerun the same command (it resumes from any saved training state)")
     from fairbench.tasks import get_task
     from fairbench.training import RunOptions, TrainingInterrupted, train
 
@@ -41,6 +47,7 @@ def run_cmd(
         batch_size=batch_size, checkpoint_every=checkpoint_every, snapshot_every=snapshot_every,
         overrides=parse_overrides(overrides), name=name, base=base,
     )
+    on_interrupt(lambda: _kept(options))
     total = spec.training.steps if steps is None else steps
     with progress_bar() as bar:
         handle = bar.add_task(f"{method} seed {seed} on {spec.id}", total=total, info="")
@@ -55,10 +62,22 @@ def run_cmd(
         try:
             path = train(options, progress, phase_log)
         except TrainingInterrupted as stop:
-            err.print(f"interrupted at step {stop.step}; rerun the same command to resume")
+            print_interrupted(f"step {stop.step} is saved in {stop.checkpoint.parent} (checkpoint.pt and "
+                              "trainstate.pt); rerun the same command to resume from it")
             typer.echo(str(stop.checkpoint))
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     typer.echo(str(path))
+
+
+def _kept(options) -> str:
+    """What a Ctrl-C before the training loop's own save leaves: the training state an earlier run saved."""
+    from fairbench.training import resolve_run_dir, saved_step
+
+    folder = resolve_run_dir(options)
+    step = saved_step(folder)
+    if step is None:
+        return f"no training state was saved yet in {folder}; rerun the same command to start"
+    return f"the training state of step {step} in {folder} is kept; rerun the same command to resume from it"
 
 
 @user_errors
@@ -72,6 +91,7 @@ def import_stylegan2_cmd(
     name: str | None = typer.Option(None, "--name", help="Leaderboard entry (default stylegan2-<size>px[-psi<psi>])."),
 ) -> None:
     """Wrap a converted StyleGAN2 generator as a fairbench checkpoint; NVIDIA .pkl files are refused (code)."""
+    writable_file(out, "--out")
     from baselines.stylegan2_import import ImportOptions, import_stylegan2
     from fairbench.tasks import get_task
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from fairbench.cli.common import user_errors
+from fairbench.cli.guard import writable_file
 from fairbench.cli.conditions import read_records
 from fairbench.errors import FairbenchError
 
@@ -29,6 +30,7 @@ def vary_cmd(
 
     if out.suffix.lower() != ".png":
         raise FairbenchError(f"--out must name a .png file, got {out}")
+    writable_file(out, "--out")
     pairs = [(str(r.path), json.loads(r.path.read_text(encoding="utf-8"))) for r in read_records(results)]
     sweep = collect_parameter_sweep(pairs, param, group, metric, default)
     for point in sweep.points:

@@ -41,8 +41,10 @@ class GeneratorCheckpoint:
 
 
 def save_torch(path: str | Path, obj: Any) -> None:
-    with atomic.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # Through a file object: torch then writes with Python's I/O, so a full disk is OSError(ENOSPC), which
+    # atomic_path reports in one line, and not a RuntimeError from torch's own writer saying nothing of space.
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def safe_torch_load(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
