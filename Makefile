@@ -51,7 +51,7 @@ bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/score.py
 
-# Everything derived from leaderboard/results: report charts, leaderboard.md, .csv and .html.
+# Everything derived from leaderboard/results: report charts, leaderboard.md, .csv and .html, docs/findings.md.
 leaderboard: install
 	FAIRBENCH=$(BIN)/fairbench PYTHON=$(BIN)/python leaderboard/regenerate.sh
 

@@ -9,6 +9,8 @@
 # - for every task with a sweep of RepFair's clip norm, figures/<task>.clip-norm.png (`fairbench vary`: share,
 #   kl_uniform and FID against C, like the paper's Figure 6);
 # - leaderboard.md, leaderboard.csv and leaderboard.html (`fairbench leaderboard --html`);
+# - docs/findings.md, whose every number is read from the results by leaderboard/findings.py (from the template
+#   docs/findings.template.md); it stops, naming the sentence, when a claim of the template no longer holds;
 # - leaderboard/screenshot.png, the README's picture of the page at 1,280 px, retaken with headless Chromium
 #   so it never lags the board; without Chromium it says so and keeps the old picture. --no-screenshot skips it
 #   (--screenshot, once needed to take it, is still accepted).
@@ -37,6 +39,8 @@ for folder in leaderboard/results/*/; do
 done
 "$FB" leaderboard --results leaderboard/results --out leaderboard --html >/dev/null
 made="leaderboard/leaderboard.md leaderboard/leaderboard.csv leaderboard/leaderboard.html"
+"$PY" leaderboard/findings.py >/dev/null
+made="$made docs/findings.md"
 if [ "$shoot" = 1 ]; then
   if "$PY" -c 'import sys; from fairbench.leaderboard.screenshot import find_chromium; sys.exit(find_chromium() is None)'; then
     "$PY" -m fairbench.leaderboard.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png >/dev/null

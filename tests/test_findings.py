@@ -1,0 +1,149 @@
+"""`leaderboard/findings.py`: docs/findings.md is generated from result files, never typed.
+
+The first tests run the generator on the small fixture results in tests/findings_fixtures/ (a toy two-group task:
+vanilla runs that collapse, a fair groupcond, rebalancing runs on mbstd bases, one archived run and a learning
+curve) and check the tables and figures it writes against values read off those fixtures. The last test is the
+docs-freshness check: the committed docs/findings.md must be exactly what the generator makes of the committed
+results (leaderboard/results, leaderboard/archive, leaderboard/curves); when it fails, run
+`python leaderboard/findings.py` (or `make leaderboard`) and commit docs/findings.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from fairbench.metrics.gain import pair_gain, seed_gain
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "findings_fixtures"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("leaderboard_findings", ROOT / "leaderboard" / "findings.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+findings = _load()
+
+LET = '{{ let(V="toy-bicolor/vanilla", G="toy-bicolor/groupcond", M="toy-bicolor/mbstd", B="toy-bicolor/rebalance", A="archive/short/toy-bicolor/vanilla") }}\n'
+
+
+@pytest.fixture(scope="module")
+def results():
+    return findings.Results(FIXTURES / "results", FIXTURES / "archive", FIXTURES / "curves")
+
+
+def _render(results, body: str) -> str:
+    text = findings.render(LET + body, results, "fixture")
+    assert text.startswith(findings.HEADER)
+    return text[len(findings.HEADER):]
+
+
+def test_seed_table_lists_every_runs_value_in_seed_order(results):
+    out = _render(results, '{{ seed_table([("vanilla ({n} seeds)", V), ("groupcond, seeds {seeds}", G)], '
+                           '["share:white", "kl_uniform", "fid", "kid"]) }}\n')
+    assert out.splitlines() == [
+        "| entry | judged white | kl_uniform | FID (domain-toy) | KID, unscaled (domain-toy) |",
+        "|---|---:|---:|---:|---:|",
+        # vanilla: 1000/0, 0/1000, 1000/0 -> KL ln 2 in every run (printed once), FID 40, 35, 42 and KID twice that
+        "| vanilla (3 seeds) | 0.0%, 100.0%, 0.0% | 0.693 in all 3 | 40.0, 35.0, 42.0 | 80.0, 70.0, 84.0 |",
+        # groupcond: 500/500, 510/490, 495/505 -> KL 0, 0.0002002, 0.00005 (one significant digit below 0.01)
+        "| groupcond, seeds 0-2 | 50.0%, 49.0%, 50.5% | 0, 0.0002, 0.00005 | 6.0, 5.0, 5.5 | 12.0, 10.0, 11.0 |",
+    ]
+
+
+def test_run_and_mean_tables(results):
+    out = _render(results, '{{ run_table([("rebalance, seed {seed}", B)], ["kl_uniform_corrected", "fid", "shares"]) }}\n'
+                           '{{ mean_table([("groupcond", G)], ["fid:2", "kl_uniform"]) }}\n')
+    assert out.splitlines() == [
+        "| entry | kl_uniform_corrected | FID (domain-toy) | judged shares, black ... white (%) |",
+        "|---|---:|---:|---|",
+        "| rebalance, seed 0 | 0.005 | 15.0 | 55.0, 45.0 |",  # 550/450: KL 0.0050084
+        "| rebalance, seed 1 | 0.0008 | 16.0 | 52.0, 48.0 |",  # 520/480: KL 0.0008002
+        "| entry | runs | FID (domain-toy), mean ± std | kl_uniform, mean ± std |",
+        "|---|---:|---:|---:|",
+        "| groupcond | 3 | 5.50 ± 0.50 | 0.000 ± 0.000 |",
+    ]
+
+
+def test_gain_table_pairs_each_run_with_its_base_by_checkpoint_sha256(results):
+    out = _render(results, '{{ gain_table([("toy", B)]) }}\n').splitlines()
+    assert out[0] == ("| task | base | aux. classifier (balanced accuracy) | gain per seed [95%] | mean gain [95%] | "
+                      "FID base -> rebalanced |")
+    # the bases are the mbstd runs (700/300 and 650/350), the rebalanced runs 550/450 and 520/480, judge perfect
+    g0 = pair_gain([700, 300], [550, 450])["kl_uniform"]
+    g1 = pair_gain([650, 350], [520, 480])["kl_uniform"]
+    assert g0.ratio == pytest.approx((0.7 * math.log(1.4) + 0.3 * math.log(0.6))
+                                     / (0.55 * math.log(1.1) + 0.45 * math.log(0.9)))
+    mean = seed_gain([g0.ratio, g1.ratio])
+    cells = [c.strip() for c in out[2].strip("|").split("|")]
+    assert cells[0] == "toy"
+    assert cells[1] == "`mbstd`, 1,000 steps, seeds 0 and 1; judged 30.0%, 35.0% white"
+    assert cells[2] == "0.900-0.950"
+    assert cells[3] == f"{findings.gain_text(g0.ratio, g0.ci95)}, {findings.gain_text(g1.ratio, g1.ci95)}"
+    assert cells[3].startswith("16.4 [") and ", 57.1 [" in cells[3]
+    assert cells[4] == findings.gain_text(mean.geometric_mean, mean.ci95)
+    assert cells[5] == "12.0 -> 15.0, 13.0 -> 16.0"
+
+
+def test_prose_figures_counts_ranks_curves_and_archive(results):
+    out = _render(results, (
+        "kept {{ kept(V, G) }}; collapsed {{ collapsed(V) }} ({{ sides(V) }}); white seeds {{ seeds(E(V).on('white')) }}\n"
+        "ranks {{ rank(G) }} and {{ rank(V) }}; p {{ sig(welch(G, V)) }}\n"
+        "minutes {{ rng(E(V).minutes, 0) }}; own fid_intra {{ num(E(V).fid_own) }}; digits {{ rng(R(G, 1).cond('white'), 0, True) }}\n"
+        "curve best {{ num(min(curve('toy').values('vanilla seed0')), 2) }} at {{ commas(curve('toy').best_step('vanilla seed0')) }}\n"
+        "archive {{ pct(R(A, 0).share('white')) }} at {{ commas(R(A, 0).steps) }} steps, rank {{ rank(A) }}\n"
+        "aux {{ num(R(B, 1).aux_accuracy, 2) }}, calls {{ commas(R(B, 0).calls) }}, base share {{ pct(R(B, 0).base_share('white'), 0) }}\n"
+        "{{ check(E(V).kept().n == 0, 'vanilla never keeps both') }}"
+        "{# an editor's note #}done\n"
+    )).splitlines()
+    assert out[0] == "kept 3 of 6; collapsed 3 of 3 (2 black, 1 white); white seeds 1"
+    assert out[1].startswith("ranks 1 and 4; p ")  # groupcond, mbstd and rebalance are all significantly fairer
+    assert out[2] == "minutes 30-36; own fid_intra 3.0, 4.0, 3.5; digits 48-50%"
+    assert out[3] == "curve best 60.25 at 200"
+    assert out[4] == "archive 10.0% at 300 steps, rank 1"
+    assert out[5] == "aux 0.95, calls 256, 512, base share 30%"
+    assert out[6] == "done"
+
+
+def test_a_claim_that_no_longer_holds_a_float_or_an_unknown_folder_stops_the_generator(results):
+    with pytest.raises(findings.FindingsError, match="no longer holds: vanilla keeps both"):
+        _render(results, "{{ check(E(V).kept().n > 0, 'vanilla keeps both') }}\n")
+    with pytest.raises(findings.FindingsError, match=r"fixture:2: .* gave a float; format numbers"):
+        _render(results, "{{ E(V).mean('fid') }}\n")
+    with pytest.raises(findings.FindingsError, match="did you mean 'toy-bicolor/vanilla'"):
+        _render(results, "{{ kept('toy-bicolor/vanila') }}\n")
+    with pytest.raises(findings.FindingsError, match="NameError"):
+        _render(results, "{{ open('x') }}\n")  # no builtins beyond the few listed
+
+
+def test_check_mode_compares_without_writing(tmp_path, capsys):
+    template = tmp_path / "t.md"
+    template.write_text(LET + "{{ kept(V) }}\n", encoding="utf-8")
+    out = tmp_path / "out.md"
+    args = ["--template", str(template), "--out", str(out), "--results", str(FIXTURES / "results"),
+            "--archive", str(FIXTURES / "archive"), "--curves", str(FIXTURES / "curves")]
+    assert findings.main(args) == 0
+    assert out.read_text(encoding="utf-8") == findings.HEADER + "0 of 3\n"
+    assert findings.main([*args, "--check"]) == 0
+    out.write_text(findings.HEADER + "1 of 3\n", encoding="utf-8")
+    assert findings.main([*args, "--check"]) == 1
+    assert "is not what the results give" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == findings.HEADER + "1 of 3\n"
+
+
+def test_docs_freshness_committed_findings_are_what_the_committed_results_give():
+    """DOCS-FRESHNESS CHECK (reads leaderboard/results, leaderboard/archive and leaderboard/curves): if this fails,
+    the results or the template changed without regenerating the page; run `python leaderboard/findings.py`."""
+    made = findings.generate(ROOT / "docs" / "findings.template.md", ROOT / "leaderboard" / "results",
+                             ROOT / "leaderboard" / "archive", ROOT / "leaderboard" / "curves")
+    committed = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
+    assert committed == made, "docs/findings.md is stale: run `python leaderboard/findings.py` and commit it"
