@@ -27,6 +27,20 @@ _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
 @dataclass(frozen=True)
+class LocalCopy:
+    """A file a user may already have that holds the same parameters as an asset (`fairbench assets import`).
+
+    `format: copy` means byte-identical to the asset; any other format names the converter that writes the
+    asset's format from it (fairbench.metrics.iqa_weights.CONVERTERS). Its sha256 is checked before use."""
+
+    name: str
+    sha256: str
+    format: str
+    description: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Asset:
     id: str
     path: str  # relative to $FAIRBENCH_HOME/assets/
@@ -41,6 +55,7 @@ class Asset:
     size_bytes: int | None = None
     user_supplied: bool = False
     source: str = ""
+    local_copies: list[LocalCopy] = field(default_factory=list)
 
     @property
     def filename(self) -> str:
@@ -117,6 +132,14 @@ def _validate(a: Asset, where: str) -> None:
         raise fail("sha256_prefix must be 8 to 63 lower-case hex digits")
     if a.size_bytes is not None and a.size_bytes <= 0:
         raise fail("size_bytes must be positive")
+    names = [c.name for c in a.local_copies]
+    for c in a.local_copies:
+        if not _ID.fullmatch(c.name) or names.count(c.name) > 1:
+            raise fail(f"local copy name {c.name!r} must be a unique lower-case id")
+        if not SHA256.fullmatch(c.sha256) or c.sha256 == a.sha256:
+            raise fail(f"local copy {c.name!r}: sha256 must be 64 lower-case hex digits, not the asset's own")
+        if not (c.format.strip() and c.description.strip() and c.source.strip()):
+            raise fail(f"local copy {c.name!r}: format, description and source are required")
     if a.user_supplied:
         if a.urls:
             raise fail("a user-supplied asset has no url")

@@ -2,6 +2,12 @@
 
 Hashes of verified files are cached by (size, mtime) in `.hashes.json` beside the assets; trust-on-first-use
 pins live in `.pins.json`. Both are caches of facts any run can recompute, so a failed write only costs time.
+
+`import_local` puts a user's own copy in place (`fairbench assets import`). A file with the published sha256 (or
+a known byte-identical copy, `local_copies` with format `copy`) is simply the asset. A known copy in another
+format is converted, and a `substitute` (other parameters, accepted only when asked for) is copied: neither can
+have the published sha256, so each is recorded in `.imports.json` with the sha256 of the file written, and only
+that file counts as verified. Results record that sha256, so they never pass for the published parameters.
 """
 
 from __future__ import annotations
@@ -9,17 +15,20 @@ from __future__ import annotations
 import enum
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fairbench import atomic
-from fairbench.assets.manifest import SHA256, Asset, get_asset
+from fairbench.assets.manifest import SHA256, Asset, LocalCopy, get_asset
+from fairbench.errors import FairbenchError
 from fairbench.paths import fairbench_home
 
 HASH_CACHE = ".hashes.json"
 PINS = ".pins.json"
+IMPORTS = ".imports.json"
 
 
 class AssetState(str, enum.Enum):
@@ -35,8 +44,9 @@ class AssetStatus:
     asset: Asset
     state: AssetState
     path: Path
-    expected_sha256: str | None  # the manifest's hash or the pin
+    expected_sha256: str | None  # the manifest's hash or the pin (an import's own hash when `imported`)
     actual_sha256: str | None  # of the local file, when present
+    imported: ImportRecord | None = None  # set when the file is a converted copy or a substitute
 
     @property
     def usable(self) -> bool:
@@ -44,6 +54,8 @@ class AssetStatus:
 
     @property
     def label(self) -> str:
+        if self.imported is not None and self.state is AssetState.VERIFIED:
+            return self.imported.label
         return {
             AssetState.VERIFIED: "present",
             AssetState.UNVERIFIED: "present (unverified)",
@@ -51,6 +63,37 @@ class AssetStatus:
             AssetState.CORRUPT: "corrupt",
             AssetState.USER_SUPPLIED_MISSING: "user-supplied, not present",
         }[self.state]
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """What `import_local` wrote where the published file could not be: its sha256 and where it came from."""
+
+    sha256: str  # of the file written into the assets folder
+    kind: Literal["converted", "substitute"]
+    source: str  # the user's file, as given
+    source_sha256: str
+    format: str  # "copy" or the converter's name
+    local_copy: str | None = None  # the manifest's `local_copies` name, for a known copy
+
+    @property
+    def label(self) -> str:
+        if self.kind == "converted":
+            return f"present (converted from {self.local_copy})"
+        return "present (substitute, not the published file)"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    asset: Asset
+    path: Path
+    sha256: str
+    kind: Literal["published", "converted", "substitute"]
+    source_sha256: str
+    local_copy: LocalCopy | None = None
+
+
+Converter = Callable[[Path, Path], None]  # (the user's file, the temp file to write the asset's format into)
 
 
 def assets_root() -> Path:
@@ -118,6 +161,31 @@ def set_pin(asset: Asset, digest: str, origin: str) -> None:
     _write_json(assets_root() / PINS, pins)
 
 
+def import_record(asset: Asset) -> ImportRecord | None:
+    """The record of an imported converted copy or substitute, if one was made."""
+    entry = _read_json(assets_root() / IMPORTS).get(asset.id)
+    if not isinstance(entry, dict):
+        return None
+    try:
+        record = ImportRecord(**entry)
+    except TypeError:
+        return None
+    return record if SHA256.fullmatch(str(record.sha256)) else None
+
+
+def _set_import_record(asset: Asset, record: ImportRecord | None) -> None:
+    """Written strictly (unlike the caches): without its record an imported file would be refused later."""
+    path = assets_root() / IMPORTS
+    records = _read_json(path)
+    if record is None:
+        if asset.id not in records:
+            return
+        del records[asset.id]
+    else:
+        records[asset.id] = asdict(record)
+    atomic.write_text(path, json.dumps(records, indent=1, sort_keys=True))
+
+
 def expected_sha256(asset: Asset) -> str | None:
     """The hash a local copy must have: the manifest's, or for trust-on-first-use the pin (None before one)."""
     return asset.sha256 if asset.verify == "sha256" else pinned_sha256(asset)
@@ -138,6 +206,9 @@ def status(
         state = AssetState.USER_SUPPLIED_MISSING if asset.user_supplied else AssetState.MISSING
         return AssetStatus(asset, state, path, expected, None)
     actual = _file_sha256(path, use_cache)
+    record = import_record(asset)
+    if record is not None and actual == record.sha256 and actual != expected:
+        return AssetStatus(asset, AssetState.VERIFIED, path, record.sha256, actual, record)
     if expected is not None:
         state = AssetState.VERIFIED if actual == expected else AssetState.CORRUPT
     elif not matches_prefix(asset, actual):
@@ -179,3 +250,83 @@ def problem_message(st: AssetStatus, why: str = "") -> str:
         head = f"asset {a.id!r}: {st.path} has sha256 {st.actual_sha256}, expected {want}; refused"
         return f"{head}: delete it and {placement_hint(a)}{why}"
     return f"asset {a.id!r} is missing: {placement_hint(a)}{why}"
+
+
+def _copy(source: Path, dest: Path) -> None:
+    shutil.copyfile(source, dest)
+
+
+def import_local(
+    asset_id: str | Asset,
+    source: str | os.PathLike[str],
+    *,
+    substitute: bool = False,
+    substitute_format: str = "copy",
+    converters: Mapping[str, Converter] | None = None,
+    check: Callable[[Path], None] | None = None,
+    manifest: Mapping[str, Asset] | None = None,
+) -> ImportResult:
+    """Put the user's own copy of an asset in place, checked by sha256 (module doc); `check` vets the written file.
+
+    The published file (or a known byte-identical copy) is the asset itself. A known copy in another format goes
+    through `converters[format]`. Anything else is refused unless `substitute`, then written with
+    `converters[substitute_format]` and recorded under its own sha256. Nothing reaches the asset's path unhashed."""
+    asset = get_asset(asset_id, manifest)
+    src = Path(source).expanduser()
+    if asset.user_supplied:
+        raise FairbenchError(f"asset {asset.id!r} is user-supplied: {placement_hint(asset)}")
+    if not src.is_file():
+        raise FairbenchError(f"cannot import {src}: no such file")
+    digest = atomic.sha256_file(src)
+    known = next((c for c in asset.local_copies if c.sha256 == digest), None)
+    pin = pinned_sha256(asset) if asset.verify == "trust-on-first-use" else None
+    published = (
+        digest == asset.sha256
+        or (known is not None and known.format == "copy")
+        or (asset.verify == "trust-on-first-use" and asset.sha256_prefix is not None and digest == pin)
+        or (asset.verify == "trust-on-first-use" and pin is None and asset.sha256_prefix is not None
+            and matches_prefix(asset, digest))
+    )
+    converters = {"copy": _copy, **(converters or {})}
+    if published:
+        kind, fmt = "published", "copy"
+        if pin is not None and digest != pin:
+            raise FairbenchError(
+                f"cannot import {src} as {asset.id!r}: its sha256 {digest} differs from the copy pinned earlier "
+                f"({pin}); delete the pin in {assets_root() / PINS} to accept another copy"
+            )
+    elif known is not None:
+        kind, fmt = "converted", known.format
+    elif substitute:
+        kind, fmt = "substitute", substitute_format
+    else:
+        copies = ", ".join(f"{c.name} (sha256 {c.sha256})" for c in asset.local_copies) or "none listed"
+        raise FairbenchError(
+            f"cannot import {src} as {asset.id!r}: its sha256 {digest} is neither the published file's "
+            f"({_hash_words(asset, expected_sha256(asset)).removeprefix('sha256 ')}) nor a known copy of its "
+            f"parameters ({copies}); pass --substitute to use it anyway, recorded under its own sha256"
+        )
+    if fmt not in converters:
+        raise FairbenchError(f"cannot import {src} as {asset.id!r}: no converter for format {fmt!r}")
+    target = assets_root() / asset.path
+    with atomic.atomic_path(target) as tmp:
+        converters[fmt](src, tmp)
+        if check is not None:
+            try:
+                check(tmp)
+            except FairbenchError as exc:
+                why = str(exc).removeprefix(f"{tmp}: ")
+                raise FairbenchError(f"cannot import {src} as {asset.id!r}: {why}") from None
+        written = atomic.sha256_file(tmp)
+        if kind == "published":
+            if written != digest:
+                raise FairbenchError(f"copying {src} to {target} changed its bytes")
+            _set_import_record(asset, None)
+            if asset.verify == "trust-on-first-use" and pin is None:
+                set_pin(asset, digest, f"imported from {src}")
+        else:
+            _set_import_record(
+                asset, ImportRecord(written, kind, str(src), digest, fmt, known.name if known else None)  # type: ignore[arg-type]
+            )
+    remember_hash(target, written)
+    return ImportResult(asset, target, written, kind, digest, known)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""`fairbench assets list | fetch | verify`: the downloadable files, their state, and getting them."""
+"""`fairbench assets list | fetch | verify | import`: the downloadable files, their state, and getting them."""
 
 from __future__ import annotations
 
@@ -136,3 +136,35 @@ def verify_cmd(ids: list[str] | None = typer.Argument(None, help="Asset ids; def
         err.print(f"[bold red]error:[/] {escape(store.problem_message(st))}", soft_wrap=True, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+@assets_app.command("import")
+@user_errors
+def import_cmd(
+    asset_id: str = typer.Argument(..., help="Asset id (see `fairbench assets list`)."),
+    path: str = typer.Argument(..., help="Your own copy: the published file, or a copy the manifest lists."),
+    substitute: bool = typer.Option(
+        False, "--substitute",
+        help="Accept a file that is neither the published one nor a listed copy; results then carry its sha256.",
+    ),
+    fmt: str = typer.Option(
+        "copy", "--format", help="For --substitute: copy, or libsvm-brisque to convert a libsvm text model.",
+    ),
+) -> None:
+    """Put a local copy of an asset in place, checked by sha256; converted or substitute files get their own."""
+    from fairbench.metrics.iqa_weights import import_weights
+
+    result = import_weights(asset_id, path, substitute=substitute, substitute_format=fmt)
+    if result.kind == "published":
+        typer.echo(f"{result.asset.id}: the published file (sha256 {result.sha256}), now at {result.path}")
+    elif result.kind == "converted":
+        typer.echo(
+            f"{result.asset.id}: converted {result.local_copy.name if result.local_copy else path} "
+            f"(sha256 {result.source_sha256}) into {result.path}, sha256 {result.sha256}: the published "
+            f"parameters in a file of its own; results record that sha256"
+        )
+    else:
+        typer.echo(
+            f"{result.asset.id}: substitute {path} (sha256 {result.source_sha256}) at {result.path}, sha256 "
+            f"{result.sha256}: NOT the published parameters; results that use it record that sha256"
+        )
