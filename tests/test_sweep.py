@@ -273,6 +273,84 @@ def test_ray_retries_the_job_of_a_killed_worker(tmp_path: Path, task_file: Path)
     _kill_one_job_mid_training(tmp_path, task_file, RayBackend(workers=2))
 
 
+@pytest.fixture
+def ray_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real Ray cluster on this machine: a head and a second node, each started with `ray start` (separate
+    raylets, one CPU each), as a user would start one across machines; stopped afterwards. Yields the address
+    and the environment a driver needs (Ray >= 2.5x clusters use token authentication)."""
+    import shutil
+    import socket
+    import subprocess
+
+    pytest.importorskip("ray")
+    ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    if not Path(ray_cli).exists():
+        pytest.skip("the `ray` command is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "token"}
+    address = f"127.0.0.1:{port}"
+    commands = [[ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
+                 "--disable-usage-stats"],
+                [ray_cli, "start", f"--address={address}", "--num-cpus=1"]]
+    try:
+        for command in commands:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        yield address, env
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_sweep_on_a_ray_cluster_of_two_started_nodes_retries_the_job_of_a_killed_worker(
+    tmp_path: Path, task_file: Path, ray_cluster: tuple[str, dict]
+) -> None:
+    """`fairbench sweep --backend ray --address ADDR`, run as a user runs it, against a head and a second node
+    started with `ray start`: both nodes' CPUs are used, one worker is SIGKILLed mid-job, its job is retried,
+    resumes from its saved state and finishes; every job is scored."""
+    import subprocess
+
+    address, env = ray_cluster
+    out = tmp_path / "runs"
+    jobs = expand_grid(["vanilla"], [str(task_file)], [0, 1], SMALL, settings(out, steps=40))
+    killer = Killer(jobs[0].run_dir)
+    killer.start()
+    command = [str(Path(sys.executable).parent / "fairbench"), "sweep", "-m", "vanilla", "-t", str(task_file),
+               "--seeds", "0,1", "--set", "width=8", "--steps", "40", "-n", "100", "--batch-size", "16",
+               "--checkpoint-every", "2", "--device", "cpu", "--out", str(out), "--backend", "ray",
+               "--address", address]
+    try:
+        done = subprocess.run(command, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                              timeout=600)
+    finally:
+        killer.stop.set()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert killer.killed is not None, "the job finished before it could be killed"
+    assert "worker died" in done.stdout + done.stderr
+    for job in jobs:
+        result = json.loads(job.result_path.read_text())
+        assert result["train"]["steps"] == 40
+    # the killed job resumed: its training log shows a start past step 0 after the kill (checkpoint every 2)
+    state = jobs[0].run_dir / "trainstate.pt"
+    assert state.exists()
+
+
+def test_ray_cluster_refusing_the_token_is_one_line(tmp_path: Path, task_file: Path, ray_cluster: tuple[str, dict]) -> None:
+    """A driver without the cluster's token (RAY_AUTH_MODE unset) gets one error line, not Ray's traceback."""
+    import subprocess
+
+    address, env = ray_cluster
+    bare = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    command = [str(Path(sys.executable).parent / "fairbench"), "sweep", "-m", "vanilla", "-t", str(task_file),
+               "--steps", "2", "--out", str(tmp_path), "--backend", "ray", "--address", address]
+    done = subprocess.run(command, env=bare, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "RAY_AUTH_MODE=token" in errors[0]
+
+
 def test_a_worker_killed_more_often_than_retried_fails_only_its_job(tmp_path: Path, task_file: Path) -> None:
     jobs = expand_grid(["vanilla"], [str(task_file)], [0, 1], SMALL, settings(tmp_path, steps=40))
     killer = Killer(jobs[0].run_dir)

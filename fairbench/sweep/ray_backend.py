@@ -96,6 +96,15 @@ class RayBackend:
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
+            cause: BaseException | None = exc
+            # Ray wraps the refusal in a RuntimeError whose text carries the AuthenticationError's traceback
+            while cause is not None and not _refused_token(cause):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:  # a cluster started with token authentication (Ray's default since 2.5x)
+                raise FairbenchError(
+                    f"the Ray cluster at {self.address} refused this driver's token; run with RAY_AUTH_MODE=token "
+                    "and the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                ) from None
             raise FairbenchError(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
 
     @staticmethod
@@ -123,3 +132,7 @@ def _wait_briefly(ray, refs: list, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while refs and time.monotonic() < deadline:
         _, refs = ray.wait(refs, num_returns=len(refs), timeout=0.5)
+
+
+def _refused_token(exc: BaseException) -> bool:
+    return type(exc).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(exc)
