@@ -1,6 +1,6 @@
 """How recognisably a `groupcond` generator draws each group: the share of the task's seeded samples that the
-task's judge assigns to the group each was drawn for (`baselines.groupcond.asked_group_agreement`). The README's
-CIFAR-10-LT figure comes from here.
+task's judge assigns to the group each was drawn for (`baselines.groupcond.asked_group_agreement`). The
+CIFAR-10-LT recognisability reading in docs/findings.md comes from here.
 
     FAIRBENCH_DATA=/path/to/data .venv/bin/python leaderboard/groupcond_agreement.py CHECKPOINT... [-n 10000]
 """

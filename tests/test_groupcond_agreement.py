@@ -1,4 +1,4 @@
-"""`leaderboard/groupcond_agreement.py`: the README's recognisability figure, run as a user runs it."""
+"""`leaderboard/groupcond_agreement.py`: the recognisability check behind docs/findings.md, run as a user runs it."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ distribution p, so the corrected p̃ is the point of the probability simplex who
 to p̂ (least squares). For two groups this is CLEAM's point estimate clipped to [0, 1].
 
 The correction assumes the judge errs on generated images as it does on the real held-out images; nothing
-in the data can check that, so the README states it beside every corrected figure.
+in the data can check that, so docs/metrics.md states it beside the corrected figures.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One judged distribution over the groups: counting labels, and the four distances from uniform.
 
-Definitions (README "Metrics"). A judge h labels each of N generated samples with a group in S;
+Definitions (docs/metrics.md, "Fairness metrics"). A judge h labels each of N generated samples with a group in S;
 p̂_g = (1/N) Σ_i 1[h(x_i) = g] over ALL groups, empty groups included as p̂_g = 0. Several published
 implementations build p̂ from the labels that occur and so silently drop empty groups; a generator that
 never produces a group then looks *fairer* (all samples in one of three groups would score 0 instead of

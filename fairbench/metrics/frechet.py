@@ -1,6 +1,6 @@
 """Fréchet distance, KID and the feature statistics they need (numpy/scipy, float64 throughout).
 
-Definitions (README "Quality metrics"). For feature sets A and B with means μ and unbiased covariances Σ,
+Definitions (docs/metrics.md, "Quality metrics"). For feature sets A and B with means μ and unbiased covariances Σ,
 
     FD(A, B) = ‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^{1/2}).
 
