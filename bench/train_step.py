@@ -1,7 +1,10 @@
-"""Training-step overhead: the harness's step against a bare PyTorch loop, and RepFair's step against vanilla's.
+"""Training-step cost: the harness's step against a bare PyTorch loop, RepFair's and the mode-dropping recipe's
+(whole-batch minibatch std: `minibatch_std=true mbstd_group=64`) against vanilla's, channels-last memory format
+and one thread against the default threads.
 
 Same networks, same initial weights, same batch, measured in one run with interleaved repeats; prints ratios
-(targets: harness/bare within 5%, repfair/vanilla at most 1.3x). Not a test: timings are machine-dependent.
+(targets: harness/bare within 3%, repfair/vanilla at most 1.3x, recipe/vanilla at most 2x). Not a test:
+timings are machine-dependent.
 
 `--throughput` answers how to use a small machine for long campaigns instead: one training process with all
 threads against as many one-thread processes running at once (total steps/s, ratio to the first), and the
@@ -35,12 +38,27 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def harness_loop(method_name, task, split, device, steps, batch_size, init):
+RECIPE = {"minibatch_std": True, "mbstd_group": 64}
+
+
+def harness_loop(method_name, task, split, device, steps, batch_size, init, overrides=None, threads=None):
     method = METHODS.get(method_name)
-    config = parse_config(method_name, {})
+    config = parse_config(method_name, overrides or {})
     trainable = method.create(task, config, device)
     trainable.modules["generator"].load_state_dict(init["generator"])
-    trainable.modules["discriminator"].load_state_dict(init["discriminator"])
+    # the recipe's D has one more input channel in its last conv: it starts from its own seeded weights
+    if not overrides:
+        trainable.modules["discriminator"].load_state_dict(init["discriminator"])
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _time_steps(method, trainable, config, split, task, device, steps, batch_size)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _time_steps(method, trainable, config, split, task, device, steps, batch_size):
     batches = TensorBatches(split, task.n_groups, 0, device)
     sync(device)
     start = time.perf_counter()
@@ -50,14 +68,18 @@ def harness_loop(method_name, task, split, device, steps, batch_size, init):
     return (time.perf_counter() - start) / steps
 
 
-def bare_loop(task, split, device, steps, batch_size, init):
-    """The same vanilla update written directly against torch, with no harness objects in the way."""
+def bare_loop(task, split, device, steps, batch_size, init, channels_last=False):
+    """The same vanilla update written directly against torch, with no harness objects in the way; optionally
+    with the networks and the real batch in channels-last memory format."""
     load_plugins()
     config = parse_config("vanilla", {})
     trainable = METHODS.get("vanilla").create(task, config, device)
     gen, disc = trainable.modules["generator"], trainable.modules["discriminator"]
     gen.load_state_dict(init["generator"])
     disc.load_state_dict(init["discriminator"])
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    gen.to(memory_format=layout)
+    disc.to(memory_format=layout)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
     images, labels = split.images.to(device), split.labels.to(device)
@@ -66,7 +88,7 @@ def bare_loop(task, split, device, steps, batch_size, init):
     start = time.perf_counter()
     for _ in range(steps):
         idx = torch.randint(len(images), (batch_size,), generator=rng).to(device)
-        real, y = images[idx].float() / 127.5 - 1, labels[idx]
+        real, y = (images[idx].float() / 127.5 - 1).contiguous(memory_format=layout), labels[idx]
         with torch.no_grad():
             fake = gen(torch.randn(batch_size, config.latent_dim, generator=rng).to(device), y)
         loss_d = F.softplus(-disc(real, y)).mean() + F.softplus(disc(fake, y)).mean()
@@ -142,18 +164,26 @@ def main() -> None:
     reference = METHODS.get("vanilla").create(task, parse_config("vanilla", {}), device)
     init = {k: copy.deepcopy(m.state_dict()) for k, m in reference.modules.items()}
 
-    times: dict[str, list[float]] = {"bare": [], "vanilla": [], "repfair": []}
-    harness_loop("vanilla", task, split, device, 5, args.batch_size, init)  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in ("bare", "bare-cl", "vanilla", "vanilla-1t", "repfair", "recipe")}
+    run = (task, split, device, args.steps, args.batch_size, init)
+    harness_loop("vanilla", *run)  # warm-up
     for _ in range(args.repeats):  # interleaved, so drift hits every variant alike
-        times["bare"].append(bare_loop(task, split, device, args.steps, args.batch_size, init))
-        times["vanilla"].append(harness_loop("vanilla", task, split, device, args.steps, args.batch_size, init))
-        times["repfair"].append(harness_loop("repfair", task, split, device, args.steps, args.batch_size, init))
+        times["bare"].append(bare_loop(*run))
+        times["bare-cl"].append(bare_loop(*run, channels_last=True))
+        times["vanilla"].append(harness_loop("vanilla", *run))
+        times["vanilla-1t"].append(harness_loop("vanilla", *run, threads=1))
+        times["repfair"].append(harness_loop("repfair", *run))
+        times["recipe"].append(harness_loop("vanilla", *run, overrides=RECIPE))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"task {task.id}, device {device}, batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats")
+    print(f"task {task.id}, device {device}, batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats, "
+          f"{torch.get_num_threads()} threads")
     for k, v in med.items():
-        print(f"  {k:8s} {v * 1000:8.2f} ms/step (median)")
-    print(f"harness/bare     ratio {med['vanilla'] / med['bare']:.3f}  (target <= 1.05)")
-    print(f"repfair/vanilla  ratio {med['repfair'] / med['vanilla']:.3f}  (target <= 1.30)")
+        print(f"  {k:10s} {v * 1000:8.2f} ms/step (median)")
+    print(f"harness/bare         ratio {med['vanilla'] / med['bare']:.3f}  (target <= 1.03)")
+    print(f"repfair/vanilla      ratio {med['repfair'] / med['vanilla']:.3f}  (target <= 1.30)")
+    print(f"recipe/vanilla       ratio {med['recipe'] / med['vanilla']:.3f}  (target <= 2.00)")
+    print(f"channels-last/bare   ratio {med['bare-cl'] / med['bare']:.3f}  (< 1: channels-last would help)")
+    print(f"1 thread/default     ratio {med['vanilla-1t'] / med['vanilla']:.3f}  (near 1: extra threads buy little)")
 
 
 if __name__ == "__main__":
