@@ -279,7 +279,8 @@ def test_an_unknown_file_is_refused_unless_it_is_a_named_substitute(weights_mani
     result = iqa_weights.import_weights("fake-published", mine, substitute=True)
     st = store.status("fake-published")
     assert result.kind == "substitute" and st.state is AssetState.VERIFIED
-    assert st.label == "present (substitute, not the published file)" and st.actual_sha256 == _sha(b"retrained parameters")
+    assert st.label == "present (substitute, not the published file)"
+    assert st.actual_sha256 == _sha(b"retrained parameters")
     store.asset_path("fake-published").write_bytes(b"changed afterwards")  # never silently accepted
     assert store.status("fake-published", use_cache=False).state is AssetState.CORRUPT
     iqa_weights.import_weights("fake-published", _file(tmp_path, "p.bin", PUBLISHED))  # back to the published
@@ -328,6 +329,9 @@ def test_cli_import_says_what_it_did(weights_manifest, tmp_path) -> None:
     assert refused.exit_code != 0 and "--substitute" in refused.output
     sub = runner.invoke(assets_app, ["import", "fake-published", str(tmp_path / "mine" / "x.bin"), "--substitute"])
     assert sub.exit_code == 0 and "NOT the published parameters" in sub.output
+    listed = {row["id"]: row for row in json.loads(runner.invoke(assets_app, ["list", "--json"]).output)}
+    assert listed["fake-published"]["imported"]["kind"] == "substitute"
+    assert listed["fake-svm"]["imported"]["local_copy"] == "live-text" and listed["fake-tofu"]["imported"] is None
 
 
 def test_the_shipped_manifest_lists_the_live_releases_as_local_copies(monkeypatch) -> None:

@@ -44,8 +44,12 @@ N_PER_SET = 30
 # pyiqa's published scores for TID2013 I03, I04, I06, I08, I19 (IQA-PyTorch ResultsCalibra/calibration_summary.csv,
 # commit 01ae427): "(ours)" is pyiqa with the pinned files, the other row the authors' MATLAB code (on rgb2gray).
 CALIBRATION_IMAGES = ("I03", "I04", "I06", "I08", "I19")
-PYIQA_PUBLISHED = {"niqe": [15.6538, 3.6549, 3.2342, 3.1922, 9.0722], "brisque": [94.6443, -0.1068, 1.0732, 5.1447, 66.8415]}
-MATLAB_PUBLISHED = {"niqe": [15.7536, 3.6549, 3.2355, 3.1840, 8.6352], "brisque": [94.6421, -0.1076, 0.9929, 5.3583, 72.2617]}
+PYIQA_PUBLISHED = {
+    "niqe": [15.6538, 3.6549, 3.2342, 3.1922, 9.0722], "brisque": [94.6443, -0.1068, 1.0732, 5.1447, 66.8415],
+}
+MATLAB_PUBLISHED = {
+    "niqe": [15.7536, 3.6549, 3.2355, 3.1840, 8.6352], "brisque": [94.6421, -0.1076, 0.9929, 5.3583, 72.2617],
+}
 
 
 # --------------------------------------------------------------------------------------------- images

@@ -288,6 +288,7 @@ def import_local(
             and matches_prefix(asset, digest))
     )
     converters = {"copy": _copy, **(converters or {})}
+    kind: Literal["published", "converted", "substitute"]
     if published:
         kind, fmt = "published", "copy"
         if pin is not None and digest != pin:
@@ -325,8 +326,9 @@ def import_local(
             if asset.verify == "trust-on-first-use" and pin is None:
                 set_pin(asset, digest, f"imported from {src}")
         else:
+            record_kind: Literal["converted", "substitute"] = "converted" if kind == "converted" else "substitute"
             _set_import_record(
-                asset, ImportRecord(written, kind, str(src), digest, fmt, known.name if known else None)  # type: ignore[arg-type]
+                asset, ImportRecord(written, record_kind, str(src), digest, fmt, known.name if known else None)
             )
     remember_hash(target, written)
-    return ImportResult(asset, target, written, kind, digest, known)  # type: ignore[arg-type]
+    return ImportResult(asset, target, written, kind, digest, known)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import typer
@@ -61,6 +62,7 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON li
                 "id": a.id, "state": st.state.value, "path": str(st.path), "size_bytes": size, "licence": a.licence,
                 "sha256": a.sha256, "url": a.url, "user_supplied": a.user_supplied, "used_by": list(a.used_by),
                 "needed": a.id in needed,
+                "imported": dataclasses.asdict(st.imported) if st.imported is not None else None,
             }
             for a, st, size in rows
         ]
