@@ -329,6 +329,8 @@ def test_cli_import_says_what_it_did(weights_manifest, tmp_path) -> None:
     assert refused.exit_code != 0 and "--substitute" in refused.output
     sub = runner.invoke(assets_app, ["import", "fake-published", str(tmp_path / "mine" / "x.bin"), "--substitute"])
     assert sub.exit_code == 0 and "NOT the published parameters" in sub.output
+    kept = runner.invoke(assets_app, ["fetch", "fake-published"])
+    assert kept.exit_code == 0 and "kept fake-published: present (substitute" in kept.output
     listed = {row["id"]: row for row in json.loads(runner.invoke(assets_app, ["list", "--json"]).output)}
     assert listed["fake-published"]["imported"]["kind"] == "substitute"
     assert listed["fake-svm"]["imported"]["local_copy"] == "live-text" and listed["fake-tofu"]["imported"] is None

@@ -107,6 +107,10 @@ def fetch_cmd(
                 if not st.usable:
                     err.print(f"skipped {asset.id}: user-supplied, not present ({escape(str(st.path))})")
                 continue
+            st = store.status(asset)
+            if st.imported is not None:  # fetch would keep it as verified: say so rather than imply a download
+                err.print(f"kept {asset.id}: {st.label}; delete {escape(str(st.path))} to download the published file")
+                continue
             handle = bar.add_task(asset.id, total=asset.size_bytes, info="")
 
             def progress(done: int, total: int | None, handle=handle) -> None:
