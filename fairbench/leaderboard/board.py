@@ -16,7 +16,8 @@ name) over its runs. Rules, each enforced with a FairbenchError rather than a gu
 Aggregation: mean and sample standard deviation (ddof=1) over runs, runs taken in seed order so the
 arithmetic does not depend on file order. With a single run the std is None (shown empty), since a
 one-sample spread is undefined rather than zero. Ranks: `fairbench.leaderboard.ranking` (1 + the number of
-entries significantly better across seeds, so entries not shown to differ share a rank). Rows are in order
+entries shown better, by Holm-corrected pairwise tests that use the seed spread and each run's `ci95`, so
+entries not shown to differ share a rank; each rank comes with its interval, best to worst). Rows are in order
 of the primary metric's rank, then its mean (best first), then the entry name. Everything is sorted, so the
 same inputs give the same boards.
 """
@@ -34,7 +35,7 @@ import numpy as np
 
 from fairbench.entries import qualified
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard.ranking import MIN_SEEDS, significance_ranks
+from fairbench.leaderboard.ranking import MIN_SEEDS, rank_entries, squared_distance
 from fairbench.leaderboard.records import ResultRecord, _is_number
 
 DEFAULT_PRIMARY_METRIC = "kl_uniform_corrected"
@@ -59,6 +60,8 @@ class LeaderboardRow:
     seeds: tuple[int | None, ...]  # sorted, None (image sets) last
     metrics: dict[str, MetricSummary]
     rank: dict[str, int | None]  # per metric; None when the metric is missing for this entry
+    # per metric, the rank interval (best, worst) consistent with the pairwise decisions; None when missing
+    rank_interval: dict[str, tuple[int, int] | None] = field(default_factory=dict)
     train_steps: float | None = None  # mean over runs; None unless every run reports it
     train_wall_time_s: float | None = None
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # of the runs that report each metric
@@ -186,10 +189,15 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
 
     summaries = {entry: _summarise(runs, metric_names) for entry, runs in by_entry.items()}
     ranks: dict[str, dict[str, int | None]] = {entry: {} for entry in by_entry}
+    intervals: dict[str, dict[str, tuple[int, int] | None]] = {entry: {} for entry in by_entry}
     for name in metric_names:
         values = {entry: _run_values(_seed_order(runs), name) for entry, runs in by_entry.items()}
-        for entry, rank in significance_ranks(values, higher_is_better[name]).items():
-            ranks[entry][name] = rank
+        cis = {entry: [r.metrics[name].ci95 if name in r.metrics else None for r in _seed_order(runs)]
+               for entry, runs in by_entry.items()}
+        ranked = rank_entries(values, higher_is_better[name], intervals=cis, squared=squared_distance(name))
+        for entry, place in ranked.items():
+            ranks[entry][name] = None if place is None else place.rank
+            intervals[entry][name] = None if place is None else (place.rank, place.worst)
 
     rows = []
     for entry, runs in by_entry.items():
@@ -202,6 +210,7 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
                 seeds=tuple(r.seed for r in ordered),
                 metrics=summaries[entry],
                 rank=ranks[entry],
+                rank_interval=intervals[entry],
                 train_steps=_train_mean(ordered, "steps"),
                 train_wall_time_s=_train_mean(ordered, "wall_time_s"),
                 iqa_weights=_merged_weights(ordered),

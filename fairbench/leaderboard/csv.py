@@ -1,9 +1,11 @@
 """The CSV boards: `leaderboard.csv` (one row per task and entry, every metric) and, on demand,
 `leaderboard_runs.csv` (one row per result file, every metric's per-run value and 95% interval).
 
-Missing values are empty cells, never zeros; floats are written with full (round-trip) precision; rows and
-columns are sorted, so the same inputs give the same bytes. A metric whose unit is easy to misread (KID, stored
-unscaled where papers print it x 10^3) has a `_unit` column beside its values.
+Each rank column (`primary_rank`, `<metric>_rank`) has a `_worst` twin: the rank interval runs from the rank
+to it (`fairbench.leaderboard.ranking`). Missing values are empty cells, never zeros; floats are written with
+full (round-trip) precision; rows and columns are sorted, so the same inputs give the same bytes. A metric
+whose unit is easy to misread (KID, stored unscaled where papers print it x 10^3) has a `_unit` column beside
+its values.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 "few_seeds": row.few_seeds,
                 "primary_metric": board.primary_metric,
                 "primary_rank": row.rank[board.primary_metric],
+                "primary_rank_worst": _worst(row.rank_interval.get(board.primary_metric)),
                 "n_samples": board.n_samples,
                 "feature_network": _feature_network_label(board.feature_network),
                 **({"iqa_weights": _weights_compact(row.iqa_weights)} if with_weights else {}),
@@ -67,13 +70,14 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 rec[f"{column}_std"] = summary.std if summary else None
                 rec[f"{column}_n"] = summary.n if summary else None
                 rec[f"{column}_rank"] = row.rank.get(name) if name else None
+                rec[f"{column}_rank_worst"] = _worst(row.rank_interval.get(name)) if name else None
                 rec[f"{column}_higher_is_better"] = board.higher_is_better.get(name) if name else None
                 if _base(column) in METRIC_UNITS:
                     rec[f"{column}_unit"] = METRIC_UNITS[_base(column)] if name else None
             records.append(rec)
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:
-        if col.endswith(("_n", "_rank")) or col in ("task_version", "n_samples", "n_runs", "primary_rank"):
+        if col.endswith(("_n", "_rank", "_rank_worst")) or col in ("task_version", "n_samples", "n_runs"):
             frame[col] = frame[col].astype("Int64")
         elif col.endswith(("_mean", "_std")):  # judged_share_*_mean too: NaN (empty) where a task lacks the group
             frame[col] = frame[col].astype("float64")
@@ -148,6 +152,11 @@ def render_runs_csv(boards: Sequence[TaskBoard], results_dir: Path | None = None
 def _train_value(train: Mapping[str, Any] | None, key: str) -> float | None:
     value = train.get(key) if train else None
     return float(value) if _is_number(value) and math.isfinite(float(value)) else None
+
+
+def _worst(interval: tuple[int, int] | None) -> int | None:
+    """The worst rank of a rank interval (its best is the rank itself)."""
+    return None if interval is None else interval[1]
 
 
 def _base(column: str) -> str:

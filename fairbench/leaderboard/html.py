@@ -32,6 +32,7 @@ from fairbench.leaderboard.markdown import (
     _markdown_metrics,
     metric_formats,
     metric_header,
+    rank_text,
     run_shares,
 )
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS
@@ -101,8 +102,10 @@ def render_html(boards: Sequence[TaskBoard], out_dir: Path) -> str:
         f"file{'' if n_files == 1 else 's'}; leaderboard.md and leaderboard.csv are the source of truth.</p></header><main>",
         '<p class="note">Each cell is the mean ± sample standard deviation over an entry\'s runs (one per training '
         f"seed). ↓ lower is better, ↑ higher is better; {MISSING_MD} marks a metric some run lacks. An entry's rank "
-        "is 1 + the number of entries significantly better by the primary metric (two-sided Welch t-test across "
-        f"seeds, p &lt; {ALPHA:g}); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares: the bar is the mean "
+        "is 1 + the number of entries shown better by the primary metric, with its rank interval (best to worst rank "
+        "consistent with the decisions) beside it: pairwise tests that use both the seed-to-seed spread and each run's "
+        f"own 95% interval, Holm-corrected over all pairs so that a board makes any false claim with probability at most "
+        f"{ALPHA:g} (leaderboard.md says how); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares: the bar is the mean "
         "judged (observed) share over runs, each tick and the figures in brackets one run's, in seed order; "
         f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Numbers in a column share one format. "
         "Hover a header for its metric's raw name (as in leaderboard.csv); click it to sort.</p>",
@@ -143,7 +146,7 @@ def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
         raws = [_raw(run.path) for run in row.runs]
         rank = row.rank[primary]
         cells = [
-            _td(str(rank) if rank is not None else MISSING_MD, rank, "num"),
+            _td(rank_text(row, primary), rank, "num"),
             _td(row.entry + (f" {FEW_SEEDS_MARK}" if row.few_seeds else ""), row.entry, "entry", breaks="[,"),
         ]
         cells += [_metric_td(row, m, formats[m], "num primary" if m == primary else "num") for m in lead]

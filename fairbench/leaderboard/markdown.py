@@ -81,16 +81,24 @@ def _header(n_files: int) -> list[str]:
         "An entry is one method with one config, number of training steps and batch size (runs that differ in",
         "any of these are separate entries), or one image set.",
         "",
-        "How ranks are decided: an entry's rank is 1 + the number of entries significantly better than it by the",
-        "primary metric (first metric column). Entry A is significantly better than entry B when A's mean is",
-        "better by the metric's direction and a two-sided Welch t-test on the two entries' per-run values",
-        f"rejects equal means at alpha = {ALPHA:g} (p < {ALPHA:g}). The test is across training seeds only: it does",
-        "not use the sampling uncertainty within a run (each result's 95% interval), and it is not corrected for",
-        "multiple comparisons. An entry with fewer than 2 runs is never significantly different from another;",
-        "when every run of both entries gives the same value, they differ exactly when their values differ.",
-        f"Values are compared to {DIGITS} significant digits. Entries whose difference is not significant share a",
-        "rank, so ranks can repeat and skip; rows of equal rank are in order of their mean. The CSV ranks every",
-        "metric by the same rule.",
+        "How ranks are decided: an entry's rank is 1 + the number of entries shown better than it by the primary",
+        "metric (first metric column); beside it, where it is not a single rank, is its rank interval: from the",
+        "rank to the number of entries less those shown worse, the best and worst ranks consistent with the",
+        "decisions. Entry A is shown better than entry B when A's mean is better by the metric's direction and a",
+        "pairwise test rejects equal means, with Holm's correction over all pairs of entries at a family-wise",
+        f"error rate of {ALPHA:g}: the chance that a board makes any false claim is at most {ALPHA:g}, and the rank",
+        f"intervals hold for all entries together with {1 - ALPHA:.0%} confidence. The test uses both the spread across",
+        "training seeds and each run's own sampling uncertainty: an entry's per-run variance is its runs' sample",
+        "variance, but never less than their within-run variance read off each run's 95% interval. KL and FID",
+        "are squared distances, whose spread grows with their level: they are tested on the square-root scale,",
+        "where entries' spreads are comparable, with each entry's variance taken at the common mean that no",
+        "difference would imply (a score test: a few lucky low seeds of a skewed entry do not make it look",
+        "precise). The statistic is referred to Student's t with Welch-Satterthwaite degrees of freedom. An",
+        "entry with fewer than 2 runs is compared with no other (rank 1, interval up to the number of entries).",
+        f"Values are compared to {DIGITS} significant digits. Entries not shown to differ share a rank, so ranks can",
+        "repeat and skip; rows of equal rank are in order of their mean. With 3 seeds only large differences are",
+        "found (leaderboard/ranking_power.md simulates the false-claim rate and power). The CSV ranks every metric",
+        "by the same rule (`_rank` and `_rank_worst` columns).",
         f"{FEW_SEEDS_MARK} marks an entry with fewer than {MIN_SEEDS} runs.",
         "",
         "Numbers in a column share one format, chosen from the column: enough decimals to show the smallest std",
@@ -153,6 +161,16 @@ def metric_formats(board: TaskBoard, shown: Sequence[str]) -> dict[str, NumberFo
             for name in shown}
 
 
+def rank_text(row: LeaderboardRow, metric: str) -> str:
+    """'2 (2–5)': the rank and, when it spans more than one rank, its interval; "—" for a missing metric."""
+    rank, interval = row.rank.get(metric), row.rank_interval.get(metric)
+    if rank is None:
+        return MISSING_MD
+    if interval is None or interval[0] == interval[1]:
+        return str(rank)
+    return f"{rank} ({interval[0]}–{interval[1]})"
+
+
 def _entry_cell(row: LeaderboardRow) -> str:
     return _md_escape(row.entry) + (f" {FEW_SEEDS_MARK}" if row.few_seeds else "")
 
@@ -195,8 +213,7 @@ def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
         align.append("---:")
     lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |", "|" + "|".join(align) + "|"]
     for row in board.rows:
-        rank = row.rank[board.primary_metric]
-        cells = [str(rank) if rank is not None else MISSING_MD, _entry_cell(row)]
+        cells = [rank_text(row, board.primary_metric), _entry_cell(row)]
         cells += [formats[name].cell(row.metrics[name].mean, row.metrics[name].std, MISSING_MD) for name in lead]
         if show_shares:
             cells.append(_md_escape(fmt_shares(row.shares, row.seed_shares, row.seeds_disagree))
