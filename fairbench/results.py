@@ -54,6 +54,9 @@ class ScoreResult:
     created: str
     elapsed_s: float
     per_group: dict[str, dict[str, Any]] | None = None  # quality metric -> group -> {value, ci95, ...} or None
+    # The feature network's floor on the whole reference (FD of two disjoint halves): {"value", "n_halves",
+    # "reference_counts"}; per group it is per_group["fid_floor"]. None in files older than it, or unscored.
+    fid_floor: dict[str, Any] | None = None
     feature_network: dict[str, Any] | None = None  # id, sha256, dim, resize_rule of the FID feature network
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # IQA metric -> {asset id: sha256}
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it was not computed

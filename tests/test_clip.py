@@ -312,7 +312,7 @@ def test_score_with_feature_network_clip_records_it_and_the_board_shows_it(clip_
     text = (Path(__file__).resolve().parent.parent / "tasks" / "digits-bicolor.yaml").read_text()
     text = (text.replace("\nid: digits-bicolor", "\nid: clip-digits").replace("aliases: [digits]", "aliases: []")
             .replace("reference: {part: all, start: 1450, stop: 1797}", "reference: {part: all, start: 1450, stop: 1462}")
-            .replace("metrics: [fid, fid_balanced, fid_intra, kid]", "metrics: [fid]").replace("n_resamples: 100", "n_resamples: 4"))
+            .replace("metrics: [fid, fid_balanced, fid_intra, kid, prdc, vendi]", "metrics: [fid]").replace("n_resamples: 100", "n_resamples: 4"))
     task_file = tmp_path / "clip-digits.yaml"
     task_file.write_text(text)
     g = torch.Generator().manual_seed(5)

@@ -341,7 +341,7 @@ def test_fairbench_score_reports_eqface_overall_and_per_group(tmp_path: Path) ->
     custom = tmp_path / "my-faces.yaml"
     custom.write_text(
         text.replace("\nid: digits-bicolor", "\nid: my-faces").replace("aliases: [digits]", "aliases: []")
-        .replace("  iqa: []", "  iqa: [eqface]").replace("metrics: [fid, fid_balanced, fid_intra, kid]", "metrics: [fid]")
+        .replace("  iqa: []", "  iqa: [eqface]").replace("metrics: [fid, fid_balanced, fid_intra, kid, prdc, vendi]", "metrics: [fid]")
     )
     split = data.load_split(get_task("digits-bicolor"), "test")
     npz = tmp_path / "set.npz"

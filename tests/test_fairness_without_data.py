@@ -86,13 +86,18 @@ def test_image_set_without_any_dataset(task_id: str, no_data: Path, tmp_path: Pa
         assert "fd_l1_cond_worst" in result["metrics"]
     keys = fid_metric_keys(task.quality.metrics)
     if _no_reference(task):  # nothing to compare with: each FID-family key skipped, never the unexpanded fid_intra
+        # The Vendi score needs no reference: it is there wherever the task's feature network could be made.
+        vendi = [k for k in keys if k.startswith("vendi")]
+        keys = [k for k in keys if k not in vendi]
+        assert all((k in result["metrics"]) != (k in result["skipped"]) for k in vendi)
         assert not set(keys) & set(result["metrics"])
         assert set(keys) <= set(result["skipped"]) and "fid_intra" not in result["skipped"]
         assert all(str(no_data) in result["skipped"][k] for k in keys)
         assert result["data_source"] is None
-        assert any(line.startswith("skipped " + ", ".join(keys)) for line in res.stdout.splitlines())
+        assert " ".join(res.stdout.split()).count("skipped " + ", ".join(keys) + ":") == 1
     else:  # scikit-learn's digits are always there
-        assert set(keys) <= set(result["metrics"])
+        assert set(keys) - {"fid_floor"} <= set(result["metrics"])
+        assert result["fid_floor"]["value"] > 0 and "fid_floor" not in result["skipped"]
     assert not any(no_data.iterdir()), "nothing is downloaded into the data root"
 
 
@@ -127,7 +132,9 @@ def test_one_name_per_skipped_metric_whatever_the_reason(no_data: Path, monkeypa
     images = torch.zeros((4, 1, 28, 28), dtype=torch.uint8)
     predicted = np.zeros(4, dtype=np.int64)
     report = quality_report(task, images, predicted, torch.device("cpu"))
-    expected = {"fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid"}
+    expected = {"fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid", "precision_intra_worst",
+                "recall_intra_worst", "density_intra_worst", "coverage_intra_worst", "vendi", "vendi_intra_worst",
+                "fid_floor"}
     assert report.skipped == {k: "feature network file gone" for k in expected}
     assert report.metrics == {}
     first_use = quality_report(task, images, predicted, torch.device("cpu"), fid_skipped_because="no SVHN")

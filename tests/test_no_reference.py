@@ -16,7 +16,8 @@ from fairbench.scoring import ScoreOptions, score_image_set
 from fairbench.tasks import get_task
 
 TASK = "mnist-bicolor"
-FID_FAMILY = {"fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid"}
+FID_FAMILY = {"fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid", "precision_intra_worst",
+              "recall_intra_worst", "density_intra_worst", "coverage_intra_worst", "fid_floor"}
 
 
 @pytest.fixture()
@@ -60,6 +61,11 @@ def test_fairness_is_scored_and_fid_family_skipped_with_reason(no_data: Path, im
     for name in FID_FAMILY:
         assert result.skipped[name].startswith("no reference split: ")
         assert str(no_data) in result.skipped[name]
+    assert result.fid_floor is None and "fid_floor" not in (result.per_group or {})
+    # the Vendi score needs the feature network only: whole and per judged group, from the same features
+    assert {"vendi", "vendi_intra_worst"} <= set(result.metrics)
+    per = result.per_group["vendi_intra"]
+    assert result.metrics["vendi_intra_worst"]["value"] == min(v["value"] for v in per.values())
 
 
 def test_cli_scores_and_says_once_what_was_skipped(no_data: Path, image_set: Path, tmp_path: Path) -> None:
@@ -67,6 +73,9 @@ def test_cli_scores_and_says_once_what_was_skipped(no_data: Path, image_set: Pat
     res = CliRunner().invoke(app, ["score", "--task", TASK, "--images", str(image_set), "--device", "cpu", "--out", str(out)])
     assert res.exit_code == 0, res.output
     skipped_lines = [line for line in res.stdout.splitlines() if line.startswith("skipped")]
-    assert skipped_lines and skipped_lines[0].startswith("skipped fid, fid_balanced, fid_intra_mean, fid_intra_worst, kid:")
+    assert len(skipped_lines) == 1  # one reason, one line (wrapped to the terminal)
+    assert " ".join(res.stdout.split()).count(
+        "skipped fid, fid_balanced, fid_intra_mean, fid_intra_worst, kid, precision_intra_worst, recall_intra_worst, "
+        "density_intra_worst, coverage_intra_worst, fid_floor: no reference split") == 1
     data = json.loads(out.read_text())
     assert set(data["skipped"]) >= FID_FAMILY and "kl_uniform_corrected" in data["metrics"]

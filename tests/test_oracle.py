@@ -98,9 +98,27 @@ def test_real_images_score_near_zero_fid_and_expose_the_imbalanced_reference(mni
         assert 0.0 <= value < 25.0, (name, value)  # finite-sample bias at N = 2000 is about 8-10
         assert low <= high
     assert not result.skipped
+    # Real against real: each group's samples lie in its real balls and cover them (compared at equal sizes;
+    # with k = 5 a real ball then holds a sample of the same data with probability about 1 - 2^-5), and each
+    # group's FID is on the scale of the network's floor for that group (two real halves of about 2,500).
+    for name in ("precision", "recall", "density", "coverage"):
+        assert result.metrics[f"{name}_intra_worst"]["value"] > 0.75, name
+    for group in ("black", "white"):
+        floor = result.per_group["fid_floor"][group]
+        assert floor["n_halves"][0] > 2000 and 0.0 < floor["value"] < 25.0
+        assert 0.3 < result.per_group["fid_intra"][group]["value"] / floor["value"] < 3.0
+    counts = result.fid_floor["reference_counts"]  # mnist-bicolor's reference: 10,000 test images, half white
+    assert sum(counts.values()) == 10_000 and abs(counts["white"] - 5000) < 150
+    assert result.per_group["coverage_intra"]["white"]["n"] == min(counts["white"], result.group_counts[1])
 
     black = tmp_path / "black.npz"
     build_image_set(mnist_root, 0.0, black)
     skewed = score_image_set(get_task("mnist-bicolor-imbalanced"), black, ScoreOptions(device="cpu", data_root=mnist_root))
     assert skewed.metrics["fid"]["value"] < skewed.metrics["fid_balanced"]["value"]
     assert skewed.per_group["fid_intra"]["white"] is None and "fid_intra_worst" in skewed.skipped
+    # no white samples: no per-group PRDC for white, and the worst group's values skipped saying why
+    assert skewed.per_group["coverage_intra"]["white"] is None and "coverage_intra_worst" not in skewed.metrics
+    assert skewed.skipped["coverage_intra_worst"].startswith("group white has 0 generated and 1014 reference samples")
+    assert "vendi_intra_worst" in skewed.skipped and skewed.metrics["vendi"]["value"] > 1.0
+    # the floor is the reference's: its 1,014 white images have one, whatever was generated
+    assert skewed.per_group["fid_floor"]["white"]["n_halves"] == [507, 507]

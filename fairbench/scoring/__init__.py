@@ -179,6 +179,7 @@ def _score(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         elapsed_s=round(time.perf_counter() - started, 3),
         per_group=quality.per_group or None,
+        fid_floor=quality.fid_floor,
         feature_network=quality.feature_network,
         iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,

@@ -2,11 +2,28 @@
 
 Every metric that can be computed is; one that cannot (a missing optional asset or package, a group with
 too few samples) is listed in `skipped` with the reason, and never fails the score as a whole.
+
+On the same features, per judged group against that group's real reference images (the pairing of
+`fid_intra`): precision, recall, density and coverage (`prdc`, k = 5) and the Vendi score (`vendi`, also
+over the whole set; it needs no reference). PRDC compares equal numbers, as Naeem et al. do: the larger side
+of a group is subsampled (seeded) to the smaller's size, since recall and coverage move with the ratio of
+the two (1,000 real held-out digits against a 5,000-image reference cover 66% of it; equal sizes, about 97%),
+and the worst group would otherwise be the rarest one, whatever its quality. The board gets each one's worst group (`coverage_intra_worst`,
+...; all higher is better, so the worst is the lowest); the result keeps every group under `per_group`.
+They carry no interval (`ci95` null): a bootstrap resample's duplicated rows are each other's nearest
+neighbours and identical directions, which bias k-NN and similarity statistics, so its percentiles would
+not describe their spread. Vendi counts effective distinct samples, so a group the generator draws rarely
+has a low one: read `vendi_intra_worst` as the variety the least-served group gets, not as a rate.
+
+Beside the FID family, the network's floor (`network_floor`): the FD between two disjoint halves of the real
+reference, per group and whole, what this network says about two samples of the same real data at those
+sizes. It is computed once per reference and network and cached (`refstats.get_or_compute_floor`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +46,23 @@ class QualityReport:
     # hash, so two users' values are only comparable when these match.
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # The network's floor on the whole reference: {"value", "n_halves", "reference_counts"}; per group it is
+    # per_group["fid_floor"]. None when no reference split was scored against.
+    fid_floor: dict[str, Any] | None = None
+
+
+PRDC_K = 5  # the neighbourhood size Naeem et al. recommend and report with
+PRDC_NAMES = ("precision", "recall", "density", "coverage")
+FLOOR_METRICS = ("fid", "fid_balanced", "fid_intra")  # any of them scores against the reference: its floor is shown
 
 
 def _metric(value: float, ci95: tuple[float, float], higher_is_better: bool = False) -> dict[str, Any]:
     return {"value": float(value), "ci95": [float(ci95[0]), float(ci95[1])], "higher_is_better": higher_is_better}
+
+
+def _point(value: float, higher_is_better: bool) -> dict[str, Any]:
+    """A value without an interval (PRDC, Vendi: see the module docstring)."""
+    return {"value": float(value), "ci95": None, "higher_is_better": higher_is_better}
 
 
 def quality_report(
@@ -111,14 +141,22 @@ def with_feature_network(task: TaskSpec, requested: str | None) -> TaskSpec:
 
 
 def fid_metric_keys(metrics: list[str]) -> list[str]:
-    """The result keys the task's FID-family metrics are written under: `fid_intra` is written as its mean and
-    its worst group. A skipped metric is listed under these same keys, whatever the reason it was skipped."""
-    return [key for m in metrics for key in (("fid_intra_mean", "fid_intra_worst") if m == "fid_intra" else (m,))]
+    """The result keys the task's feature-network metrics are written under: `fid_intra` as its mean and its
+    worst group, `prdc` as each of its four metrics' worst group, `vendi` whole and worst group, and the
+    network's floor (`fid_floor`) with any metric scored against the reference. A skipped metric is listed
+    under these same keys, whatever the reason it was skipped."""
+    written = {
+        "fid_intra": ("fid_intra_mean", "fid_intra_worst"),
+        "prdc": tuple(f"{name}_intra_worst" for name in PRDC_NAMES),
+        "vendi": ("vendi", "vendi_intra_worst"),
+    }
+    keys = [key for m in metrics for key in written.get(m, (m,))]
+    return keys + (["fid_floor"] if set(metrics) & set(FLOOR_METRICS) else [])
 
 
 def _skip_fid_family(metrics: list[str], report: QualityReport, why: str) -> None:
     for key in fid_metric_keys(metrics):
-        if key not in report.metrics:
+        if key not in report.metrics and key not in report.skipped:  # a reason given already is the real one
             report.skipped[key] = why
 
 
@@ -156,23 +194,11 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
         except FairbenchError as exc:
             # Fairness needs only the judge: a missing reference split (offline, no dataset) skips the FID
             # family, except `fid` against statistics the user gave, and says why.
-            _without_reference(task, images, device, ref_stats, net, report, f"no reference split: {exc}")
+            _without_reference(task, images, predicted, device, ref_stats, net, report, f"no reference split: {exc}")
             return
     generated = net.extract(images, SCORE_CHUNK, device)  # fixed: see fairbench.chunking
     groups = task.groups.names
-    key_base = {
-        "data_hash": task.data_hash,
-        "split": "reference",
-        "split_spec": [quality.reference.part, quality.reference.start, quality.reference.stop],
-        "feature_network": [net.id, net.sha256],
-        "resize_rule": net.resize_rule,
-        **({"compute": net.compute} if hasattr(net, "compute") else {}),  # float64-era caches are not reused
-        "seed": quality.seed,
-        **({"reference_sha256": fingerprint} if fingerprint is not None else {}),
-    }
-    identity = data.data_source(task, data_root)
-    if identity is not None:  # the same spec on other pixels (a JPEG copy) must not share cached statistics
-        key_base["data_source"] = identity
+    key_base = _reference_key(task, net, data_root, fingerprint)
     ref_features: dict[str, np.ndarray] = {}
 
     def features_of(variant: str, index: np.ndarray) -> np.ndarray:
@@ -234,16 +260,240 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
             report.metrics["kid"] = _metric(value, ci)
         except FairbenchError as exc:
             report.skipped["kid"] = str(exc)
+    if "prdc" in quality.metrics:
+        from fairbench.metrics.prdc import knn_square_radii
+
+        reference_features = features_of("as-is", all_index)
+
+        def radii_of(name: str, rows: np.ndarray) -> np.ndarray:
+            key = {**key_base, "variant": f"{refstats.GROUP_PREFIX}{name}", "rows_of": "as-is"}
+            return refstats.get_or_compute_radii(key, PRDC_K, lambda: knn_square_radii(rows, PRDC_K))
+
+        prdc_per_group(generated, predicted, groups, reference_features, ref_groups, report, seed, radii_of,
+                       order_keys=image_keys(images))
+    if "vendi" in quality.metrics:
+        vendi_whole_and_per_group(generated, predicted, groups, report)
+    if set(quality.metrics) & set(FLOOR_METRICS):
+        _floor_into(report, task, key_base, lambda: features_of("as-is", all_index), ref_groups)
 
 
-def _without_reference(task, images, device, ref_stats, net, report: QualityReport, why: str) -> None:
+def _reference_key(task: TaskSpec, net: Any, data_root: Path | None, fingerprint: str | None) -> dict[str, Any]:
+    """What every cached thing of the reference split is keyed by (`refstats`), less its variant."""
+    quality = task.quality
+    key_base = {
+        "data_hash": task.data_hash,
+        "split": "reference",
+        "split_spec": [quality.reference.part, quality.reference.start, quality.reference.stop],
+        "feature_network": [net.id, net.sha256],
+        "resize_rule": net.resize_rule,
+        **({"compute": net.compute} if hasattr(net, "compute") else {}),  # float64-era caches are not reused
+        "seed": quality.seed,
+        **({"reference_sha256": fingerprint} if fingerprint is not None else {}),
+    }
+    identity = data.data_source(task, data_root)
+    if identity is not None:  # the same spec on other pixels (a JPEG copy) must not share cached statistics
+        key_base["data_source"] = identity
+    return key_base
+
+
+def _floor_into(report: QualityReport, task: TaskSpec, key_base: dict[str, Any], reference_features: Any,
+                ref_groups: np.ndarray) -> None:
+    from fairbench.scoring import refstats
+
+    groups = list(task.groups.names) if task.transform is not None else None  # else the groups are unknown (-1)
+    floor = refstats.get_or_compute_floor(
+        {**key_base, "variant": "floor"},
+        lambda: network_floor(reference_features(), ref_groups, groups, task.quality.seed),
+    )
+    _record_floor(floor, ref_groups, groups, report)
+
+
+def reference_floor(task: TaskSpec, recorded: dict[str, Any], data_root: Path | None = None,
+                    device: torch.device | str = "cpu") -> QualityReport:
+    """The network's floor exactly as scoring records it (same split, same cache), for results scored before
+    it was recorded: `fid_floor`, `per_group["fid_floor"]` and `skipped` of the returned report.
+
+    `recorded`: the results' `feature_network` and `data_source`, under those keys; a floor is only given for
+    that very network and data (a FairbenchError says why not)."""
+    from fairbench.features import load_feature_network, load_first_use_network
+    from fairbench.scoring import refstats
+
+    network = recorded.get("feature_network") or {}
+    if task.quality is None or not network.get("id"):
+        raise FairbenchError(f"task {task.id}: the results record no feature network")
+    ref = select_feature_network(task, str(network["id"]), device)
+    net = load_first_use_network(task, ref.id, data_root) if ref.trained_on_first_use else load_feature_network(ref.id, ref.sha256)
+    if net.sha256 != network.get("sha256"):
+        raise FairbenchError(f"the results were scored with {network['id']} {str(network.get('sha256'))[:12]}, "
+                             f"this fairbench has {net.sha256[:12]}")
+    reference = data.load_split(task, "reference", data_root)
+    source = data.SOURCES.get(task.dataset.source)
+    fingerprint = source.fingerprint(task.quality.reference, paths.data_root(data_root)) if getattr(source, "user_supplied", False) else None
+    if fingerprint != network.get("reference_sha256"):
+        raise FairbenchError("the results were scored against another reference folder")
+    if data.data_source(task, data_root) != recorded.get("data_source"):
+        raise FairbenchError("the results were scored on other data than the copy found here")
+    key_base = _reference_key(task, net, data_root, fingerprint)
+    index = np.arange(len(reference))
+    features = lambda: refstats.get_or_compute_features(  # noqa: E731  (the scoring's own cache entry)
+        {**key_base, "variant": "as-is"}, lambda: net.extract(reference.images[torch.from_numpy(index)], SCORE_CHUNK, device)
+    )
+    report = QualityReport()
+    _floor_into(report, task, key_base, features, reference.groups.numpy())
+    return report
+
+
+def prdc_per_group(
+    generated: np.ndarray, predicted: np.ndarray, groups: list[str], reference: np.ndarray, ref_groups: np.ndarray,
+    report: QualityReport, seed: int, radii_of: Any = None, order_keys: np.ndarray | None = None,
+) -> None:
+    """Precision, recall, density and coverage of each judged group's samples against the real images of that
+    group (`per_group["<name>_intra"]`, with `n`, the size each side was compared at), and each one's worst
+    group (`<name>_intra_worst`). The larger side is subsampled to the smaller's size, seeded by `seed` and the
+    group. A group with at most k samples on either side has none: it is None and the worst is skipped,
+    saying which and why. `radii_of(group, rows)`: the whole reference group's squared k-NN radii, cached.
+    `order_keys`: one key per generated row (`image_keys`); the generated subsample is drawn from the rows in
+    key order, so the same images in another order give the same subsample."""
+    from fairbench.metrics.prdc import prdc
+
+    per_group: dict[str, dict[str, dict[str, Any] | None]] = {name: {} for name in PRDC_NAMES}
+    missing = []
+    for g, group in enumerate(groups):
+        mine_index, rows = np.flatnonzero(predicted == g), reference[ref_groups == g]
+        if order_keys is not None:
+            mine_index = mine_index[np.argsort(order_keys[mine_index], kind="stable")]
+        mine = generated[mine_index]
+        n = min(len(mine), len(rows))
+        if n <= PRDC_K:
+            for name in PRDC_NAMES:
+                per_group[name][group] = None
+            missing.append(f"group {group} has {len(mine)} generated and {len(rows)} reference samples")
+            continue
+        rng = np.random.default_rng([seed, g])  # a group's subsample does not depend on the other groups
+        radii = None
+        if len(rows) > n:
+            rows = rows[np.sort(rng.choice(len(rows), n, replace=False))]
+        elif radii_of is not None:
+            radii = radii_of(group, rows)
+        if len(mine) > n:
+            mine = mine[np.sort(rng.choice(len(mine), n, replace=False))]
+        values = prdc(rows, mine, PRDC_K, label=f"group {group}", real_square_radii=radii)
+        for name in PRDC_NAMES:
+            per_group[name][group] = {**_point(getattr(values, name), higher_is_better=True), "n": n}
+    for name in PRDC_NAMES:
+        report.per_group[f"{name}_intra"] = per_group[name]
+        if missing:
+            report.skipped[f"{name}_intra_worst"] = "; ".join(missing) + f" (PRDC with k = {PRDC_K} needs at least {PRDC_K + 1} in each)"
+        else:
+            worst = min(entry["value"] for entry in per_group[name].values())  # type: ignore[index]
+            report.metrics[f"{name}_intra_worst"] = _point(worst, higher_is_better=True)
+
+
+def image_keys(images: torch.Tensor) -> np.ndarray:
+    """8 bytes of BLAKE2b of each image's pixels: an order of the images that does not depend on the order
+    they were submitted in."""
+    pixels = images.detach().cpu().numpy()
+    return np.array([int.from_bytes(hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).digest(), "little")
+                     for x in pixels], dtype=np.uint64)
+
+
+def vendi_whole_and_per_group(generated: np.ndarray, predicted: np.ndarray, groups: list[str], report: QualityReport) -> None:
+    """The Vendi score of all samples (`vendi`) and of each judged group's (`per_group["vendi_intra"]`), and
+    the lowest group's (`vendi_intra_worst`, skipped with the reason when a group has none)."""
+    from fairbench.metrics.vendi import vendi_score
+
+    try:
+        report.metrics["vendi"] = _point(vendi_score(generated), higher_is_better=True)
+    except FairbenchError as exc:
+        report.skipped["vendi"] = str(exc)
+    per_group: dict[str, dict[str, Any] | None] = {}
+    missing = []
+    for g, group in enumerate(groups):
+        mine = generated[predicted == g]
+        try:
+            per_group[group] = {**_point(vendi_score(mine, label=f"group {group}"), higher_is_better=True), "n": len(mine)}
+        except FairbenchError as exc:
+            per_group[group] = None
+            missing.append(str(exc))
+    report.per_group["vendi_intra"] = per_group
+    if missing:
+        report.skipped["vendi_intra_worst"] = "; ".join(missing)
+    else:
+        report.metrics["vendi_intra_worst"] = _point(min(e["value"] for e in per_group.values()), higher_is_better=True)  # type: ignore[index]
+
+
+def floor_halves(ref_groups: np.ndarray, n_groups: int | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two disjoint halves (sorted row indices) of each group's reference rows, or of all rows when
+    `n_groups` is None: a seeded permutation of each pool, its first len // 2 rows and the rest."""
+    rng = np.random.default_rng(seed)
+    pools = [np.arange(len(ref_groups))] if n_groups is None else [np.flatnonzero(ref_groups == g) for g in range(n_groups)]
+    out = []
+    for pool in pools:
+        order = rng.permutation(pool)
+        out.append((np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])))
+    return out
+
+
+def network_floor(features: np.ndarray, ref_groups: np.ndarray, groups: list[str] | None, seed: int) -> dict[str, Any]:
+    """The feature network's floor: the FD between two disjoint halves of the real reference, per group
+    (each group's images split in two, seeded) and whole (the union of the groups' halves, so both halves
+    keep the reference's group mix). `groups` None: the reference's groups are unknown, one seeded split.
+
+    Two samples of one distribution have FD > 0 at finite size, more where the network spreads a group's
+    features wider: a per-group FID near its group's floor is as close as this network can tell at these
+    sizes, and unequal floors say the network itself measures the groups unequally. Each half has about
+    half the group's images, so the floor is of that size; a FID of more generated samples sits lower."""
+    from fairbench.metrics import frechet
+
+    halves = floor_halves(ref_groups, None if groups is None else len(groups), seed)
+    per_group = None if groups is None else {
+        name: _half_distance(features, first, second, frechet) for name, (first, second) in zip(groups, halves)
+    }
+    whole = _half_distance(features, np.concatenate([h[0] for h in halves]), np.concatenate([h[1] for h in halves]), frechet)
+    return {"whole": whole, "groups": per_group}
+
+
+def _half_distance(features: np.ndarray, first: np.ndarray, second: np.ndarray, frechet: Any) -> dict[str, Any] | None:
+    if min(len(first), len(second)) < 2:
+        return None
+    a, b = frechet.feature_stats(features[first]), frechet.feature_stats(features[second])
+    return {"value": frechet.frechet_distance(a, b), "n_halves": [len(first), len(second)]}
+
+
+def _record_floor(floor: dict[str, Any], ref_groups: np.ndarray, groups: list[str] | None, report: QualityReport) -> None:
+    """The floor into the report: whole (`fid_floor`, with the reference's group counts, from which a reader
+    gets the real data's own imbalance) and per group beside `fid_intra` (`per_group["fid_floor"]`)."""
+    counts = None if groups is None else {name: int((ref_groups == g).sum()) for g, name in enumerate(groups)}
+    whole = floor["whole"]
+    if whole is not None:
+        report.fid_floor = {**whole, "reference_counts": counts}
+    if groups is not None:
+        report.per_group["fid_floor"] = {
+            name: None if entry is None else {"value": entry["value"], "ci95": None, "higher_is_better": False,
+                                              "n_halves": entry["n_halves"]}
+            for name, entry in floor["groups"].items()
+        }
+    short = [name for name, entry in (floor["groups"] or {}).items() if entry is None]
+    if whole is None or short:
+        who = [f"group {name} has {counts[name]} reference images" for name in short] if counts else []  # type: ignore[index]
+        if whole is None:
+            who.append(f"the reference has {len(ref_groups)} images")
+        report.skipped["fid_floor"] = "; ".join(who) + " (the floor needs at least 2 in each half)"
+
+
+def _without_reference(task, images, predicted, device, ref_stats, net, report: QualityReport, why: str) -> None:
+    """No reference split: `fid` against statistics the user gave, and the Vendi score, which needs none;
+    every other feature-network metric skipped with `why`."""
     from fairbench.metrics import frechet
 
     quality = task.quality
+    wanted = (ref_stats is not None and "fid" in quality.metrics) or "vendi" in quality.metrics
+    generated = net.extract(images, SCORE_CHUNK, device) if wanted else None  # fixed: see fairbench.chunking
     if ref_stats is not None and "fid" in quality.metrics:
-        generated = net.extract(images, SCORE_CHUNK, device)  # fixed: see fairbench.chunking
         ((value, ci),) = frechet.fid_with_intervals(generated, [_user_ref_stats(ref_stats, net)], quality.n_resamples, quality.seed)
         report.metrics["fid"] = _metric(value, ci)
+    if "vendi" in quality.metrics:
+        vendi_whole_and_per_group(generated, predicted, list(task.groups.names), report)
     _skip_fid_family(quality.metrics, report, why)
 
 

@@ -119,7 +119,7 @@ def _validate_pin(sha256: str | None, first_use: bool, what: str) -> None:
         raise FairbenchError(f"{what}: needs a sha256 (64 hex characters) or trained_on_first_use: true")
 
 
-QUALITY_METRICS = ("fid", "fid_balanced", "fid_intra", "kid")
+QUALITY_METRICS = ("fid", "fid_balanced", "fid_intra", "kid", "prdc", "vendi")
 IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
 
 
@@ -133,8 +133,9 @@ def _validate_quality(spec: TaskSpec, where: str) -> None:
     ref, train = quality.reference, spec.dataset.train
     if not 0 <= ref.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference needs 0 <= start < stop")
-    if spec.transform is None and set(quality.metrics) & {"fid_balanced", "fid_intra"}:
-        raise FairbenchError(f"{where}: fid_balanced and fid_intra need reference images with known groups (a transform)")
+    grouped = sorted(set(quality.metrics) & {"fid_balanced", "fid_intra", "prdc"})
+    if spec.transform is None and grouped:
+        raise FairbenchError(f"{where}: {' and '.join(grouped)} need reference images with known groups (a transform)")
     if train is not None and ref.part == train.part and ref.start < train.stop and train.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference overlaps dataset.train: methods would have seen it")
     for name in quality.metrics:

@@ -109,7 +109,7 @@ class QualitySpec:
 
     feature_network: FeatureRef
     reference: SplitSpec
-    metrics: list[str] = field(default_factory=lambda: ["fid", "fid_balanced", "fid_intra", "kid"])
+    metrics: list[str] = field(default_factory=lambda: ["fid", "fid_balanced", "fid_intra", "kid", "prdc", "vendi"])
     iqa: list[str] = field(default_factory=list)  # no-reference IQA (niqe, brisque, clipiqa; eqface for faces); off for digits
     n_resamples: int = 100  # bootstrap resamples for FID intervals
     kid_subsets: int = 100
@@ -220,6 +220,8 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
     for key, default in (("width", 16), ("class_weights", "none")):  # judge options added later, likewise
         if isinstance(data.get("judge"), dict) and data["judge"].get(key) == default:
             data["judge"].pop(key)
+    if isinstance(data.get("quality"), dict):
+        data["quality"]["metrics"] = [m for m in data["quality"]["metrics"] if m not in _UNHASHED_METRICS]
     for section, key, default in _OPTIONAL_NESTED:
         if isinstance(data.get(section), dict) and data[section].get(key, default) == default:
             data[section].pop(key, None)
@@ -231,6 +233,11 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
+
+# Quality metrics added after tasks were first hashed. Each only adds result keys and changes no value of
+# the others, so listing it leaves the hash as it was: results scored before it board beside newer ones,
+# with "—" where they lack it, and checkpoints, caches and sweeps keyed by the hash stay valid.
+_UNHASHED_METRICS = ("prdc", "vendi")
 
 # Fields added after tasks were first hashed: at their default they are left out, so older specs keep their hash.
 _NEW_FIELD_DEFAULTS: dict[str, Any] = {
