@@ -104,7 +104,7 @@ def render_html(boards: Sequence[TaskBoard], out_dir: Path) -> str:
         f"seed). ↓ lower is better, ↑ higher is better; {MISSING_MD} marks a metric some run lacks. An entry's rank "
         "is 1 + the number of entries shown better by the primary metric, with its rank interval (best to worst rank "
         "consistent with the decisions) beside it: pairwise tests that use both the seed-to-seed spread and each run's "
-        f"own 95% interval, Holm-corrected over all pairs so that a board makes any false claim with probability at most "
+        f"own 95% interval, Holm-corrected over all pairs so that a board makes any false claim with probability near "
         f"{ALPHA:g} (leaderboard.md says how); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares: the bar is the mean "
         "judged (observed) share over runs, each tick and the figures in brackets one run's, in seed order; "
         f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Numbers in a column share one format. "
