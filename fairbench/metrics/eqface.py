@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fairbench.errors import FairbenchError
+from fairbench.metrics.image_input import as_uint8_nchw
 
 INPUT_SIZE = 112  # the face crop size the backbone was trained on; 4 stride-2 stages leave 7 x 7
 FEATURE_SIDE = INPUT_SIZE // 16
@@ -296,7 +297,6 @@ class EQFaceMetric:
     ) -> np.ndarray:
         """Per-image scores; `batch_size` is accepted for the common interface and ignored (module doc)."""
         from fairbench import assets as asset_store
-        from fairbench.metrics.iqa import as_uint8_nchw
 
         images = as_uint8_nchw(images_uint8_nchw)
         if batch_size < 1:

@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from fairbench import assets as asset_store
 from fairbench.errors import FairbenchError
 from fairbench.metrics.eqface import EQFaceMetric
+from fairbench.metrics.image_input import as_uint8_nchw
 from fairbench.registry import Registry
 
 INSTALL_HINT = "pip install 'fairbench[quality]'"
@@ -158,20 +159,6 @@ def iqa_resize(images_uint8_nchw: np.ndarray | torch.Tensor, metric: str | IQAMe
         x = F.interpolate(x, size=(height * k, width * k), mode="bicubic", align_corners=False)
         x = torch.round(x.clamp_(0.0, 1.0) * 255.0) / 255.0
     return x.contiguous()
-
-
-def as_uint8_nchw(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    if isinstance(images, np.ndarray):
-        if images.dtype != np.uint8:
-            raise FairbenchError(f"IQA expects uint8 images, got {images.dtype}")
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise FairbenchError(f"IQA expects a uint8 array or tensor, got {type(images).__name__}")
-    if images.dtype != torch.uint8:
-        raise FairbenchError(f"IQA expects uint8 images, got {images.dtype}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise FairbenchError(f"IQA expects N x C x H x W images with C = 1 or 3, got shape {tuple(images.shape)}")
-    return images
 
 
 # --------------------------------------------------------------------------------------------- availability
