@@ -6,6 +6,9 @@
 #   are kept;
 # - for every conditional task, figures/<task>.per-condition.png (`fairbench conditions`: each entry's share of
 #   the last group per condition, mean over seeds and each seed, like the RepFair paper's Figure 2);
+# - for every task, figures/<task>.fairness-quality.png (`python -m fairbench.report.tradeoff`: every entry's KL
+#   to uniform against its FID, each run and the mean, groupcond marked as fair by construction, and the real data
+#   at the feature network's floor; results older than the floor get it from $FAIRBENCH_DATA when the data is there);
 # - for every task with a sweep of RepFair's clip norm, figures/<task>.clip-norm.png (`fairbench vary`: share,
 #   kl_uniform and FID against C, like the paper's Figure 6);
 # - leaderboard.md, leaderboard.csv and leaderboard.html (`fairbench leaderboard --html`);
@@ -31,6 +34,7 @@ for folder in leaderboard/results/*/; do
   if "$PY" -c 'import sys; from fairbench.tasks import get_task; sys.exit(not get_task(sys.argv[1]).conditional)' "$task"; then
     "$FB" conditions "$folder" --out "leaderboard/figures/$task.per-condition.png" >/dev/null
   fi
+  "$PY" -m fairbench.report.tradeoff "$folder" --out "leaderboard/figures/$task.fairness-quality.png" >/dev/null
   if compgen -G "${folder}repfair@clip_norm=*" >/dev/null; then  # the C sweep: Algorithm 1 (default C) and each C
     default=$("$PY" -c 'from baselines.repfair import VARIANT_CLIP; print(VARIANT_CLIP["alg1"])')
     "$FB" vary "${folder}repfair" "${folder}"repfair@clip_norm=* --param clip_norm --default "$default" \

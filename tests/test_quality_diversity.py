@@ -239,6 +239,26 @@ def test_a_network_that_spreads_one_group_wider_has_a_higher_floor_there() -> No
     assert 6.0 < ratio < 13.0
 
 
+def test_floor_at_other_sample_sizes_follows_one_over_n() -> None:
+    """FD of two samples of one distribution is about c (1/n1 + 1/n2): checked on Gaussian features, the
+    halves' floor rescaled to other sizes against FDs measured at those sizes."""
+    from fairbench.metrics.frechet import feature_stats, frechet_distance
+    from fairbench.scoring.quality import floor_at
+
+    rng = np.random.default_rng(5)
+    scale = np.linspace(0.5, 2.0, 16)  # unequal spreads, as a network's features have
+
+    def sample(n: int) -> np.ndarray:
+        return rng.normal(size=(n, 16)) * scale
+
+    floor = network_floor(sample(4000), np.zeros(4000, dtype=np.int64), None, seed=0)["whole"]
+    for n1, n2 in ((8000, 4000), (500, 4000), (1000, 1000)):
+        measured = np.mean([frechet_distance(feature_stats(sample(n1)), feature_stats(sample(n2))) for _ in range(4)])
+        assert floor_at(floor, n1, n2) == pytest.approx(measured, rel=0.2), (n1, n2)
+    assert floor_at(floor, 1, 4000) is None
+    assert floor_at({"value": 2.0, "n_halves": [10, 10]}, 20, 20) == pytest.approx(1.0)  # (2/20) / (2/10)
+
+
 def test_floor_of_a_group_too_small_to_halve_is_none() -> None:
     features = np.random.default_rng(0).normal(size=(33, 3))
     floor = network_floor(features, np.repeat([0, 1], [30, 3]), ["big", "tiny"], seed=0)
@@ -343,6 +363,11 @@ def test_scoring_writes_them_the_same_with_a_cold_and_a_warm_cache(tmp_path: Pat
     assert {g: e["n"] for g, e in cold.per_group["vendi_intra"].items()} == counts
     assert cold.fid_floor["reference_counts"] == {"black": 165, "white": 182}  # digits' reference: 347 images
     assert cold.fid_floor["n_halves"] == [173, 174]
+    # at the FID's sizes (600 generated against 347), the halves' floor rescaled by 1/n
+    assert cold.fid_floor["at_fid_sizes"] == {
+        "value": pytest.approx(cold.fid_floor["value"] * (1 / 600 + 1 / 347) / (1 / 173 + 1 / 174)), "n": [600, 347]}
+    for g, group in enumerate(cold.groups):
+        assert cold.per_group["fid_floor"][group]["at_fid_sizes"]["n"] == [cold.group_counts[g], 165 if g == 0 else 182]
     later = reference_floor(get_task("digits-bicolor"), json.loads(dumps(cold)))
     assert later.fid_floor == cold.fid_floor and later.per_group["fid_floor"] == cold.per_group["fid_floor"]
     with pytest.raises(FairbenchError, match="scored with domain-digits"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -57,11 +58,12 @@ def test_report_writes_pngs_and_lists_them(result_copy: Path) -> None:
     files = make_report(result_copy.parent)  # a run folder: its result.json
     data = json.loads(result_copy.read_text())
     assert set(files.samples) == set(data["groups"]) == {"black", "white"}
-    for path in (files.shares, files.conditions, *files.samples.values()):
+    for path in (files.shares, files.conditions, files.quality, *files.samples.values()):
         assert path is not None and path.parent == result_copy.parent
         _is_png(path)
     listing = data["report"]
     assert listing["shares"] == "result.shares.png" and listing["conditions"] == "result.conditions.png"
+    assert listing["quality"] == "result.quality.png"
     assert listing["samples"] == {g: f"result.samples-{g}.png" for g in data["groups"]}
     assert not list(result_copy.parent.glob(".*.tmp"))  # atomic writes leave no temp files
     assert read_result(result_copy).n_samples == 200  # the leaderboard still reads the rewritten file
@@ -134,6 +136,74 @@ def test_unconditional_and_old_results_still_chart(scored: Path, tmp_path: Path)
     assert json.loads(path.read_text())["report"]["conditions"] is None
 
 
+@pytest.fixture(scope="module")
+def both_groups(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A result that draws both groups: the shipped example trained with minibatch std, 300 samples."""
+    from fairbench.examples import example_path
+    from fairbench.results import dumps
+    from fairbench.scoring import ScoreOptions, score_checkpoint
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAIRBENCH_HOME", str(tmp_path_factory.mktemp("quality-home")))
+        mp.setenv("FAIRBENCH_OFFLINE", "1")
+        result = score_checkpoint(example_path("digits-vanilla-mbstd64"), ScoreOptions(n_samples=300, device="cpu"))
+    return json.loads(dumps(result))
+
+
+@pytest.mark.parametrize("which", ["both groups", "one group never drawn"])
+def test_quality_per_group_plots_the_results_numbers(which: str, both_groups: dict, scored: Path) -> None:
+    """FID bars and their floors, PRDC and Vendi bars: every height is the result's own per-group value, and
+    a group without one (never drawn) has no bar."""
+    from fairbench.report.group_quality import draw_group_quality, group_quality
+
+    result = both_groups if which == "both groups" else json.loads(scored.read_text())
+    per = result["per_group"]
+    data = group_quality(result)
+    assert data is not None and data.groups == ["black", "white"]
+    assert (which == "both groups") == all(result["group_counts"])
+    fig = draw_group_quality(result, data)
+    drawn = {c.get_gid(): c for ax in fig.axes for c in ax.collections if c.get_gid()}
+
+    def heights(gid: str) -> list[float]:  # each bar's rectangle carries its series' gid, in group order
+        return [bar.get_height() for ax in fig.axes for bar in ax.patches if bar.get_gid() == gid]
+
+    def values(key: str, at_sizes: bool = False) -> list[float]:  # a group without one: no bar (NaN)
+        entries = [per[key][g] for g in data.groups]
+        if at_sizes:
+            entries = [None if e is None else e.get("at_fid_sizes") for e in entries]
+        return [math.nan if e is None else e["value"] for e in entries]
+
+    assert heights("fid") == pytest.approx(values("fid_intra"), nan_ok=True)
+    assert list(np.asarray(drawn["floor-halves"].get_offsets())[:, 1]) == pytest.approx(values("fid_floor"))
+    assert list(np.asarray(drawn["floor"].get_offsets())[:, 1]) == pytest.approx(values("fid_floor", True), nan_ok=True)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert heights(f"prdc-{name}") == pytest.approx(values(f"{name}_intra"), nan_ok=True)
+    assert heights("vendi") == pytest.approx(values("vendi_intra"), nan_ok=True)
+    assert sum(math.isnan(h) for h in heights("vendi")) == (which != "both groups")
+    # the floor at the FID's sizes is the halves' rescaled by 1/n: (1/n_gen + 1/n_ref) / (1/h1 + 1/h2)
+    for g, group in enumerate(data.groups):
+        floor = per["fid_floor"][group]
+        if "at_fid_sizes" not in floor:
+            assert result["group_counts"][g] < 2  # no FID to compare with
+            continue
+        n_gen, n_ref = floor["at_fid_sizes"]["n"]
+        h1, h2 = floor["n_halves"]
+        assert n_gen == result["group_counts"][g] and n_ref == result["fid_floor"]["reference_counts"][group]
+        assert floor["at_fid_sizes"]["value"] == pytest.approx(floor["value"] * (1 / n_gen + 1 / n_ref) / (1 / h1 + 1 / h2))
+
+
+def test_results_scored_before_per_group_quality_get_no_such_figure(scored: Path, tmp_path: Path) -> None:
+    """Older results keep the figures and the listing they had: a board's report pass adds nothing to them."""
+    result = json.loads(scored.read_text())
+    result["per_group"] = {"fid_intra": result["per_group"]["fid_intra"]}
+    del result["fid_floor"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(result))
+    files = make_report(path, samples=False)
+    assert files.quality is None and not list(tmp_path.glob("*.quality.png"))
+    assert "quality" not in json.loads(path.read_text())["report"]
+
+
 def test_report_without_its_submission_draws_every_other_chart(result_copy: Path, tmp_path: Path) -> None:
     """A result outlives its checkpoint: gone or replaced, the report draws what it can and says why not the
     grids; earlier grids stay listed while their files are there."""
@@ -170,7 +240,8 @@ def test_cli_report_without_the_checkpoint_exits_0_with_one_note(result_copy: Pa
     result_copy.write_text(json.dumps(data))
     out = CliRunner().invoke(app, ["report", str(result_copy)])
     assert out.exit_code == 0, out.output
-    assert out.stdout.split() == [str(result_copy.with_name(f"result.{k}.png")) for k in ("shares", "conditions")] + [
+    kinds = ("shares", "conditions", "quality")
+    assert out.stdout.split() == [str(result_copy.with_name(f"result.{k}.png")) for k in kinds] + [
         str(p) for p in drawn.values()
     ]
     (note,) = out.stderr.strip().splitlines()
@@ -194,7 +265,7 @@ def test_cli_report_prints_the_files(result_copy: Path) -> None:
     out = CliRunner().invoke(app, ["report", str(result_copy), str(second), "--no-samples"])
     assert out.exit_code == 0, out.output
     assert out.output.split() == [
-        str(p.with_name(f"{p.stem}.{kind}.png")) for p in (result_copy, second) for kind in ("shares", "conditions")
+        str(p.with_name(f"{p.stem}.{kind}.png")) for p in (result_copy, second) for kind in ("shares", "conditions", "quality")
     ]
 
 

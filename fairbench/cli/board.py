@@ -56,7 +56,7 @@ def report_cmd(
         files = make_report(target, samples=samples, per_row=per_row, device=device, samples_if_scored=samples_if_scored)
         if files.no_samples_because:
             err.print(f"note: {files.no_samples_because}", markup=False, highlight=False, soft_wrap=True)
-        for path in (files.shares, files.conditions, *files.samples.values()):
+        for path in (files.shares, files.conditions, files.quality, *files.samples.values()):
             if path is not None:
                 typer.echo(str(path))
 

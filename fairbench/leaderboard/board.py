@@ -42,7 +42,10 @@ DEFAULT_PRIMARY_METRIC = "kl_uniform_corrected"
 FALLBACK_PRIMARY_METRIC = "kl_uniform"
 # Metrics whose values depend on the feature network: their columns carry its id, so no column ever holds
 # values from two networks.
-FEATURE_METRICS = ("fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid")
+FEATURE_METRICS = (
+    "fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid", "precision_intra_worst", "recall_intra_worst",
+    "density_intra_worst", "coverage_intra_worst", "vendi", "vendi_intra_worst",
+)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ _QUALITY_LABELS = {
     "fid_intra_mean": "FID per group, mean",
     "fid_intra_worst": "FID per group, worst",
     "kid": "KID, unscaled",
+    "precision_intra_worst": "precision per group, worst",
+    "recall_intra_worst": "recall per group, worst",
+    "density_intra_worst": "density per group, worst",
+    "coverage_intra_worst": "coverage per group, worst",
+    "vendi": "Vendi score",
+    "vendi_intra_worst": "Vendi score per group, worst",
 }
 
 

@@ -159,7 +159,7 @@ def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
         cells.append(f'<td class="figs" data-v="">{_figures(board, row, raws, out_dir)}</td>')
         cells.append(f'<td data-v="">{_provenance(row, raws)}</td>')
         lines.append(f'<tr data-entry="{e(row.entry)}">' + "".join(cells) + "</tr>")
-    lines += ["</tbody></table></div>", *_task_figure(board, out_dir), "</section>"]
+    lines += ["</tbody></table></div>", *_task_figure(board, out_dir), *_tradeoff_figure(board, out_dir), "</section>"]
     return lines
 
 
@@ -186,6 +186,23 @@ def _task_figure(board: TaskBoard, out_dir: Path) -> list[str]:
     return [f'<figure class="task"><a href="{href}"><img src="{href}" alt="share per condition, every entry"></a>'
             "<figcaption>Share of the last group per condition: bars the mean over an entry's seeds, dots the "
             "seeds (<code>fairbench conditions</code>).</figcaption></figure>"]
+
+
+TRADEOFF_FIGURE = "figures/{task}.fairness-quality.png"  # `python -m fairbench.report.tradeoff`, by regenerate.sh
+
+
+def _tradeoff_figure(board: TaskBoard, out_dir: Path) -> list[str]:
+    """The task's fairness-quality picture, folded (one click away), when one was drawn beside the page."""
+    rel = TRADEOFF_FIGURE.format(task=board.task)
+    if not (out_dir / rel).is_file():
+        return []
+    href = html.escape(rel)
+    return ['<details class="tradeoff"><summary>fairness against quality: every entry, the fair-by-construction '
+            f'reference and the real data</summary><figure class="task"><a href="{href}"><img src="{href}" '
+            'alt="fairness against quality, every entry" loading="lazy"></a><figcaption>KL to uniform against FID on '
+            "the task's feature network: small marks each run with its 95% intervals, large the mean over runs, stars "
+            "the entries fair by construction (groupcond), the white cross the real data (its own KL, and the FD "
+            "between two halves of the reference: the network's floor).</figcaption></figure></details>"]
 
 
 _SHARES_TITLE = "mean judged share per group, each run's in brackets; sorts by the largest gap from an equal share"
@@ -244,7 +261,8 @@ def _run_figures(board: TaskBoard, row: LeaderboardRow, run: Any, raw: dict[str,
     found: list[tuple[str, Path]] = []
     listing = raw.get("report") if isinstance(raw.get("report"), dict) else {}
     base = run.path.parent.resolve()
-    named = [("group shares", listing.get("shares")), ("per-condition shares", listing.get("conditions"))]
+    named = [("group shares", listing.get("shares")), ("per-condition shares", listing.get("conditions")),
+             ("quality per group", listing.get("quality"))]
     samples = listing.get("samples") if isinstance(listing.get("samples"), dict) else {}
     named += [(f"samples judged {group}", rel) for group, rel in sorted(samples.items())]
     for what, rel in named:

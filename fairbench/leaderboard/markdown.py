@@ -45,6 +45,13 @@ HEADLINE_METRICS = (
     "fid_balanced",
     "fid_intra_worst",
     "kid",
+    # per judged group, the worst group's (scoring.quality): results scored before them show "—"
+    "precision_intra_worst",
+    "recall_intra_worst",
+    "density_intra_worst",
+    "coverage_intra_worst",
+    "vendi",
+    "vendi_intra_worst",
 )
 
 

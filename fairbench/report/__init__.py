@@ -5,6 +5,8 @@
 - `sample_grids`: one PNG per judged group, a row per condition, each row labelled with its judged share;
 - `share_bars`: observed and corrected group shares with their 95% intervals and the uniform line;
 - `condition_heatmap`: per-condition shares of a conditional task, observed and corrected;
+- `group_quality`: per judged group, FID beside the feature network's floor, PRDC and the Vendi score;
+- `tradeoff`: per task, every entry's fairness against its quality, with the fair and the real references;
 - `build`: runs them and lists the files in the result JSON (rewritten atomically) under `report`.
 """
 

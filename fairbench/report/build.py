@@ -9,6 +9,7 @@ from pathlib import Path
 from fairbench import atomic
 from fairbench.errors import FairbenchError
 from fairbench.report.condition_heatmap import has_conditions, save_condition_heatmap
+from fairbench.report.group_quality import save_group_quality
 from fairbench.report.sample_grids import save_group_grids
 from fairbench.report.share_bars import save_share_bars
 from fairbench.report.source import find_result, judged_samples, load_result, scored_submission
@@ -23,6 +24,7 @@ class ReportFiles:
     conditions: Path | None  # None for unconditional tasks
     samples: dict[str, Path] = field(default_factory=dict)  # judged group -> grid; empty with samples=False
     no_samples_because: str | None = None  # why grids were asked for and not drawn (the submission is gone)
+    quality: Path | None = None  # quality per judged group; None for results that record none beyond the FID
 
     def listing(self) -> dict[str, object]:
         """The result JSON's `report` field: file names relative to the result's folder."""
@@ -31,11 +33,14 @@ class ReportFiles:
         def rel(p: Path) -> str:
             return p.relative_to(base).as_posix()
 
-        return {
+        listing = {
             "shares": rel(self.shares),
             "conditions": rel(self.conditions) if self.conditions else None,
             "samples": {g: rel(p) for g, p in self.samples.items()},
         }
+        if self.quality is not None:  # absent, not null: an older result's listing is rewritten as it was
+            listing["quality"] = rel(self.quality)
+        return listing
 
 
 def make_report(
@@ -66,10 +71,11 @@ def make_report(
     conditions = (
         save_condition_heatmap(result, stem.with_name(f"{stem.name}.conditions.png")) if has_conditions(result) else None
     )
+    quality = save_group_quality(result, stem.with_name(f"{stem.name}.quality.png"))
     grids = save_group_grids(result, judged, stem, per_row) if judged is not None else _earlier_grids(result, path)
     if because is not None:
         because += "; drew the other charts" + (", kept the earlier grids" if grids else "")
-    files = ReportFiles(path, shares, conditions, grids, because)
+    files = ReportFiles(path, shares, conditions, grids, because, quality)
     result[REPORT_KEY] = files.listing()
     atomic.write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return files
