@@ -123,8 +123,9 @@ def test_shipped_manifest_parses_and_every_entry_is_well_formed(monkeypatch: pyt
         assert all(u.startswith("https://") for u in asset.urls)
         if asset.verify == "sha256":
             assert re.fullmatch(r"[0-9a-f]{64}", asset.sha256 or "")
-        else:
-            assert asset.sha256 is None and re.fullmatch(r"[0-9a-f]{16,63}", asset.sha256_prefix or "")
+        else:  # trust on first use: a published prefix when there is one, else the source says none was found
+            assert asset.sha256 is None
+            assert re.fullmatch(r"[0-9a-f]{16,63}", asset.sha256_prefix or "") or "no public sha256" in asset.source.lower()
     inception = manifest["inception-2015-12-05"]
     clean_fid_url = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
     assert inception.url == clean_fid_url  # cleanfid/downloads_helper.py, clean-fid 0.1.35

@@ -31,7 +31,8 @@ def score_cmd(
     ref_stats: Path | None = typer.Option(None, "--ref-stats", help="Precomputed reference statistics for fid."),
     feature_network: str | None = typer.Option(
         None, "--feature-network", help="FID-family network: 'task' (default: the task's; its GPU one on cuda), "
-        "clip or inception. Recorded in the result; boards never mix networks.",
+        "clip, inception, dinov2 (ViT-L/14) or dinov2-vits14/-vitb14/-vitl14. Recorded in the result; boards "
+        "never mix networks.",
     ),
     name: str | None = typer.Option(
         None, "--name", help="Leaderboard entry name (default: the one given at training, else derived from the "

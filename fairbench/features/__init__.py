@@ -332,8 +332,9 @@ for _id, _recipe in DOMAIN_RECIPES.items():
 
 
 # Training and the other networks live in their own modules, imported here so that every caller finds the
-# whole API on `fairbench.features` and every network registered: `inception` (clean-fid) and `clip`
-# (open_clip, pickle-free TorchScript reading).
+# whole API on `fairbench.features` and every network registered: `inception` (clean-fid), `clip`
+# (open_clip, pickle-free TorchScript reading) and `dinov2` (its own ViT over Meta's released state dicts).
 from fairbench.features import clip  # noqa: E402,F401  (registers "clip")
+from fairbench.features import dinov2  # noqa: E402,F401  (registers "dinov2", "dinov2-vits14", ...)
 from fairbench.features.domain_training import random_shift, train_domain_network  # noqa: E402,F401
 from fairbench.features.inception import inception_inputs, load_inception  # noqa: E402,F401  (registers "inception")
