@@ -10,9 +10,13 @@ Inputs (all committed): the board's results (`leaderboard/results/<task>/<run fo
 archived results (`leaderboard/archive/<set>/<task>/<run folder>/seed<S>.json`, read the same way, each set
 on its own), the learning-curve tables (`leaderboard/curves/*.csv`, as `fairbench curve` writes them) and the
 task specs (for the true group mix of a training split). Result files are read and checked with
-`fairbench.leaderboard.records.read_results`, ranks come from `fairbench.leaderboard.build_leaderboard`, Welch
-p-values from `fairbench.leaderboard.welch_p_value` and gains from `fairbench.metrics.gain`, exactly as
-`fairbench leaderboard` and `fairbench gain` compute them.
+`fairbench.leaderboard.records.read_results`, ranks and rank intervals come from
+`fairbench.leaderboard.build_leaderboard` and gains from `fairbench.metrics.gain`, exactly as `fairbench
+leaderboard` and `fairbench gain` compute them. The pairwise evidence behind a rank (`pair_p`, `holm`,
+`better`) is the board's own test, `fairbench.leaderboard.ranking.pair_p_values` with Holm's procedure over the
+board's pairs (`holm_rejections`), fed the board's per-run values and intervals; the generator refuses to write
+when the decisions it recomputes do not give every rank and rank interval on the board. `welch` is the previous
+rule's test (`welch_p_value`: Welch's t per pair, no correction), for prose that says so.
 
 The template is Markdown in which `{{ expression }}` is replaced by the value of a Python expression over the
 helpers below (`NAMESPACE`), and `{# ... #}` is a comment for whoever edits the template (a line holding only a
@@ -48,6 +52,7 @@ import numpy as np
 
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard import build_leaderboard, read_results, welch_p_value
+from fairbench.leaderboard.ranking import ALPHA, DIGITS, holm_rejections, pair_p_values, squared_distance
 from fairbench.leaderboard.records import ResultRecord
 from fairbench.metrics.correction import Calibration
 from fairbench.metrics.gain import pair_gain, seed_gain
@@ -360,6 +365,7 @@ class Results:
         for key in self.runs:
             self.runs[key].sort(key=lambda r: (r.seed is None, r.seed))
         self._boards: dict[str, Any] = {}
+        self._pairs: dict[tuple[str, str], Pairs] = {}
         self._curves: dict[str, Curve] = {}
 
     def entry(self, *keys: str) -> Entry:
@@ -392,6 +398,15 @@ class Results:
                 return row
         raise FindingsError(f"{key}: its runs are not one entry of the board")
 
+    def pairs(self, key: str, metric: str | None = None) -> Pairs:
+        """The pairwise decisions behind the ranks of `key`'s board for `metric` (default: its primary metric)."""
+        board = self.board(key)
+        name = metric or board.primary_metric
+        cache = (self._prefix(key) + board.task, name)
+        if cache not in self._pairs:
+            self._pairs[cache] = Pairs.of(board, name)
+        return self._pairs[cache]
+
     def curve(self, name: str) -> Curve:
         if self.curves_dir is None:
             raise FindingsError("no learning-curve folder given")
@@ -407,6 +422,99 @@ class Results:
                 if (other.data.get("submission") or {}).get("sha256") == sha:
                     return other
         raise FindingsError(f"{run.record.path}: its base generator ({sha[:12]}) has no committed result")
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """One board's pairwise decisions for one metric, as the board makes them (`fairbench.leaderboard.ranking`):
+    the two-sided p-value of each compared pair (entries with 2 or more runs each), its Holm-adjusted p-value
+    over the board's pairs, and which entry, if either, is shown better."""
+
+    metric: str
+    p: dict[frozenset, float]  # {frozenset({entry, entry}): p-value of the pairwise test}
+    adjusted: dict[frozenset, float]  # the same pairs, Holm-adjusted (shown apart exactly when below ALPHA)
+    winner: dict[frozenset, str]  # the pairs shown apart: the entry shown better
+
+    @classmethod
+    def of(cls, board: Any, metric: str) -> Pairs:
+        rows = sorted((row for row in board.rows if _board_values(row, metric) is not None), key=lambda r: r.entry)
+        values = [_board_values(row, metric) for row in rows]
+        bounds = [_board_bounds(row, metric, len(v)) for row, v in zip(rows, values)]
+        sqrt_scale = (squared_distance(metric) and all(min(v) >= 0 for v in values)
+                      and all(lo >= 0 for b in bounds for lo, _ in b))
+        i, j, p = pair_p_values(values, bounds, sqrt_scale)
+        rejected = holm_rejections(p, ALPHA)
+        adjusted = _holm_adjusted(p)
+        if any(bool(r) != bool(a < ALPHA) for r, a in zip(rejected, adjusted) if abs(a - ALPHA) > 1e-9 * ALPHA):
+            raise FindingsError(f"{board.task}/{metric}: Holm-adjusted p-values disagree with holm_rejections")
+        higher = board.higher_is_better[metric]
+        pvals, adj, winner = {}, {}, {}
+        for a, b, pv, pa, rej in zip(i, j, p, adjusted, rejected):
+            pair = frozenset((rows[a].entry, rows[b].entry))
+            pvals[pair], adj[pair] = float(pv), float(pa)
+            if rej:
+                a_higher = math.fsum(values[a]) / len(values[a]) > math.fsum(values[b]) / len(values[b])
+                winner[pair] = rows[a].entry if a_higher == higher else rows[b].entry
+        found = cls(metric, pvals, adj, winner)
+        k = len(rows)
+        for row in rows:  # the decisions must give the board's own ranks and intervals, or this copy is stale
+            shown_better = sum(1 for pair, w in winner.items() if row.entry in pair and w != row.entry)
+            shown_worse = sum(1 for pair, w in winner.items() if w == row.entry)
+            if (row.rank[metric], row.rank_interval[metric]) != (1 + shown_better, (1 + shown_better, k - shown_worse)):
+                raise FindingsError(f"{board.task}/{metric}: the pairwise decisions recomputed here do not give "
+                                    f"{row.entry}'s rank on the board (fairbench.leaderboard.ranking changed?)")
+        return found
+
+    def _pair(self, a: str, b: str) -> frozenset:
+        pair = frozenset((a, b))
+        if a == b or pair not in self.p:
+            raise FindingsError(f"{a!r} and {b!r} are not compared on the {self.metric} board "
+                                "(the same entry, a missing metric, or an entry with fewer than 2 runs)")
+        return pair
+
+    def p_value(self, a: str, b: str) -> float:
+        return self.p[self._pair(a, b)]
+
+    def holm(self, a: str, b: str) -> float:
+        return self.adjusted[self._pair(a, b)]
+
+    def better(self, a: str, b: str) -> bool:
+        """`a` shown better than `b`; an entry is never shown better than itself."""
+        return a != b and self.winner.get(self._pair(a, b)) == a
+
+    @property
+    def family(self) -> int:
+        return len(self.p)
+
+
+def _board_values(row: Any, metric: str) -> list[float] | None:
+    """A board row's per-run values (seed order) to `DIGITS` digits, as the ranking sees them; None if any lacks it."""
+    values = [run.metrics[metric].value if metric in run.metrics else None for run in row.runs]
+    if not values or any(v is None for v in values):
+        return None
+    return [float(f"{float(v):.{DIGITS}g}") for v in values]
+
+
+def _board_bounds(row: Any, metric: str, n: int) -> list[tuple[float, float]]:
+    """The finite 95% intervals of a row's first `n` runs, to `DIGITS` digits, low end first."""
+    out = []
+    for run in list(row.runs)[:n]:
+        ci = run.metrics[metric].ci95
+        if ci is not None and all(math.isfinite(float(c)) for c in ci):
+            lo, hi = sorted(float(f"{float(c):.{DIGITS}g}") for c in ci)
+            out.append((lo, hi))
+    return out
+
+
+def _holm_adjusted(p: np.ndarray) -> np.ndarray:
+    """Holm's adjusted p-values: the k-th smallest times (m - k + 1), made monotone, at most 1."""
+    m = len(p)
+    out = np.empty(m, dtype=np.float64)
+    running = 0.0
+    for k, idx in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, float((m - k) * p[idx])))
+        out[idx] = running
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ formatters
@@ -680,7 +788,8 @@ def namespace(results: Results) -> dict[str, Any]:
         return ", ".join(f"{n} {g}" for g, n in counts.items() if n)
 
     def welch(a: str, b: str, metric: str | None = None) -> float:
-        """The p-value of the board's Welch test between two entries (default: the board's primary metric)."""
+        """The previous rank rule's p-value between two entries: Welch's t on the per-seed values, uncorrected
+        (default metric: the board's primary). Prose that quotes it must say it is the previous rule's."""
         name = metric or results.board(a).primary_metric
         p = welch_p_value(results.entry(a).metric(name), results.entry(b).metric(name))
         if p is None:
@@ -693,6 +802,42 @@ def namespace(results: Results) -> dict[str, Any]:
         if found is None:
             raise FindingsError(f"{key}: no rank for {metric}")
         return int(found)
+
+    def worst(key: str, metric: str | None = None) -> int:
+        """The worst end of the entry's rank interval on its board."""
+        found = results.row(key).rank_interval[metric or results.board(key).primary_metric]
+        if found is None:
+            raise FindingsError(f"{key}: no rank for {metric}")
+        return int(found[1])
+
+    def ranks(key: str, metric: str | None = None) -> str:
+        """The rank as the board prints it: "2", or "2 (2–12)" with the rank interval when it spans ranks."""
+        best, last = rank(key, metric), worst(key, metric)
+        return str(best) if best == last else f"{best} ({best}–{last})"
+
+    def _same_board(a: str, b: str, metric: str | None) -> tuple[Pairs, str, str]:
+        if results._prefix(a) != results._prefix(b) or results.board(a) is not results.board(b):
+            raise FindingsError(f"{a!r} and {b!r} are not on one board")
+        return results.pairs(a, metric), results.row(a).entry, results.row(b).entry
+
+    def pair_p(a: str, b: str, metric: str | None = None) -> float:
+        """The board's pairwise test between two entries, before Holm's correction (two-sided p)."""
+        pairs, x, y = _same_board(a, b, metric)
+        return pairs.p_value(x, y)
+
+    def holm(a: str, b: str, metric: str | None = None) -> float:
+        """The Holm-adjusted p-value of the pair over all its board's pairs: shown apart exactly when < ALPHA."""
+        pairs, x, y = _same_board(a, b, metric)
+        return pairs.holm(x, y)
+
+    def better(a: str, b: str, metric: str | None = None) -> bool:
+        """Whether the board shows `a` better than `b` (for check(); a bool prints nothing)."""
+        pairs, x, y = _same_board(a, b, metric)
+        return pairs.better(x, y)
+
+    def family(key: str, metric: str | None = None) -> int:
+        """How many pairs Holm's procedure corrects over on `key`'s board (entries with 2 or more runs)."""
+        return results.pairs(key, metric).family
 
     def let(**values: Any) -> str:
         """Name values for the rest of the template (entry folders, mostly); writes nothing."""
@@ -708,7 +853,8 @@ def namespace(results: Results) -> dict[str, Any]:
         "base_of": results.base_of, "gains": bind(gains), "mean_gain": mean_gain, "gain_text": gain_text,
         "num": num, "pct": pct, "sig": sig, "kl": kl, "rng": rng, "seeds": seeds, "words": words,
         "commas": commas, "kl_of": kl_of, "kept": kept, "collapsed": collapsed, "sides": sides, "welch": welch,
-        "rank": rank, "truth": _truth, "check": check, "let": let,
+        "rank": rank, "worst": worst, "ranks": ranks, "pair_p": pair_p, "holm": holm, "better": better,
+        "family": family, "ALPHA": ALPHA, "truth": _truth, "check": check, "let": let,
         "seed_table": bind(seed_table), "run_table": bind(run_table), "mean_table": bind(mean_table),
         "gain_table": bind(gain_table), "KEEP_SHARE": KEEP_SHARE, "LN2": math.log(2),
         # plain Python that expressions may need; nothing that reaches files, modules or the interpreter

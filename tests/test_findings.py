@@ -10,6 +10,7 @@ results (leaderboard/results, leaderboard/archive, leaderboard/curves); when it 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fairbench.leaderboard import build_leaderboard, read_results, welch_p_value
+from fairbench.leaderboard import ALPHA, build_leaderboard, read_results, welch_p_value
 from fairbench.metrics.gain import pair_gain, seed_gain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,6 @@ def test_gain_table_pairs_each_run_with_its_base_by_checkpoint_sha256(results):
 def test_prose_figures_counts_ranks_curves_and_archive(results):
     out = _render(results, (
         "kept {{ kept(V, G) }}; collapsed {{ collapsed(V) }} ({{ sides(V) }}); white seeds {{ seeds(E(V).on('white')) }}\n"
-        "ranks {{ rank(G) }} and {{ rank(V) }}; p {{ sig(welch(G, V)) }}\n"
         "minutes {{ rng(E(V).minutes, 0) }}; own fid_intra {{ num(E(V).fid_own) }}; digits {{ rng(R(G, 1).cond('white'), 0, True) }}\n"
         "curve best {{ num(min(curve('toy').values('vanilla seed0')), 2) }} at {{ commas(curve('toy').best_step('vanilla seed0')) }}\n"
         "archive {{ pct(R(A, 0).share('white')) }} at {{ commas(R(A, 0).steps) }} steps, rank {{ rank(A) }}\n"
@@ -107,18 +107,75 @@ def test_prose_figures_counts_ranks_curves_and_archive(results):
         "{# an editor's note #}done\n"
     )).splitlines()
     assert out[0] == "kept 3 of 6; collapsed 3 of 3 (2 black, 1 white); white seeds 1"
-    # groupcond is the fairest entry; vanilla's rank is whatever the board's own rule gives (ranking.py decides it)
-    board = build_leaderboard(read_results(FIXTURES / "results"))[0]
-    vanilla = next(row for row in board.rows if row.entry == "vanilla").rank[board.primary_metric]
-    assert vanilla > 1
+    assert out[1] == "minutes 30-36; own fid_intra 3.0, 4.0, 3.5; digits 48-50%"
+    assert out[2] == "curve best 60.25 at 200"
+    assert out[3] == "archive 10.0% at 300 steps, rank 1"
+    assert out[4] == "aux 0.95, calls 256, 512, base share 30%"
+    assert out[5] == "done"
+
+
+def _fixture_board():
+    return build_leaderboard(read_results(FIXTURES / "results"))[0]
+
+
+def test_ranks_and_rank_intervals_are_the_boards_own(results):
+    """Whatever rule ranking.py applies, the page prints the board's ranks and intervals, as the board does."""
+    board = _fixture_board()
+    metric = board.primary_metric
+    row = {r.entry: r for r in board.rows}
+    out = _render(results, "{{ rank(G) }}|{{ worst(G) }}|{{ ranks(G) }}|{{ rank(V) }}|{{ worst(V) }}|{{ ranks(V) }}\n"
+                           "{{ rank(A) }}|{{ ranks(A) }}\n").splitlines()
+
+    def text(entry):
+        best, last = row[entry].rank_interval[metric]
+        return str(best) if best == last else f"{best} ({best}–{last})"
+
+    for entry, line in (("groupcond", out[0].split("|")[:3]), ("vanilla", out[0].split("|")[3:])):
+        assert line == [str(row[entry].rank[metric]), str(row[entry].rank_interval[metric][1]), text(entry)]
+    # groupcond is the fairest entry by far (KL 0.0001 against ln 2 in every seed): no rule worth having ranks it below
+    assert row["groupcond"].rank[metric] == 1 and row["vanilla"].rank[metric] > 1
+    assert out[1] == "1|1"  # the archived set: one entry of one run, alone on its board
+
+
+def test_pairwise_evidence_is_the_boards_decisions(results):
+    out = _render(results, "{{ sig(pair_p(G, V)) }}|{{ sig(holm(G, V)) }}|{{ family(G) }}|{{ str(better(G, V)) }}|"
+                           "{{ str(better(V, G)) }}|{{ str(better(G, G)) }}|{{ sig(welch(G, V)) }}\n").split("|")
+    board = _fixture_board()
+    pairs = results.pairs("toy-bicolor/groupcond")
+    entries = [r.entry for r in board.rows if r.n_runs >= 2]
+    assert int(out[2]) == pairs.family == len(entries) * (len(entries) - 1) // 2  # every entry here has 2+ runs
+    p, adjusted = pairs.p_value("groupcond", "vanilla"), pairs.holm("groupcond", "vanilla")
+    assert out[0] == findings.sig(p) and out[1] == findings.sig(adjusted)
+    # Holm: the smallest p-value is multiplied by the number of pairs; no adjusted p is below its own p or above 1
+    assert min(pairs.adjusted.values()) == pytest.approx(min(1.0, pairs.family * min(pairs.p.values())))
+    assert all(p <= a <= 1 for p, a in zip(pairs.p.values(), pairs.adjusted.values()))
+    # shown apart exactly when the adjusted p is below ALPHA, and then the entry with the better mean wins
+    for pair, a in pairs.adjusted.items():
+        assert (pair in pairs.winner) == (a < ALPHA)
+    assert out[3:6] == [str(adjusted < ALPHA), "False", "False"]
+    # the decisions are the board's: each entry's rank is 1 + the entries shown better, its interval's end k - worse
+    k = len(board.rows)
+    for row in board.rows:
+        above = sum(pairs.better(o.entry, row.entry) for o in board.rows if o.entry != row.entry)
+        below = sum(pairs.better(row.entry, o.entry) for o in board.rows if o.entry != row.entry)
+        assert row.rank_interval[board.primary_metric] == (1 + above, k - below)
+    # the previous rule's test, kept for prose that labels it so
     kl = {row.entry: [run.metrics[board.primary_metric].value for run in row.runs] for row in board.rows}
-    p = findings.sig(welch_p_value(kl["groupcond"], kl["vanilla"]))
-    assert out[1] == f"ranks 1 and {vanilla}; p {p}"
-    assert out[2] == "minutes 30-36; own fid_intra 3.0, 4.0, 3.5; digits 48-50%"
-    assert out[3] == "curve best 60.25 at 200"
-    assert out[4] == "archive 10.0% at 300 steps, rank 1"
-    assert out[5] == "aux 0.95, calls 256, 512, base share 30%"
-    assert out[6] == "done"
+    assert out[6].strip() == findings.sig(welch_p_value(kl["groupcond"], kl["vanilla"]))
+
+
+def test_pairwise_helpers_refuse_what_the_board_does_not_compare(results):
+    with pytest.raises(findings.FindingsError, match="not on one board"):
+        _render(results, "{{ sig(holm(G, A)) }}\n")
+    with pytest.raises(findings.FindingsError, match="are not compared"):
+        _render(results, "{{ sig(pair_p(G, G)) }}\n")
+    # a board whose ranks are not what the recomputed decisions give (ranking.py changed): stop, never print them
+    board = _fixture_board()
+    metric = board.primary_metric
+    rows = tuple(dataclasses.replace(r, rank={**r.rank, metric: 1}, rank_interval={**r.rank_interval, metric: (1, 4)})
+                 for r in board.rows)
+    with pytest.raises(findings.FindingsError, match="do not give .* rank on the board"):
+        findings.Pairs.of(dataclasses.replace(board, rows=rows), metric)
 
 
 def test_a_claim_that_no_longer_holds_a_float_or_an_unknown_folder_stops_the_generator(results):
