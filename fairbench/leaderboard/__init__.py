@@ -5,8 +5,10 @@ Data flow, one module each:
 - `records`: `read_results` loads every `fairbench-result/1` JSON under a folder into checked `ResultRecord`s;
 - `board`: `build_leaderboard` groups them by task, refuses what cannot be compared, and aggregates each entry
   (a method, or an image-set submission's name) over its runs;
-- `ranking`: ranks entries so that those whose difference is not significant across training seeds share a
-  rank (a Welch t-test per pair; the module docstring says why);
+- `ranking`: ranks entries and gives each its rank interval, ranking one above another only when a pairwise
+  test (seed spread with each run's within-run interval as a floor; squared distances on the square-root scale)
+  rejects equal means after Holm's correction over all pairs (family-wise error 0.05); entries not shown to
+  differ share a rank, and an entry with one run is compared with none (the module docstring says why);
 - `markdown`, `csv`, `html`: the renderers (`leaderboard.md`, `leaderboard.csv`, `leaderboard_runs.csv` with
   every run's values on demand, and `leaderboard.html`, a static page drawn from the same boards).
 
