@@ -14,17 +14,18 @@ What is computed, exactly:
   sampling positions, not only the size. At 224 px the grid is 16x16.
 - Weights: the released `dinov2_vit{s,b,l}14_pretrain.pth` (assets `dinov2-vits14`, ...), read with
   `torch.load(weights_only=True)` as a flat state dict; every published key must be present with its
-  published shape and nothing else may be (the error names the key). No public sha256 exists for these
+  published shape and nothing else may be (the error names the key). No public sha256 was found for these
   files, so the asset manifest trusts the first copy and pins its sha256; every result records it.
 - Preprocessing as dgm-eval's DINOv2 encoder: each image as a PIL RGB image (grey replicated, as its loader's
   `convert("RGB")`), resized to 224x224 by PIL bicubic (aspect ratio not kept, no crop; uint8 as PIL gives
   it), to [0, 1], normalised by the ImageNet mean and std.
 - Determinism: the network always runs on chunks of `DINOV2_CHUNK` images, the last padded with blank
-  inputs, in float32 with TF32 off on CUDA; so neither the batch size a caller asks for nor the number of
-  images changes a feature, bit for bit, and memory stays flat in N (one chunk of inputs at a time).
+  inputs, in float32 with TF32 off on CUDA; every call has one shape, so neither the batch size a caller asks
+  for nor the number of images changes a feature (bit for bit on the CPU, tested), and memory stays flat in
+  N (one chunk of inputs at a time).
 
-ViT-L/14 costs about 80 GFLOPs per image at 224 px: fast on a GPU, slow on a few CPU cores, so it is opt-in
-(`fairbench score --feature-network dinov2`, or a task's `quality.gpu_feature_network`).
+ViT-L/14 costs about 80 billion multiply-adds per image at 224 px: fast on a GPU, slow on a few CPU cores, so
+it is opt-in (`fairbench score --feature-network dinov2`, or a task's `quality.gpu_feature_network`).
 """
 
 from __future__ import annotations
