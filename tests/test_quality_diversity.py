@@ -259,6 +259,24 @@ def test_floor_at_other_sample_sizes_follows_one_over_n() -> None:
     assert floor_at({"value": 2.0, "n_halves": [10, 10]}, 20, 20) == pytest.approx(1.0)  # (2/20) / (2/10)
 
 
+def test_the_floor_is_written_in_the_tasks_group_order_whatever_the_cache_file_says() -> None:
+    """The cache stores JSON with sorted keys; a result lists groups as the task does (White before Asian)."""
+    from fairbench.scoring.quality import _record_floor
+
+    features = np.random.default_rng(0).normal(size=(40, 3))
+    ref_groups = np.repeat([0, 1], 20)
+    computed = network_floor(features, ref_groups, ["White", "Asian"], seed=0)
+    from_cache = json.loads(json.dumps(computed, sort_keys=True))
+    reports = []
+    for floor in (computed, from_cache):
+        report = QualityReport()
+        _record_floor(floor, ref_groups, ["White", "Asian"], report, [30, 10])
+        reports.append(report)
+    assert list(reports[1].per_group["fid_floor"]) == ["White", "Asian"]
+    assert [json.dumps(r.per_group) for r in reports[:1]] == [json.dumps(reports[1].per_group)]
+    assert json.dumps(reports[0].fid_floor) == json.dumps(reports[1].fid_floor)
+
+
 def test_floor_of_a_group_too_small_to_halve_is_none() -> None:
     features = np.random.default_rng(0).normal(size=(33, 3))
     floor = network_floor(features, np.repeat([0, 1], [30, 3]), ["big", "tiny"], seed=0)
@@ -354,8 +372,9 @@ def test_scoring_writes_them_the_same_with_a_cold_and_a_warm_cache(tmp_path: Pat
     for path in refstats.cache_path(_key()).parent.glob("*.floor.json"):
         path.unlink()
     again = score_checkpoint(checkpoint, options)
-    for other in (warm, again):
-        assert other.metrics == cold.metrics and other.per_group == cold.per_group and other.fid_floor == cold.fid_floor
+    for other in (warm, again):  # the same bytes, key order included (the floor's cache file sorts its keys)
+        for part in ("metrics", "per_group", "fid_floor"):
+            assert json.dumps(getattr(other, part)) == json.dumps(getattr(cold, part)), part
     for key in ("vendi", "vendi_intra_worst", *(f"{name}_intra_worst" for name in PRDC)):
         assert key in cold.metrics, key
     assert set(cold.per_group) == {"fid_intra", "fid_floor", "vendi_intra", *(f"{name}_intra" for name in PRDC)}

@@ -497,16 +497,17 @@ def _record_floor(floor: dict[str, Any], ref_groups: np.ndarray, groups: list[st
     whole = floor["whole"]
     total = None if generated_counts is None else int(sum(generated_counts))
     if whole is not None:
-        report.fid_floor = {**whole, **at_sizes(whole, total, len(ref_groups)), "reference_counts": counts}
+        report.fid_floor = {"value": whole["value"], "n_halves": whole["n_halves"], **at_sizes(whole, total, len(ref_groups)),
+                            "reference_counts": counts}
     if groups is not None:
         report.per_group["fid_floor"] = {
             name: None if entry is None else {
                 "value": entry["value"], "ci95": None, "higher_is_better": False, "n_halves": entry["n_halves"],
                 **at_sizes(entry, None if generated_counts is None else int(generated_counts[g]), counts[name]),  # type: ignore[index]
             }
-            for g, (name, entry) in enumerate(floor["groups"].items())
-        }
-    short = [name for name, entry in (floor["groups"] or {}).items() if entry is None]
+            for g, (name, entry) in enumerate((name, floor["groups"][name]) for name in groups)  # the task's order,
+        }  # not the cache file's (JSON with sorted keys): a result is the same bytes from a cold or a warm cache
+    short = [name for name in groups or [] if floor["groups"][name] is None]
     if whole is None or short:
         who = [f"group {name} has {counts[name]} reference images" for name in short] if counts else []  # type: ignore[index]
         if whole is None:
