@@ -201,8 +201,9 @@ def _tradeoff_figure(board: TaskBoard, out_dir: Path) -> list[str]:
             f'reference and the real data</summary><figure class="task"><a href="{href}"><img src="{href}" '
             'alt="fairness against quality, every entry" loading="lazy"></a><figcaption>KL to uniform against FID on '
             "the task's feature network: small marks each run with its 95% intervals, large the mean over runs, stars "
-            "the entries fair by construction (groupcond), the white cross the real data (its own KL, and the FD "
-            "between two halves of the reference: the network's floor).</figcaption></figure></details>"]
+            "the entries fair by construction (groupcond), white crosses the real data at its own KL: the FD between "
+            "two halves of the reference (the network's floor) and, grey on the dotted line, the same at the entries' "
+            "sample size (FD falls as 1/n).</figcaption></figure></details>"]
 
 
 _SHARES_TITLE = "mean judged share per group, each run's in brackets; sorts by the largest gap from an equal share"
