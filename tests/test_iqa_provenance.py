@@ -139,7 +139,7 @@ def test_weights_gone_after_compute_skip_the_metric(fakes, monkeypatch) -> None:
 def test_scoring_writes_iqa_weights_into_the_result_json(fakes, tmp_path, monkeypatch) -> None:
     real_report = quality.quality_report
 
-    def with_fake_iqa(task, images, predicted, device, data_root=None, ref_stats=None):
+    def with_fake_iqa(task, images, predicted, device, data_root=None, ref_stats=None, **options):
         return real_report(_task(["fake-faces", "fake-off"]), images, predicted, device)
 
     monkeypatch.setattr(scoring, "quality_report", with_fake_iqa)
