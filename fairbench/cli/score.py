@@ -136,7 +136,7 @@ def summary_lines(result: Any) -> list[str]:
         reasons.setdefault(why, []).append(name)
     lines.extend(f"skipped {', '.join(names)}: {why}" for why, names in reasons.items())
     rest = len(result.metrics) - (primary is not None) - len(quality)
-    lines.append(f"{rest} more metrics with intervals, and per-condition results, in the result JSON:")
+    lines.append(f"{rest} more metrics, their intervals, per-group and per-condition results in the result JSON:")
     return lines
 
 
