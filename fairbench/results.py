@@ -73,6 +73,10 @@ class ScoreResult:
     config_hash: str | None = None
     config_changed: dict[str, Any] | None = None
     name: str | None = None
+    # The share of samples the task's networks cannot place and the calibration behind it
+    # (fairbench.scoring.recognisable); a null share with `not_checked` (why) when the run could not be
+    # checked; None in files older than the check.
+    recognisable: dict[str, Any] | None = None
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:

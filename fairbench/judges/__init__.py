@@ -52,6 +52,11 @@ class JudgeNet(nn.Module):
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
         return self.net(images_uint8.float() / 255.0)
 
+    def activation_statistics(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """Per image, each channel's spatial mean and standard deviation after every convolutional block:
+        the space in which `fairbench.scoring.recognisable` asks whether the judge has seen images like it."""
+        return conv_statistics(self.net, images_uint8.float() / 255.0)
+
 
 class JudgeNet3(nn.Module):
     """Three conv blocks (batch-normalised, each max-pooled by 2) and a small MLP, for natural 32x32 images
@@ -73,6 +78,25 @@ class JudgeNet3(nn.Module):
 
     def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
         return self.net(images_uint8.float() / 255.0)
+
+    def activation_statistics(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """As `JudgeNet.activation_statistics`."""
+        return conv_statistics(self.net, images_uint8.float() / 255.0)
+
+
+def conv_statistics(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """N x (2 x channels of every block): the spatial mean and standard deviation (ddof 0) of each channel
+    wherever a ReLU follows a convolution, up to the first flattening layer. Statistics of a classifier's
+    feature maps tell images it was trained on from ones it was not (Sastry & Oore, ICML 2020), and at every
+    scale: noise, stripes and blobs that a pooled top layer maps among real images stand out here."""
+    parts = []
+    for layer in layers:
+        if x.dim() != 4:
+            break
+        x = layer(x)
+        if isinstance(layer, nn.ReLU) and x.dim() == 4:
+            parts += [x.mean(dim=(2, 3)), x.std(dim=(2, 3), correction=0)]
+    return torch.cat(parts, dim=1)
 
 
 @dataclass(frozen=True)

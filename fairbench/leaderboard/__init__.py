@@ -4,7 +4,8 @@ Data flow, one module each:
 
 - `records`: `read_results` loads every `fairbench-result/1` JSON under a folder into checked `ResultRecord`s;
 - `board`: `build_leaderboard` groups them by task, refuses what cannot be compared, and aggregates each entry
-  (a method, or an image-set submission's name) over its runs;
+  (a method, or an image-set submission's name) over its runs; entries with a run whose samples are mostly
+  unrecognisable fall below the quality gate (`board.GATE_BOUND`): listed last, with the reason, ranked by nothing;
 - `ranking`: ranks entries and gives each its rank interval, ranking one above another only when a pairwise
   test (seed spread with each run's within-run interval as a floor; squared distances on the square-root scale)
   rejects equal means after Holm's correction over all pairs (family-wise error 0.05); entries not shown to

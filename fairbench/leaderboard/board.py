@@ -13,6 +13,14 @@ name) over its runs. Rules, each enforced with a FairbenchError rather than a gu
 - an entry's metric is *missing* when any of its runs lacks it (or reports null / a non-finite value);
   a missing metric has no mean, no std and no rank. It is never averaged over the runs that have it.
 
+The quality gate: a fairness rank means something only for a generator of the task's images (a judge
+splits noise evenly, so pure noise scores a near-perfect KL). An entry one of whose runs has more than
+`GATE_BOUND` of its samples unrecognisable (`fairbench.scoring.recognisable`) is *below the gate*: shown after
+the others with the reason, and ranked by no metric. An entry with a run that was not checked (a result older
+than the check, or a task the check cannot calibrate) is ranked as before and marked "not checked". The
+calibrations of a task's checked runs must be one (their `recognisable.calibration.key`): the same rule on the
+same data and networks.
+
 Aggregation: mean and sample standard deviation (ddof=1) over runs, runs taken in seed order so the
 arithmetic does not depend on file order. With a single run the std is None (shown empty), since a
 one-sample spread is undefined rather than zero. Ranks: `fairbench.leaderboard.ranking` (1 + the number of
@@ -48,6 +56,44 @@ FEATURE_METRICS = (
 )
 
 
+# At most half of every run's samples unrecognisable. Why half: a share u of samples that the judge labels
+# at random can move each group's judged share by up to u (p = (1 - u) q + u r, so |p - q| <= u), so above
+# one half the fairness figure says more about what is not the task's images than about what is. Measured
+# (docs/metrics.md): noise, stripes, blobs and 20-step generators 55-100% unrecognisable; trained generators
+# of the digit tasks 0-37%, real held-out images about 1%.
+GATE_BOUND = 0.5
+GATE_PASS, GATE_BELOW, GATE_UNCHECKED = "pass", "below gate", "not checked"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An entry's place with respect to the quality gate."""
+
+    status: str  # GATE_PASS, GATE_BELOW or GATE_UNCHECKED
+    shares: tuple[float | None, ...]  # each run's unrecognisable share, in seed order; None: not checked
+    reason: str  # one line, for the board
+
+
+def entry_gate(runs: Sequence[ResultRecord], bound: float = GATE_BOUND) -> Gate:
+    """Below the gate when any run has more than `bound` of its samples unrecognisable; not checked when
+    some run was not checked (and none is below); passed otherwise."""
+    shares = tuple(run.unrecognisable_share for run in runs)
+
+    def who(run: ResultRecord) -> str:
+        return "the image set" if run.seed is None else f"seed {run.seed}"
+
+    over = [run for run in runs if run.unrecognisable_share is not None and run.unrecognisable_share > bound]
+    if over:
+        listed = ", ".join(f"{who(run)} {100 * run.unrecognisable_share:.1f}%" for run in over)  # type: ignore[operator]
+        return Gate(GATE_BELOW, shares, f"{listed} of samples unrecognisable (more than {100 * bound:g}%)")
+    unchecked = [run for run in runs if run.unrecognisable_share is None]
+    if unchecked:
+        why = unchecked[0].recognisable_skipped or "scored before the check"
+        listed = ", ".join(who(run) for run in unchecked)
+        return Gate(GATE_UNCHECKED, shares, f"{listed}: {why}")
+    return Gate(GATE_PASS, shares, f"every run at most {100 * bound:g}% unrecognisable")
+
+
 @dataclass(frozen=True)
 class MetricSummary:
     mean: float | None  # None = missing (some run lacks the metric)
@@ -69,6 +115,15 @@ class LeaderboardRow:
     train_wall_time_s: float | None = None
     iqa_weights: dict[str, dict[str, str]] = field(default_factory=dict)  # of the runs that report each metric
     runs: tuple[ResultRecord, ...] = ()  # the entry's result records, in seed order
+
+    @property
+    def gate(self) -> Gate:
+        return entry_gate(self.runs)
+
+    @property
+    def below_gate(self) -> bool:
+        """Shown after the line and ranked by no metric (see the module docstring)."""
+        return self.gate.status == GATE_BELOW
 
     @property
     def shares(self) -> dict[str, float] | None:
@@ -118,6 +173,28 @@ class TaskBoard:
     def n_results(self) -> int:
         return sum(row.n_runs for row in self.rows)
 
+    @property
+    def ranked_rows(self) -> tuple[LeaderboardRow, ...]:
+        """The rows above the quality gate's line (passed or not checked), in board order."""
+        return tuple(row for row in self.rows if not row.below_gate)
+
+    @property
+    def below_gate_rows(self) -> tuple[LeaderboardRow, ...]:
+        """The rows below the line: shown with the reason, ranked by no metric."""
+        return tuple(row for row in self.rows if row.below_gate)
+
+    @property
+    def gate_checked(self) -> bool:
+        """Some run was checked: only then do the boards give the gate a column (a board of results older
+        than the check says so in one line, and rebuilds as before)."""
+        return any(run.unrecognisable_share is not None for row in self.rows for run in row.runs)
+
+    @property
+    def real_flagged_share(self) -> float | None:
+        """The share of real held-out images the board's (one) gate calibration flags; None when no run was checked."""
+        return next((run.real_flagged_share for row in self.rows for run in row.runs
+                     if run.real_flagged_share is not None), None)
+
 
 def build_leaderboard(records: Sequence[ResultRecord], primary_metric: str | None = None) -> list[TaskBoard]:
     """One board per task id, sorted by task id. See the module docstring for the rules."""
@@ -164,6 +241,8 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     _check_same(task, records, "judge weights (sha256)", lambda r: r.judge_sha256, lambda h: (h or "unrecorded")[:12])
     _check_same(task, records, "data sources", lambda r: r.data_source, _canonical)
     _check_iqa_weights(task, records)
+    _check_same(task, [r for r in records if r.recognisable_key is not None], "quality-gate calibrations (rule, "
+                "networks or data)", lambda r: r.recognisable_key, lambda k: k[:12])
 
     by_key: dict[tuple[Any, ...], list[ResultRecord]] = {}
     for rec in records:
@@ -191,10 +270,12 @@ def _build_task(task: str, records: list[ResultRecord], primary_metric: str | No
     metric_names = (primary, *(m for m in known if m != primary))
 
     summaries = {entry: _summarise(runs, metric_names) for entry, runs in by_entry.items()}
+    below = {entry for entry, runs in by_entry.items() if entry_gate(_seed_order(runs)).status == GATE_BELOW}
     ranks: dict[str, dict[str, int | None]] = {entry: {} for entry in by_entry}
     intervals: dict[str, dict[str, tuple[int, int] | None]] = {entry: {} for entry in by_entry}
     for name in metric_names:
-        values = {entry: _run_values(_seed_order(runs), name) for entry, runs in by_entry.items()}
+        values = {entry: None if entry in below else _run_values(_seed_order(runs), name)
+                  for entry, runs in by_entry.items()}
         cis = {entry: [r.metrics[name].ci95 if name in r.metrics else None for r in _seed_order(runs)]
                for entry, runs in by_entry.items()}
         ranked = rank_entries(values, higher_is_better[name], intervals=cis, squared=squared_distance(name))
@@ -345,11 +426,15 @@ def _seed_order(runs: list[ResultRecord]) -> list[ResultRecord]:
 
 
 def _row_order(row: LeaderboardRow, primary: str, higher_is_better: bool) -> tuple[Any, ...]:
-    """Primary rank (missing last), then the primary mean, best first, then the entry name."""
+    """Above the quality gate's line first; then the primary rank (missing last), the primary mean, best
+    first, and the entry name. Below the line (no ranks), by the primary mean."""
     rank, mean = row.rank[primary], row.metrics[primary].mean
+    best_first = 0.0 if mean is None else (-mean if higher_is_better else mean)
+    if row.below_gate:
+        return (2, mean is None, best_first, row.entry)
     if rank is None or mean is None:
         return (1, 0, 0.0, row.entry)
-    return (0, rank, -mean if higher_is_better else mean, row.entry)
+    return (0, rank, best_first, row.entry)
 
 
 def _run_values(ordered: Sequence[ResultRecord], name: str) -> list[float] | None:

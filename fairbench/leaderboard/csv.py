@@ -1,6 +1,10 @@
 """The CSV boards: `leaderboard.csv` (one row per task and entry, every metric) and, on demand,
 `leaderboard_runs.csv` (one row per result file, every metric's per-run value and 95% interval).
 
+The quality gate (`fairbench.leaderboard.board`): `gate` is "pass", "below gate" (every rank empty) or "not
+checked", with `gate_bound` and the runs' `unrecognisable_share_mean` and `_max` (empty unless every run was
+checked); `leaderboard_runs.csv` has each run's `unrecognisable_share`.
+
 Each rank column (`primary_rank`, `<metric>_rank`) has a `_worst` twin: the rank interval runs from the rank
 to it (`fairbench.leaderboard.ranking`). Missing values are empty cells, never zeros; floats are written with
 full (round-trip) precision; rows and columns are sorted, so the same inputs give the same bytes. A metric
@@ -17,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairbench.leaderboard.board import TaskBoard, _column, _feature_network_label
+from fairbench.leaderboard.board import GATE_BOUND, TaskBoard, _column, _feature_network_label
 from fairbench.leaderboard.columns import METRIC_UNITS
 from fairbench.leaderboard.records import _is_number
 
@@ -61,6 +65,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
                 "train_steps_mean": row.train_steps,
                 "train_wall_time_s_mean": row.train_wall_time_s,
                 **{f"judged_share_{g}_mean": (row.shares or {}).get(g) for g in groups},
+                **_gate_columns(row.gate.status, row.gate.shares),
             }
             own = {_column(board, name): name for name in board.metric_names}
             for column in all_metrics:
@@ -77,7 +82,9 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
             records.append(rec)
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:
-        if col.endswith(("_n", "_rank", "_rank_worst")) or col in ("task_version", "n_samples", "n_runs"):
+        if col.startswith("unrecognisable_share_") or col == "gate_bound":
+            frame[col] = frame[col].astype("float64")
+        elif col.endswith(("_n", "_rank", "_rank_worst")) or col in ("task_version", "n_samples", "n_runs"):
             frame[col] = frame[col].astype("Int64")
         elif col.endswith(("_mean", "_std")):  # judged_share_*_mean too: NaN (empty) where a task lacks the group
             frame[col] = frame[col].astype("float64")
@@ -119,6 +126,7 @@ def runs_frame(boards: Sequence[TaskBoard], results_dir: Path | None = None) -> 
                     "file": path.as_posix(),
                     "train_steps": _train_value(run.train, "steps"),
                     "train_wall_time_s": _train_value(run.train, "wall_time_s"),
+                    "unrecognisable_share": run.unrecognisable_share,
                 }
                 for column in all_metrics:
                     name = own.get(column)
@@ -137,7 +145,8 @@ def runs_frame(boards: Sequence[TaskBoard], results_dir: Path | None = None) -> 
     for col in frame.columns:
         if col in ("task_version", "seed"):
             frame[col] = frame[col].astype("Int64")
-        elif col in metric_columns or col.endswith(("_ci95_low", "_ci95_high")) or col.startswith("train_"):
+        elif (col in metric_columns or col.endswith(("_ci95_low", "_ci95_high")) or col.startswith("train_")
+              or col == "unrecognisable_share"):
             frame[col] = frame[col].astype("float64")
         elif col.endswith("_higher_is_better") or col == "few_seeds":
             frame[col] = frame[col].astype("boolean")
@@ -152,6 +161,16 @@ def render_runs_csv(boards: Sequence[TaskBoard], results_dir: Path | None = None
 def _train_value(train: Mapping[str, Any] | None, key: str) -> float | None:
     value = train.get(key) if train else None
     return float(value) if _is_number(value) and math.isfinite(float(value)) else None
+
+
+def _gate_columns(status: str, shares: Sequence[float | None]) -> dict[str, Any]:
+    """The gate's status and bound, and the runs' mean and largest unrecognisable share (None unless every
+    run was checked: never a summary of some runs)."""
+    checked = [s for s in shares if s is not None]
+    complete = bool(checked) and len(checked) == len(shares)
+    return {"gate": status, "gate_bound": GATE_BOUND,
+            "unrecognisable_share_mean": sum(checked) / len(checked) if complete else None,
+            "unrecognisable_share_max": max(checked) if complete else None}
 
 
 def _worst(interval: tuple[int, int] | None) -> int | None:

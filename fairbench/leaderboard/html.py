@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fairbench.leaderboard.board import LeaderboardRow, TaskBoard, _column, _feature_network_label
+from fairbench.leaderboard.board import GATE_BOUND, GATE_UNCHECKED, LeaderboardRow, TaskBoard, _column, _feature_network_label
 from fairbench.leaderboard.columns import ENTRY_COLOURS, METRIC_UNITS, metric_label, ordered_metrics
 from fairbench.leaderboard.markdown import (
     DISAGREE_MARK,
@@ -30,10 +30,12 @@ from fairbench.leaderboard.markdown import (
     _fmt_seeds,
     _fmt_steps,
     _markdown_metrics,
+    gate_info,
     metric_formats,
     metric_header,
     rank_text,
     run_shares,
+    unrecognisable_text,
 )
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS
 
@@ -62,6 +64,7 @@ th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}td.num{text-ali
 .figs ul{margin:4px 0;padding-left:16px}
 details{font-size:12px}details pre{max-width:520px;overflow:auto;background:#f4f4f4;padding:6px;margin:4px 0}
 .note{font-size:12px;color:#555;max-width:900px}
+.gate-line{font-size:13px;font-weight:600;color:#b00;border-top:2px solid #b00;padding-top:6px;margin:14px 0 6px}
 """.replace("HEADER", HEADER_COLOUR)
 
 # Sorting: numbers by value (missing last either way), text by locale. `#sort=KEY[:desc]` sorts on load.
@@ -107,7 +110,10 @@ def render_html(boards: Sequence[TaskBoard], out_dir: Path) -> str:
         f"own 95% interval, Holm-corrected over all pairs so that a board makes any false claim with probability near "
         f"{ALPHA:g} (leaderboard.md says how); {FEW_SEEDS_MARK} marks fewer than {MIN_SEEDS} runs. Group shares: the bar is the mean "
         "judged (observed) share over runs, each tick and the figures in brackets one run's, in seed order; "
-        f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Numbers in a column share one format. "
+        f"{DISAGREE_MARK} marks runs whose share intervals do not overlap. Quality gate: fairness is ranked only among "
+        f"entries whose every run has at most {100 * GATE_BOUND:g}% of its samples unrecognisable (a judge splits noise "
+        "evenly); the others follow their board, below the line, with the reason, and are ranked by no metric; runs "
+        f"scored before the check are \"{GATE_UNCHECKED}\", ranked as before. Numbers in a column share one format. "
         "Hover a header for its metric's raw name (as in leaderboard.csv); click it to sort.</p>",
     ]
     for board in boards:
@@ -124,25 +130,43 @@ def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
     fn = _feature_network_label(board.feature_network)
     if fn:
         info.append(f"feature network: {e(fn)}")
+    lines = [
+        f'<section id="task-{e(board.task)}"><h2>{e(board.task)} (v{board.task_version}, hash '
+        f"<code>{board.task_hash[:12]}</code>)</h2>",
+        f'<p class="info">{"; ".join(info)}.</p>',
+        f'<p class="info">{e(gate_info(board))}.</p>',
+        *_board_table(board, out_dir, board.ranked_rows),
+    ]
+    if board.below_gate_rows:
+        lines.append(f'<p class="gate-line">Below the quality gate: not ranked (a run with more than '
+                     f"{100 * GATE_BOUND:g}% of its samples unrecognisable).</p>")
+        lines += _board_table(board, out_dir, board.below_gate_rows, why=True)
+    lines += [*_task_figure(board, out_dir), *_tradeoff_figure(board, out_dir), "</section>"]
+    return lines
+
+
+def _board_table(board: TaskBoard, out_dir: Path, rows: Sequence[LeaderboardRow], why: bool = False) -> list[str]:
+    """One sortable table of `rows` in the board's columns; `why`: the quality gate's reason as a column
+    (the table below the line)."""
+    e = html.escape
+    primary = board.primary_metric
     shown = _markdown_metrics(board)
     lead, rest = ordered_metrics(board, shown)
     formats = metric_formats(board, shown)
     show_steps = any(row.train_steps is not None for row in board.rows)
     header = [_th("rank", "rank"), _th("entry", "entry")]
     header += [_metric_th(board, m) for m in lead]
-    header += [_th("judged shares (%)", "shares", _SHARES_TITLE), _th("runs", "runs"), _th("seeds", "seeds")]
+    header += [_th("judged shares (%)", "shares", _SHARES_TITLE)]
+    header += [_th("unrecognisable (%)", "unrecognisable", _GATE_TITLE)] if board.gate_checked else []
+    header += [_th("runs", "runs"), _th("seeds", "seeds")]
     header += [_metric_th(board, m) for m in rest]
     header += [_th("train steps", "steps")] if show_steps else []
+    header += [_th("why below the gate", "why")] if why else []
     header += [_th("figures", ""), _th("provenance", "")]  # not sortable: nothing to order by
-    lines = [
-        f'<section id="task-{e(board.task)}"><h2>{e(board.task)} (v{board.task_version}, hash '
-        f"<code>{board.task_hash[:12]}</code>)</h2>",
-        f'<p class="info">{"; ".join(info)}.</p>',
-        f'<div class="wrap"><table class="board" data-task="{e(board.task)}"><thead><tr>'
-        + "".join(header)
-        + "</tr></thead><tbody>",
-    ]
-    for row in board.rows:
+    klass = "board below-gate" if why else "board"
+    lines = [f'<div class="wrap"><table class="{klass}" data-task="{e(board.task)}"><thead><tr>' + "".join(header)
+             + "</tr></thead><tbody>"]
+    for row in rows:
         raws = [_raw(run.path) for run in row.runs]
         rank = row.rank[primary]
         cells = [
@@ -151,16 +175,24 @@ def _board_section(board: TaskBoard, out_dir: Path) -> list[str]:
         ]
         cells += [_metric_td(row, m, formats[m], "num primary" if m == primary else "num") for m in lead]
         cells.append(_shares_cell(row.shares, row.seed_shares, row.seeds_disagree))
+        if board.gate_checked:
+            checked = [share for share in row.gate.shares if share is not None]
+            cells.append(_td(unrecognisable_text(row), max(checked) if checked else None, "num"))
         cells += [_td(str(row.n_runs), row.n_runs, "num"), _td(_fmt_seeds(row.seeds), _fmt_seeds(row.seeds))]
         cells += [_metric_td(row, m, formats[m], "num") for m in rest]
         if show_steps:
             steps = row.train_steps
             cells.append(_td(MISSING_MD if steps is None else _fmt_steps(steps), steps, "num"))
+        if why:
+            cells.append(_td(row.gate.reason, row.gate.reason, "entry"))
         cells.append(f'<td class="figs" data-v="">{_figures(board, row, raws, out_dir)}</td>')
         cells.append(f'<td data-v="">{_provenance(row, raws)}</td>')
         lines.append(f'<tr data-entry="{e(row.entry)}">' + "".join(cells) + "</tr>")
-    lines += ["</tbody></table></div>", *_task_figure(board, out_dir), *_tradeoff_figure(board, out_dir), "</section>"]
-    return lines
+    return lines + ["</tbody></table></div>"]
+
+
+_GATE_TITLE = ("each run's share of samples the judge's feature maps or the task's domain network cannot place "
+               "among real images; more than half in a run puts the entry below the gate")
 
 
 def _metric_th(board: TaskBoard, name: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fairbench.leaderboard.board import (
+    GATE_BOUND,
+    GATE_UNCHECKED,
     LeaderboardRow,
     TaskBoard,
     _column,
@@ -109,6 +111,14 @@ def _header(n_files: int) -> list[str]:
         "by the same rule (`_rank` and `_rank_worst` columns).",
         f"{FEW_SEEDS_MARK} marks an entry with fewer than {MIN_SEEDS} runs.",
         "",
+        "Quality gate: a judge splits noise evenly, so fairness is ranked only among entries whose every run has",
+        f"at most {100 * GATE_BOUND:g}% of its samples unrecognisable: farther from the task's real images (its judge split), in",
+        "the judge's feature maps or the task's domain network, than all but 1% of its real held-out images are",
+        "(docs/metrics.md). The column gives each run's unrecognisable share; the others are listed under the",
+        "board, below the line, with the reason, and ranked by no metric. Runs scored before the check, or on a",
+        f"task it cannot calibrate, are \"{GATE_UNCHECKED}\": ranked as before, and marked so (a board none of whose",
+        "runs was checked says so after its primary metric, and has no such column).",
+        "",
         "Numbers in a column share one format, chosen from the column: enough decimals to show the smallest std",
         "to two significant digits, every nonzero mean as nonzero, and entries further apart than their stds as",
         "different numbers; a column of values below 0.001 or above a million shares one exponent. Under each",
@@ -132,12 +142,16 @@ def render_markdown(boards: Sequence[TaskBoard], per_seed: bool = False) -> str:
         source = data_source_label(board.data_source)
         if source:
             info.append(f"data: {source}")
-        lines += ["; ".join(info) + ".", ""]
+        lines += ["; ".join(info) + ".", "", gate_info(board) + ".", ""]
 
         shown = _markdown_metrics(board)
         if len(shown) < len(board.metric_names):
             lines += [f"{len(shown)} of {len(board.metric_names)} metrics shown; all are in leaderboard.csv.", ""]
-        lines += _board_table(board, shown)
+        lines += _board_table(board, shown, board.ranked_rows)
+        if board.below_gate_rows:
+            lines += ["", f"Below the quality gate: not ranked (a run with more than {100 * GATE_BOUND:g}% of its samples "
+                      "unrecognisable).", ""]
+            lines += _board_table(board, shown, board.below_gate_rows, why=True)
         lines += ["", column_key(board, shown)]
         if any(row.few_seeds for row in board.rows):
             lines += [
@@ -179,6 +193,25 @@ def rank_text(row: LeaderboardRow, metric: str) -> str:
     return f"{rank} ({interval[0]}–{interval[1]})"
 
 
+def gate_info(board: TaskBoard) -> str:
+    """The board's line on the gate: its bound, and the real images its calibration flags."""
+    real = board.real_flagged_share
+    if real is None:
+        return f"Quality gate: at most {100 * GATE_BOUND:g}% unrecognisable; no run checked, so ranked as before"
+    return (f"Quality gate: at most {100 * GATE_BOUND:g}% unrecognisable; its calibration flags {100 * real:.1f}% of "
+            "the task's real held-out images")
+
+
+def unrecognisable_text(row: LeaderboardRow) -> str:
+    """'0.3 / 1.2 / 0.8': each run's unrecognisable share in percent, seed order; "not checked" when no run
+    was, and unchecked runs as "—" among checked ones."""
+    shares = row.gate.shares
+    if all(share is None for share in shares):
+        return GATE_UNCHECKED
+    text = " / ".join(MISSING_MD if share is None else f"{100 * share:.1f}" for share in shares)
+    return text + (f" ({GATE_UNCHECKED})" if None in shares else "")
+
+
 def _entry_cell(row: LeaderboardRow) -> str:
     return _md_escape(row.entry) + (f" {FEW_SEEDS_MARK}" if row.few_seeds else "")
 
@@ -198,9 +231,10 @@ def fmt_shares(shares: dict[str, float], per_seed: list[dict[str, float]] | None
     return f"{text} {DISAGREE_MARK}" if disagree else text
 
 
-def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
-    """Rank, entry, primary metric, quality metric, judged shares; then runs, seeds, the other metrics and
-    the training budget."""
+def _board_table(board: TaskBoard, shown: Sequence[str], rows: Sequence[LeaderboardRow], why: bool = False) -> list[str]:
+    """Rank, entry, primary metric, quality metric, judged shares, unrecognisable share; then runs, seeds,
+    the other metrics and the training budget (of the board's columns, for `rows`); `why`: the gate's reason
+    last (below the line)."""
     lead, rest = ordered_metrics(board, shown)
     formats = metric_formats(board, shown)
     show_steps = any(row.train_steps is not None for row in board.rows)
@@ -211,6 +245,9 @@ def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
     if show_shares:
         head.append("judged shares (%)")
         align.append("---")
+    if board.gate_checked:
+        head.append("unrecognisable (%)")
+        align.append("---")
     head += ["runs", "seeds", *(metric_header(board, name) for name in rest)]
     align += ["---:", "---"] + ["---:"] * len(rest)
     if show_steps:
@@ -219,19 +256,26 @@ def _board_table(board: TaskBoard, shown: Sequence[str]) -> list[str]:
     if show_wall:
         head.append("train time (s)")
         align.append("---:")
+    if why:
+        head.append("why below the gate")
+        align.append("---")
     lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |", "|" + "|".join(align) + "|"]
-    for row in board.rows:
+    for row in rows:
         cells = [rank_text(row, board.primary_metric), _entry_cell(row)]
         cells += [formats[name].cell(row.metrics[name].mean, row.metrics[name].std, MISSING_MD) for name in lead]
         if show_shares:
             cells.append(_md_escape(fmt_shares(row.shares, row.seed_shares, row.seeds_disagree))
                          if row.shares is not None else MISSING_MD)
+        if board.gate_checked:
+            cells.append(unrecognisable_text(row))
         cells += [str(row.n_runs), _fmt_seeds(row.seeds)]
         cells += [formats[name].cell(row.metrics[name].mean, row.metrics[name].std, MISSING_MD) for name in rest]
         if show_steps:
             cells.append(_fmt_steps(row.train_steps) if row.train_steps is not None else MISSING_MD)
         if show_wall:
             cells.append(f"{row.train_wall_time_s:.1f}" if row.train_wall_time_s is not None else MISSING_MD)
+        if why:
+            cells.append(_md_escape(row.gate.reason))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -58,6 +58,12 @@ class ResultRecord:
     shares: dict[str, float] | None = None
     # group -> the simultaneous 95% bounds of that share (`group_shares`); None in files older than them
     share_bounds: dict[str, tuple[float, float]] | None = None
+    # The share of samples the task's networks cannot place (`recognisable`, fairbench.scoring.recognisable);
+    # None when not checked: files older than the check, or the run says why (`recognisable_skipped`).
+    unrecognisable_share: float | None = None
+    recognisable_key: str | None = None  # its calibration's key: one rule, data and networks per board
+    real_flagged_share: float | None = None  # real held-out images the same rule flags
+    recognisable_skipped: str | None = None
 
     @property
     def steps(self) -> int | None:
@@ -195,7 +201,31 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
         submission_sha256=submission_sha if isinstance(submission_sha, str) else None,
         shares=_parse_shares(data),
         share_bounds=_parse_share_bounds(data),
+        **_parse_recognisable(data, fail),
     )
+
+
+def _parse_recognisable(data: dict[str, Any], fail: Any) -> dict[str, Any]:
+    """The quality gate's inputs: the unrecognisable share, its calibration key and real flagged rate; or,
+    for a run that could not be checked, why (`not_checked`). All None in files older than the check."""
+    raw = data.get("recognisable")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise fail("field 'recognisable' must be an object or null")
+    share = raw.get("unrecognisable_share")
+    if share is None:
+        why = raw.get("not_checked")
+        if not isinstance(why, str) or not why:
+            raise fail("field 'recognisable' has no unrecognisable_share and does not say why (not_checked)")
+        return {"recognisable_skipped": why}
+    calibration = raw.get("calibration")
+    key = calibration.get("key") if isinstance(calibration, dict) else None
+    real = calibration.get("real_flagged_share") if isinstance(calibration, dict) else None
+    if not (_is_number(share) and 0 <= share <= 1 and _is_sha256(key) and _is_number(real)):
+        raise fail("field 'recognisable' must hold unrecognisable_share in [0, 1] and calibration.key "
+                   "(a sha256) and calibration.real_flagged_share")
+    return {"unrecognisable_share": float(share), "recognisable_key": key, "real_flagged_share": float(real)}
 
 
 def _parse_shares(data: dict[str, Any]) -> dict[str, float] | None:

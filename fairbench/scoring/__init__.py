@@ -20,6 +20,7 @@ from fairbench.metrics.fairness import FairnessReport, conditional_fairness_repo
 from fairbench.provenance import git_revision, versions
 from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
 from fairbench.scoring.quality import quality_report, with_feature_network
+from fairbench.scoring.recognisable import CRITERION, recognisable_report
 from fairbench.submission import checkpoint as ckpt_io
 from fairbench.submission import imagesets, sampling
 from fairbench.tasks import TaskSpec, get_task
@@ -146,6 +147,9 @@ def _score(
     if options.progress and task.quality is not None:
         options.progress("quality", len(images), len(images))
     metrics.update(quality.metrics)
+    recognisable = _recognisable(task, images, judge, options.data_root)
+    if options.progress:
+        options.progress("recognisable", len(images), len(images))
     card = judge.card
     proportions, shares = fair.proportions, fair.shares
     if judge.confusion is None:  # nothing to correct with: never report p-hat under the corrected names
@@ -184,7 +188,18 @@ def _score(
         iqa_weights=quality.iqa_weights,
         skipped=quality.skipped,
         data_source=_data_source(task, options.data_root),
+        recognisable=recognisable,
     )
+
+
+def _recognisable(task: TaskSpec, images: torch.Tensor, judge, data_root: Path | None) -> dict:
+    """The share of samples the task's networks cannot place (`scoring.recognisable`), after the quality
+    metrics (which may have fetched the data it calibrates on); when the task, its judge or the data on disk
+    cannot tell, a null share and why (`not_checked`), so the board marks the run rather than guessing."""
+    try:
+        return recognisable_report(task, images, judge, data_root)
+    except FairbenchError as exc:
+        return {"criterion": CRITERION, "unrecognisable_share": None, "not_checked": str(exc)}
 
 
 def _data_source(task: TaskSpec, data_root: Path | None) -> dict | None:
