@@ -127,7 +127,7 @@ def test_real_held_out_digits_are_flagged_at_most_two_percent() -> None:
     task = get_task("digits-bicolor")
     judge = load_judge(task)
     check = recognisable_report(task, _check_rows("digits-bicolor", None), judge)
-    assert check["unrecognisable_share"] <= 0.02  # measured: 1 of 173
+    assert check["unrecognisable_share"] <= 0.02  # measured: 2 of 173
     assert check["calibration"]["real_flagged_share"] == check["unrecognisable_share"]  # the same rows
     train = recognisable_report(task, data.load_split(task, "train").images, judge)  # never calibrated on
     assert train["unrecognisable_share"] <= 0.02  # measured: 7 of 1,100

@@ -9,12 +9,14 @@ samples mostly do (`fairbench.leaderboard.board.GATE_BOUND`).
 The criterion: out-of-distribution by nearest neighbours (Sun et al., ICML 2022, "Out-of-distribution
 detection with deep nearest neighbors"), in two feature spaces, each calibrated on real held-out images.
 
-- Spaces. The judge's penultimate layer (what the group label is read from: where the judge has seen no
-  image like a sample, its label is a guess) and, when the task has one, its domain feature network (a
-  classifier of the task's classes, the FID network: it knows what a digit looks like, where a background
-  judge does not). Each catches what the other misses (measured, docs/metrics.md): the judge flags
-  checkerboards and stripes that the digit network places among thin 1s; the digit network flags the
-  textured blobs on a clean white background that the background judge calls typical.
+- Spaces. The judge's feature maps (each channel's spatial mean and standard deviation after every
+  convolutional block, `JudgeNet.activation_statistics`: statistics of a classifier's activations tell its
+  own kind of image from others, Sastry & Oore, ICML 2020) and, when the task has one, its domain feature
+  network (the FID network, a classifier of the task's classes: it knows what a digit looks like, where a
+  background judge does not), its features scaled to unit length as Sun et al. do. Each catches what the
+  other misses (measured, docs/metrics.md): the judge's maps flag the stripes a 250-step digits generator
+  draws, which the digit network places among thin 1s; the digit network flags blobs the judge calls typical.
+  Neither catches everything: a 400-step cifar10-lt generator's grey blobs pass both.
 - Score. A sample's Euclidean distance to its K-th nearest real image of the task's judge split (at most
   `MAX_REFERENCE`, seeded). K = 5, as PRDC's balls here: one odd real image does not make its neighbourhood
   recognisable.
@@ -24,13 +26,14 @@ detection with deep nearest neighbors"), in two feature spaces, each calibrated 
   exchangeable with the fit rows exceeds it with probability at most a (at least a - 1/(m + 1)); with m
   under 1/a - 1 it is the largest fit score (probability 1/(m + 1)). A sample is unrecognisable when it
   exceeds the threshold in either space: by the union bound, real images are flagged at most REAL_FLAG_RATE
-  = 1% of the time. The rate measured on the check rows is recorded with the thresholds.
+  = 1% of the time (1.15% on digits-bicolor, whose 174 fit rows are too few for 0.5%). The rate measured on
+  the check rows is recorded with the thresholds.
 
 The calibration depends on the task's data and the two networks alone, so it is computed once and cached in
 `$FAIRBENCH_HOME/recognisable/` (keyed by all of them, checked on load); every network call goes through
-fixed chunks on the CPU, so it is the same bits wherever a run is scored. Not checked (the result's field is
-null and `skipped` says why): a task without judge and test splits (ffhq-race), a judge without a penultimate
-layer to read (FairFace), a task whose data is not on disk.
+fixed chunks on the CPU, so it is the same bits wherever a run is scored. Not checked (the share is null and
+`not_checked` says why): a task without judge and test splits (ffhq-race), a judge whose feature
+maps fairbench cannot read (FairFace), a task whose data is not on disk.
 """
 
 from __future__ import annotations
