@@ -437,7 +437,9 @@ class Pairs:
 
     @classmethod
     def of(cls, board: Any, metric: str) -> Pairs:
-        rows = sorted((row for row in board.rows if _board_values(row, metric) is not None), key=lambda r: r.entry)
+        # the board ranks only the entries above its quality gate (fairbench.leaderboard.board.GATE_BOUND)
+        rows = sorted((row for row in board.ranked_rows if _board_values(row, metric) is not None),
+                      key=lambda r: r.entry)
         values = [_board_values(row, metric) for row in rows]
         bounds = [_board_bounds(row, metric, len(v)) for row, v in zip(rows, values)]
         sqrt_scale = (squared_distance(metric) and all(min(v) >= 0 for v in values)

@@ -334,3 +334,22 @@ def test_a_run_whose_data_is_missing_says_why_and_boards_as_not_checked(tmp_path
     assert field["unrecognisable_share"] is None and "MNIST" in field["not_checked"]
     (row,) = _board(tmp_path / "b", [_result("new", 0, 0.1, None, recognisable=field)]).rows
     assert row.gate.status == GATE_UNCHECKED and field["not_checked"] in row.gate.reason
+
+
+def test_findings_recompute_the_ranks_of_a_board_with_an_entry_below_the_gate(tmp_path: Path) -> None:
+    """leaderboard/findings.py checks every rank it states against the board's: it must see the same entries
+    (those above the line), or a gated entry makes it refuse the board."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("findings_gate", EXAMPLES.parents[1] / "leaderboard" / "findings.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    try:
+        spec.loader.exec_module(module)
+        board = _fixture_board(tmp_path)
+        pairs = module.Pairs.of(board, board.primary_metric)
+    finally:
+        sys.modules.pop(spec.name, None)
+    assert all("noise" not in pair for pair in pairs.p)
