@@ -37,7 +37,8 @@ def test_summary_fits_80_columns_and_names_the_json(digits_checkpoint: Path, tmp
     assert lines[-1] == str(out)  # the path last, for scripts
     assert all(len(line) <= 80 for line in lines[:-1]), [line for line in lines if len(line) > 80]
     result = read_result(out)
-    assert len(lines) < 20 < len(result.metrics)  # a summary, not the 37-row table
+    first_skipped = next((i for i, line in enumerate(lines) if line.startswith("skipped")), len(lines) - 2)
+    assert first_skipped < 15 < len(result.metrics), lines  # a summary, not the 37-row table (then the skips)
     text = run.stdout
     for group in result.groups:
         share = result.group_shares[group]["corrected"]
@@ -45,6 +46,12 @@ def test_summary_fits_80_columns_and_names_the_json(digits_checkpoint: Path, tmp
     kl = result.metrics["kl_uniform_corrected"]
     assert f"KL to uniform, corrected {format_interval(kl['value'], kl['ci95'])}" in text
     assert "test of equal shares: p" in text
+    check = result.recognisable
+    if check and check.get("unrecognisable_share") is not None:  # a 60-step generator: noise, over the gate
+        assert f"unrecognisable: {100 * check['unrecognisable_share']:.1f}%" in text
+        assert "fails the 50% gate" in text if check["unrecognisable_share"] > 0.5 else "passes the 50% gate" in text
+    else:
+        assert "recognisable samples: not checked" in text
     fid = result.metrics["fid"]
     assert f"FID {format_interval(fid['value'], fid['ci95'])}" in text
     shown = 1 + sum(k in result.metrics for k in ("fid", "fid_balanced", "kid"))

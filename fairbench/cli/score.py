@@ -124,6 +124,7 @@ def summary_lines(result: Any) -> list[str]:
     if result.fairness_tests:
         headline.append(_fairness_test_line(result.fairness_tests))
     lines.extend(f"  {part}" for part in headline)
+    lines.append(_recognisable_line(result))
     quality = [f"{label} {format_interval(result.metrics[key]['value'], result.metrics[key]['ci95'])}"
                for key, label in QUALITY_SUMMARY if key in result.metrics]
     if quality:
@@ -136,8 +137,23 @@ def summary_lines(result: Any) -> list[str]:
         reasons.setdefault(why, []).append(name)
     lines.extend(f"skipped {', '.join(names)}: {why}" for why, names in reasons.items())
     rest = len(result.metrics) - (primary is not None) - len(quality)
-    lines.append(f"{rest} more metrics, their intervals, per-group and per-condition results in the result JSON:")
+    lines.append(f"{rest} more metrics, intervals, per-group and per-condition results in the JSON:")
     return lines
+
+
+def _recognisable_line(result: Any) -> str:
+    """How many samples the task's networks cannot place, and what that means for the board's gate."""
+    from fairbench.leaderboard.board import GATE_BOUND
+
+    check = result.recognisable
+    if not check or check.get("unrecognisable_share") is None:
+        why = (check or {}).get("not_checked") or "scored before the check existed"
+        return f"  recognisable samples: not checked ({why})"
+    share = check["unrecognisable_share"]
+    lo, hi = check["unrecognisable_ci95"]
+    gate = "passes" if share <= GATE_BOUND else "fails"
+    return (f"  unrecognisable: {100 * share:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]; real images "
+            f"{100 * check['calibration']['real_flagged_share']:.1f}%; {gate} the {100 * GATE_BOUND:.0f}% gate")
 
 
 def format_interval(value: float, ci: Any) -> str:
