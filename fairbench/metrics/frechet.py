@@ -74,7 +74,7 @@ def _s(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def _as_features(features: np.ndarray, what: str = "features") -> np.ndarray:
+def as_features(features: np.ndarray, what: str = "features") -> np.ndarray:
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise FairbenchError(f"{what} must be a 2-D array (samples x dims), got shape {x.shape}")
@@ -105,7 +105,7 @@ class StatsAccumulator:
         self._outer: np.ndarray | None = None
 
     def add(self, batch: np.ndarray) -> None:
-        x = _as_features(batch, "feature batch")
+        x = as_features(batch, "feature batch")
         if self._shift is None:
             if len(x) == 0:
                 return
@@ -261,7 +261,7 @@ def fid_with_intervals(
     O(N d²) part) is computed once and only a d x d product and eigenvalues are per reference. Each result equals `fid_with_interval(gen_features, ref, n_resamples, seed)` up to rounding.
     The point value is `frechet_distance` exactly.
     """
-    x = _as_features(gen_features, "generated features")
+    x = as_features(gen_features, "generated features")
     n = len(x)
     if n < 2:
         raise FairbenchError(f"{label} has {n} generated sample{_s(n)}; FID needs at least 2")
@@ -367,8 +367,8 @@ def kid(
     """Mean unbiased MMD² (cubic polynomial kernel) over `n_subsets` random subsets, with the 2.5 and 97.5
     percentiles over subsets. Subsets have m = min(subset_size or 1000, N_gen, N_ref) rows from each side,
     drawn without replacement. `label` names the generated set in errors (e.g. "group white")."""
-    x = _as_features(gen_features, "generated features")
-    y = _as_features(ref_features, "reference features")
+    x = as_features(gen_features, "generated features")
+    y = as_features(ref_features, "reference features")
     if len(x) < 2:
         raise FairbenchError(f"{label} has {len(x)} generated sample{_s(len(x))}; KID needs at least 2")
     if len(y) < 2:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairbench.errors import FairbenchError
+from fairbench.metrics.frechet import as_features
 
 BLOCK = 1024  # rows of a distance block: 1024 x 10,000 float64 is 80 MB
 
@@ -56,8 +57,8 @@ def prdc(
     """The four metrics of `generated` (M x d) against `real` (N x d). Both sets need more than k samples:
     with k or fewer there is no k-th neighbour, and the metric is refused with the reason.
     `real_square_radii`: `knn_square_radii(real, k)`, when the caller has them already."""
-    x = _features(real, "real features")
-    y = _features(generated, "generated features")
+    x = as_features(real, "real features")
+    y = as_features(generated, "generated features")
     if x.shape[1] != y.shape[1]:
         raise FairbenchError(f"real features have {x.shape[1]} dims, generated features {y.shape[1]}")
     if k < 1:
@@ -98,7 +99,7 @@ def knn_radii(x: np.ndarray, k: int) -> np.ndarray:
 
 def knn_square_radii(x: np.ndarray, k: int) -> np.ndarray:
     """`knn_radii` squared, as `prdc` compares them."""
-    x = _features(x, "features")
+    x = as_features(x, "features")
     if not 1 <= k < len(x):
         raise FairbenchError(f"{len(x)} samples have no {k}-th nearest other sample")
     radii = np.empty(len(x))
@@ -123,12 +124,3 @@ def _square_distances(a: np.ndarray, b_doubled: np.ndarray, b_norms: np.ndarray)
     out = np.add.outer(_square_norms(a), b_norms)
     out -= a @ b_doubled.T
     return np.maximum(out, 0.0, out=out)
-
-
-def _features(features: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise FairbenchError(f"{what} must be a 2-D array (samples x dims), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise FairbenchError(f"{what} contain NaN or infinite values")
-    return x
