@@ -318,6 +318,8 @@ def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOpti
         except FairbenchError as exc:
             return f"feature network {quality_task.quality.feature_network.id} not available: {exc}"
     return None
+
+
 def _drop_corrected(metrics: dict, tests: dict, per_condition: dict | None, proportions: dict, shares: dict) -> list[str]:
     """Remove every judge-error-corrected figure (in place); the names removed, for `skipped`."""
     dropped = sorted(name for name in metrics if "corrected" in name)
