@@ -377,6 +377,9 @@ def _ctrl_c_once_trained(args: list[str], states: list[Path]) -> tuple[int, str]
     def controlling_terminal() -> None:
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        # as a user's shell starts it: an earlier test of this session may have left SIGINT ignored in pytest,
+        # and an ignored SIGINT is inherited (Python then installs no KeyboardInterrupt handler)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     master, slave = pty.openpty()
     command = [sys.executable, "-m", "fairbench", *args]
