@@ -11,18 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from fairbench.errors import FairbenchError
+from fairbench.metrics.frechet import as_features
 
 BLOCK = 4096
 
 
 def vendi_score(features: np.ndarray, *, label: str = "the generated set") -> float:
-    x = np.asarray(features, dtype=np.float64)
-    if x.ndim != 2:
-        raise FairbenchError(f"features must be a 2-D array (samples x dims), got shape {x.shape}")
+    x = as_features(features)
     if len(x) < 1:
         raise FairbenchError(f"{label} has no samples; the Vendi score needs at least 1")
-    if not np.isfinite(x).all():
-        raise FairbenchError("features contain NaN or infinite values")
     gram = np.zeros((x.shape[1], x.shape[1]))
     for start in range(0, len(x), BLOCK):
         block = x[start : start + BLOCK]
