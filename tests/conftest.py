@@ -10,8 +10,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO_ROOT
 
 # The networks here are tiny: one intra-op thread is as fast on an idle machine and avoids a tenfold slowdown
 # from OpenMP spin-waiting when other processes share the cores. Results do not depend on it.

@@ -19,6 +19,7 @@ from fairbench import data
 from fairbench.cli import app
 from fairbench.judges import PACKAGE_DIR
 from fairbench.tasks import get_task
+from tests.helpers import REPO_ROOT
 
 DIGITS = "digits-bicolor"
 CHECKPOINT_KEYS = {
@@ -148,7 +149,7 @@ def test_run_with_bad_override_is_exit_2(tmp_path: Path) -> None:
 
 def test_checkpoint_of_a_custom_yaml_task_scores_with_task_option(tmp_path: Path) -> None:
     custom = tmp_path / "my-digits.yaml"
-    text = (Path(__file__).resolve().parent.parent / "tasks" / f"{DIGITS}.yaml").read_text()
+    text = (REPO_ROOT / "tasks" / f"{DIGITS}.yaml").read_text()
     custom.write_text(text.replace("\nid: digits-bicolor", "\nid: my-digits").replace("aliases: [digits]", "aliases: []"))
     ckpt = ok("run", "--method", "vanilla", "--task", str(custom), "--steps", "3", "--out", str(tmp_path)).stdout
     ckpt_path = ckpt.strip().splitlines()[-1]

@@ -28,8 +28,9 @@ from fairbench.errors import FairbenchError
 from fairbench.locks import run_lock
 from fairbench.tasks import get_task
 from fairbench.training import RunOptions, train
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 DIGITS = "digits-bicolor"
 
 

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 
 from fairbench import atomic
 from fairbench.cli import app
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 # Every command that writes, with the output put under `X` (a path the test makes unwritable).
 WRITERS = {

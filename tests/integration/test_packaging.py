@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "leaderboard" / "campaign_rebalance.sh"
+from tests.helpers import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "leaderboard" / "campaign_rebalance.sh"
 
 # `run` makes the run folder (its own base under phases/ when no --base is given) and prints the checkpoint
 # last, as the real command does; seed 1 fails like a collapsed base. `score` writes its --out file.

@@ -1,6 +1,6 @@
 """`leaderboard/findings.py`: docs/findings.md is generated from result files, never typed.
 
-The first tests run the generator on the small fixture results in tests/findings_fixtures/ (a toy two-group task:
+The first tests run the generator on the small fixture results in tests/fixtures/findings/ (a toy two-group task:
 vanilla runs that collapse, a fair groupcond, rebalancing runs on mbstd bases, one archived run and a learning
 curve) and check the tables and figures it writes against values read off those fixtures. The last test is the
 docs-freshness check: the committed docs/findings.md must be exactly what the generator makes of the committed
@@ -20,9 +20,10 @@ import pytest
 
 from fairbench.leaderboard import ALPHA, build_leaderboard, read_results, welch_p_value
 from fairbench.metrics.gain import pair_gain, seed_gain
+from tests.helpers import FIXTURE_DIR, REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "findings_fixtures"
+ROOT = REPO_ROOT
+FIXTURES = FIXTURE_DIR / "findings"
 
 
 def _load():

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from fairbench.tasks import get_task
 from fairbench.training import RunOptions, train
+from tests.helpers import REPO_ROOT
 
-SCRIPT = Path(__file__).resolve().parents[1] / "leaderboard" / "groupcond_agreement.py"
+SCRIPT = REPO_ROOT / "leaderboard" / "groupcond_agreement.py"
 
 
 def _run(*args) -> subprocess.CompletedProcess:

@@ -185,7 +185,7 @@ def save_converted(tmp_path, g: StyleGAN2Generator, latent_avg=True, name="sg2.p
 
 @pytest.fixture
 def tiny_task():
-    from ffhq_helpers import tiny_ffhq_task
+    from tests.helpers.ffhq import tiny_ffhq_task
 
     return tiny_ffhq_task(8)
 
@@ -277,7 +277,7 @@ def test_a_fresh_process_finds_the_architecture_through_the_plugins():
 
 
 def test_a_generator_smaller_than_the_task_is_refused(tmp_path):
-    from ffhq_helpers import tiny_ffhq_task
+    from tests.helpers.ffhq import tiny_ffhq_task
 
     path = save_converted(tmp_path, tiny(32))
     with pytest.raises(FairbenchError, match="32 px generator cannot be scored at task ffhq-race's 64 px"):

@@ -14,8 +14,9 @@ from fairbench import entries
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard import build_leaderboard, read_results, render_csv, render_markdown
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 DIGITS = "digits-bicolor"
 
 

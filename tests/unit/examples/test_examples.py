@@ -13,6 +13,7 @@ from fairbench.atomic import sha256_file
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.scoring import ScoreOptions, score_checkpoint
+from tests.helpers import REPO_ROOT
 
 
 def test_every_example_file_matches_its_recorded_hash() -> None:
@@ -65,7 +66,7 @@ def test_examples_show_an_unfair_and_a_nearly_fair_generator(name: str, white_ra
 
 
 def _readme_rows() -> dict[str, list[str]]:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     block = text.split("<!-- quickstart-board")[1].split("<!-- /quickstart-board -->")[0]
     rows = [line.strip("|").split("|") for line in block.splitlines() if line.startswith("| ") and "---" not in line]
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}

@@ -22,6 +22,8 @@ import torch
 import yaml
 from torch import nn
 
+from tests.helpers import REPO_ROOT
+
 open_clip = pytest.importorskip("open_clip", reason="the clip feature network needs open_clip_torch (.[test])")
 from torchvision import transforms as T  # noqa: E402
 
@@ -309,7 +311,7 @@ def test_score_with_feature_network_clip_records_it_and_the_board_shows_it(clip_
         return net
 
     monkeypatch.setattr(features, "load_feature_network", fake_load)
-    text = (Path(__file__).resolve().parent.parent / "tasks" / "digits-bicolor.yaml").read_text()
+    text = (REPO_ROOT / "tasks" / "digits-bicolor.yaml").read_text()
     text = (text.replace("\nid: digits-bicolor", "\nid: clip-digits").replace("aliases: [digits]", "aliases: []")
             .replace("reference: {part: all, start: 1450, stop: 1797}", "reference: {part: all, start: 1450, stop: 1462}")
             .replace("metrics: [fid, fid_balanced, fid_intra, kid, prdc, vendi]", "metrics: [fid]").replace("n_resamples: 100", "n_resamples: 4"))

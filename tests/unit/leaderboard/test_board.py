@@ -23,6 +23,7 @@ from fairbench.leaderboard import (
     render_markdown,
     write_leaderboard,
 )
+from tests.helpers import REPO_ROOT
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
@@ -212,7 +213,7 @@ def test_differences_within_seed_noise_share_a_rank(tmp_path: Path) -> None:
 
 def test_archived_board_ranks_repfair_and_vanilla_alike() -> None:
     # The example: 0.564 +- 0.224 over 3 seeds is not "better" than 0.693 +- 0.000.
-    archive = Path(__file__).resolve().parent.parent / "leaderboard" / "archive" / "dcgan-conditional-4k"
+    archive = REPO_ROOT / "leaderboard" / "archive" / "dcgan-conditional-4k"
     (board,) = boards_for(archive)
     assert board.task == "mnist-bicolor-imbalanced"
     assert {r.entry: r.rank["kl_uniform_corrected"] for r in board.rows} == {"repfair": 1, "vanilla": 1}
@@ -834,7 +835,7 @@ def test_seeds_whose_share_intervals_do_not_overlap_are_marked(tmp_path: Path) -
 
 
 def test_committed_leaderboard_rebuilds_byte_for_byte(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parent.parent / "leaderboard"
+    repo = REPO_ROOT / "leaderboard"
     if not (repo / "results").is_dir():
         pytest.skip("no committed leaderboard results")
     csv_path, md_path = write_leaderboard(repo / "results", tmp_path)

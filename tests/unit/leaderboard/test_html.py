@@ -17,6 +17,7 @@ from PIL import Image
 from fairbench.leaderboard import HTML_NAME, build_leaderboard, read_results, render_html, write_leaderboard
 from fairbench.leaderboard.html import BAR_COLOURS, HEADER_COLOUR
 from fairbench.leaderboard.screenshot import find_chromium, run_chromium, screenshot
+from tests.helpers import REPO_ROOT
 
 TASK_HASH = "c" * 64
 JUDGE_SHA = "d" * 64
@@ -270,7 +271,7 @@ def test_primary_metric_is_on_screen_at_1280_px(page: Path, tmp_path: Path) -> N
 def test_committed_board_leads_on_screen_at_1280_px(tmp_path: Path) -> None:
     """On the real boards (cifar10-lt's was off-screen behind a column of thumbnails): the primary metric, the
     main quality metric and the judged shares of every board's first row fit in 1,280 px."""
-    repo = Path(__file__).resolve().parent.parent / "leaderboard"
+    repo = REPO_ROOT / "leaderboard"
     if not (repo / "results").is_dir():
         pytest.skip("no committed leaderboard results")
     boards = build_leaderboard(read_results(repo / "results"))

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location("bench_ranking", Path(__file__).parent.parent / "bench" / "ranking.py")
+from tests.helpers import REPO_ROOT
+
+_spec = importlib.util.spec_from_file_location("bench_ranking", REPO_ROOT / "bench" / "ranking.py")
 bench = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(bench)  # type: ignore[union-attr]
 

@@ -25,6 +25,7 @@ from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.metrics import eqface, iqa
 from fairbench.tasks import get_task
+from tests.helpers import REPO_ROOT
 
 TINY = eqface.IRResNetShape(stem_width=4, stage_widths=(4, 8, 8, 8), stage_blocks=(1, 2, 1, 1), embedding_dim=6,
                             quality_hidden=5)
@@ -336,7 +337,7 @@ def test_full_size_ir100_scores_real_utkface_crops(tmp_path: Path, utkface_crops
 
 def test_fairbench_score_reports_eqface_overall_and_per_group(tmp_path: Path) -> None:
     """A custom task asking for EQ-Face: skipped with the placement hint, then computed once the files exist."""
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     text = (root / "tasks" / "digits-bicolor.yaml").read_text()
     custom = tmp_path / "my-faces.yaml"
     custom.write_text(

@@ -11,7 +11,6 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import profile_reference as reference
 from fairbench.errors import FairbenchError
 from fairbench.metrics import regions
 from fairbench.metrics.row_metrics import ROW_METRICS
@@ -29,6 +28,7 @@ from fairbench.metrics.fairness import (
     kl_uniform_normalized,
     proportions,
 )
+from tests.helpers import profile_reference as reference
 
 BASE_METRICS = ["kl_uniform", "kl_uniform_normalized", "fd_l1", "fd_l2"]
 ALL_METRICS = [m for name in BASE_METRICS for m in (name, f"{name}_corrected")]
@@ -362,7 +362,7 @@ def test_group_shares_are_the_exact_bonferroni_box():
 @pytest.mark.parametrize("metric", ["kl_uniform", "fd_l1", "fd_l2"])
 @pytest.mark.parametrize("counts", [[260, 160, 80], [180, 170, 150], [0, 300, 200]])
 def test_metric_interval_matches_a_brute_force_profile_on_the_3_simplex(metric, counts):
-    """Independent check of the profile interval (tests/profile_reference.py): the deviance on a grid of
+    """Independent check of the profile interval (tests/helpers/profile_reference.py): the deviance on a grid of
     the 3-simplex with step 1/1200, c(r) by brentq on scipy's noncentral chi-square."""
     report = fairness_report(labels_with_counts(counts), 3, None)
     lo, hi = report.metrics[metric].ci95

@@ -12,15 +12,16 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-import profile_reference as reference
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.metrics.correction import Calibration
 from fairbench.metrics.gain import pair_gain, pair_gains, seed_gain
+from tests.helpers import profile_reference as reference
+from tests.helpers import REPO_ROOT
 
-BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+BOARD = REPO_ROOT / "leaderboard" / "results"
 # Archived results never change, so the figures asserted below stay theirs when the board is retrained.
-ARCHIVE = Path(__file__).resolve().parents[1] / "leaderboard" / "archive" / "utkface-race-1.5k"
+ARCHIVE = REPO_ROOT / "leaderboard" / "archive" / "utkface-race-1.5k"
 
 
 def _kl2(p_white: float) -> float:
@@ -35,7 +36,7 @@ def test_two_groups_match_a_hand_computation() -> None:
     assert gain.new == pytest.approx(_kl2(0.46), rel=1e-12)
     assert gain.ratio == pytest.approx(_kl2(0.18) / _kl2(0.46), rel=1e-12)
     # Each run's KL interval at 97.5% (Bonferroni over the two runs), from the brute-force profile of
-    # tests/profile_reference.py with the two-group test's own critical deviance at alpha = 0.025.
+    # tests/helpers/profile_reference.py with the two-group test's own critical deviance at alpha = 0.025.
     grid = reference.simplex_grid(2, 1 / 200_000)
     b_lo, b_hi = reference.grid_interval(base, "kl_uniform", grid, 0.025, reference.midp_scale(1000, 0.025))
     n_lo, n_hi = reference.grid_interval(new, "kl_uniform", grid, 0.025, reference.midp_scale(1000, 0.025))

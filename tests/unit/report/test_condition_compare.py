@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.report.condition_compare import collect_condition_shares, draw_condition_comparison
+from tests.helpers import REPO_ROOT
 
-BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+BOARD = REPO_ROOT / "leaderboard" / "results"
 
 
 def _result(task: str, method: str, seed: int = 0) -> dict:

@@ -14,8 +14,9 @@ from fairbench.cli import app
 from fairbench.entries import config_hash
 from fairbench.errors import FairbenchError
 from fairbench.report.hyperparameter import collect_parameter_sweep, draw_parameter_sweep
+from tests.helpers import REPO_ROOT
 
-BOARD = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+BOARD = REPO_ROOT / "leaderboard" / "results"
 
 
 def _run(clip_norm: float | None, seed: int, white: float, kl: float, fid: float, **config) -> dict:

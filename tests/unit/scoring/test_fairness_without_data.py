@@ -18,8 +18,9 @@ from fairbench.errors import FairbenchError
 from fairbench.scoring import _data_source
 from fairbench.scoring.quality import fid_metric_keys
 from fairbench.tasks import get_task
+from tests.helpers import REPO_ROOT
 
-TASKS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "tasks").glob("*.yaml"))
+TASKS = sorted(p.stem for p in (REPO_ROOT / "tasks").glob("*.yaml"))
 FAIRNESS = {"kl_uniform", "kl_uniform_debiased", "kl_uniform_normalized", "fd_l1", "fd_l2"}
 
 

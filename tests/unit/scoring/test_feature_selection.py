@@ -12,8 +12,9 @@ from fairbench import assets
 from fairbench.errors import FairbenchError
 from fairbench.scoring.quality import select_feature_network
 from fairbench.tasks import FeatureRef, get_task, parse_task
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 CLIP_SHA = "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762"  # OpenAI's RN50.pt, as in the manifest
 
 

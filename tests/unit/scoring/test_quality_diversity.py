@@ -25,6 +25,7 @@ from fairbench.scoring.quality import (
     vendi_whole_and_per_group,
 )
 from fairbench.tasks import get_task, load_task_file
+from tests.helpers import REPO_ROOT
 
 reference_prdc = pytest.importorskip("prdc")
 reference_vendi = pytest.importorskip("vendi_score.vendi")
@@ -335,7 +336,7 @@ def test_the_new_metrics_leave_every_task_hash_as_it_was(tmp_path: Path) -> None
     for task_id in ("digits-bicolor", "mnist-bicolor", "utkface-race", "cifar10-lt", "ffhq-race"):
         task = get_task(task_id)
         assert "vendi" in task.quality.metrics
-        text = (Path(__file__).resolve().parent.parent / "tasks" / f"{task_id}.yaml").read_text()
+        text = (REPO_ROOT / "tasks" / f"{task_id}.yaml").read_text()
         old = tmp_path / f"{task_id}.yaml"
         old.write_text(text.replace(", prdc, vendi]", "]").replace(", vendi]", "]"))
         assert load_task_file(old).quality.metrics == [m for m in task.quality.metrics if m not in ("prdc", "vendi")]
@@ -343,7 +344,7 @@ def test_the_new_metrics_leave_every_task_hash_as_it_was(tmp_path: Path) -> None
 
 
 def test_prdc_needs_reference_groups_and_unknown_names_are_refused(tmp_path: Path) -> None:
-    text = (Path(__file__).resolve().parent.parent / "tasks" / "ffhq-race.yaml").read_text()
+    text = (REPO_ROOT / "tasks" / "ffhq-race.yaml").read_text()
     assert "transform" not in text.split("quality:")[0].replace("transform:", "")  # ffhq has no groups on its reference
     bad = tmp_path / "ffhq-prdc.yaml"
     bad.write_text(text.replace("metrics: [fid, kid, vendi]", "metrics: [fid, kid, vendi, prdc]"))

@@ -35,8 +35,9 @@ from fairbench.scoring.recognisable import (
 from fairbench.submission import checkpoint as ckpt_io
 from fairbench.submission import sampling
 from fairbench.tasks import get_task
+from tests.helpers import REPO_ROOT
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "fairbench" / "examples"
+EXAMPLES = REPO_ROOT / "fairbench" / "examples"
 
 
 # ------------------------------------------------------------------------------------------- the statistics

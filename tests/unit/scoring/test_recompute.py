@@ -16,8 +16,9 @@ from fairbench.errors import FairbenchError
 from fairbench.results import dumps
 from fairbench.scoring import ScoreOptions, recompute_fairness, score_checkpoint
 from fairbench.tasks import get_task
+from tests.helpers import REPO_ROOT
 
-SCRIPT = Path(__file__).resolve().parents[1] / "leaderboard" / "recompute_statistics.py"
+SCRIPT = REPO_ROOT / "leaderboard" / "recompute_statistics.py"
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cifar_fake import tiny_task_file, write_fake_cifar
 
 from fairbench import data, transforms
 from fairbench.errors import FairbenchError
 from fairbench.sources import SOURCES, cache
 from fairbench.sources.cifar10 import CLASSES
 from fairbench.tasks import get_task, load_task_file
+from tests.helpers.cifar_fake import tiny_task_file, write_fake_cifar
 
 RHO100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 RHO10 = [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from ffhq_helpers import tiny_ffhq_data, tiny_ffhq_task, write_random_fairface, write_tiny_ffhq_yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -21,6 +20,7 @@ from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.tasks import SplitSpec, get_task, list_tasks, load_task_file, parse_task
+from tests.helpers.ffhq import tiny_ffhq_data, tiny_ffhq_task, write_random_fairface, write_tiny_ffhq_yaml
 
 # (task_hash, data_hash) of every task published before the optional sections existed, measured on the
 # commit before them: making dataset splits, transform, training and judge.kind optional changed none.

@@ -19,8 +19,9 @@ from fairbench.leaderboard import build_leaderboard, read_result
 from fairbench.sweep import SerialBackend, SweepSettings, expand_grid, run_sweep
 from fairbench.sweep.grid import board_result, existing_result
 from fairbench.sweep.plan import BOARD, DONE, NEW, plan_job
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 
 
 class Recorder:

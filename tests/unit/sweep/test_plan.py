@@ -22,8 +22,9 @@ from fairbench.sweep import SerialBackend, SweepSettings, expand_grid, run_sweep
 from fairbench.sweep.plan import DONE, NEW, RESUME, SCORE, plan_job, render_plan
 from fairbench.tasks import get_task
 from fairbench.training import RunOptions, saved_step, train
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 linux_locks = pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="reads Linux's /proc/locks")
 
 

@@ -35,8 +35,9 @@ from fairbench.sweep import (
 )
 from fairbench.sweep.job import DONE, FAILED, PROGRESS, RETRY, STARTED, JobEvent
 from fairbench.sweep.view import LiveView, PlainView, SweepStatus
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 SMALL = {"width": [8]}
 
 
