@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from fairbench.tasks import get_task
 from fairbench.training import RunOptions, train

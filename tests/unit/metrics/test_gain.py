@@ -17,11 +17,11 @@ from fairbench.errors import FairbenchError
 from fairbench.metrics.correction import Calibration
 from fairbench.metrics.gain import pair_gain, pair_gains, seed_gain
 from tests.helpers import profile_reference as reference
-from tests.helpers import REPO_ROOT
+from tests.helpers import FIXTURE_DIR
 
-BOARD = REPO_ROOT / "leaderboard" / "results"
+BOARD = FIXTURE_DIR / "board" / "results"
 # Archived results never change, so the figures asserted below stay theirs when the board is retrained.
-ARCHIVE = REPO_ROOT / "leaderboard" / "archive" / "utkface-race-1.5k"
+ARCHIVE = FIXTURE_DIR / "board" / "archive" / "utkface-race-1.5k"
 
 
 def _kl2(p_white: float) -> float:

@@ -1,5 +1,5 @@
 """`fairbench conditions`: per-condition shares of one group across entries and seeds (the RepFair paper's
-Figure 2), checked against the committed results and a second seed made from one of them."""
+Figure 2), checked against committed results (copies in tests/fixtures/board) and a second seed made from one."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.report.condition_compare import collect_condition_shares, draw_condition_comparison
-from tests.helpers import REPO_ROOT
+from tests.helpers import FIXTURE_DIR
 
-BOARD = REPO_ROOT / "leaderboard" / "results"
+BOARD = FIXTURE_DIR / "board" / "results"
 
 
 def _result(task: str, method: str, seed: int = 0) -> dict:

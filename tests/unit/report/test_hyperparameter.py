@@ -1,5 +1,6 @@
 """`fairbench vary`: one hyper-parameter against a group's share, kl_uniform and a metric (the RepFair paper's
-Figure 6), checked on copies of a committed result whose clip norm, shares and FID are set by hand."""
+Figure 6), checked on copies of a committed result (kept in tests/fixtures/board) whose clip norm, shares and FID
+are set by hand."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from fairbench.cli import app
 from fairbench.entries import config_hash
 from fairbench.errors import FairbenchError
 from fairbench.report.hyperparameter import collect_parameter_sweep, draw_parameter_sweep
-from tests.helpers import REPO_ROOT
+from tests.helpers import FIXTURE_DIR
 
-BOARD = REPO_ROOT / "leaderboard" / "results"
+BOARD = FIXTURE_DIR / "board" / "results"
 
 
 def _run(clip_norm: float | None, seed: int, white: float, kl: float, fid: float, **config) -> dict:
