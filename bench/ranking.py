@@ -19,7 +19,7 @@ calls it) and by the previous rule (a Welch t-test per pair on the per-seed valu
 
     python bench/ranking.py [--reps 2000] [--seed 0] [--out leaderboard/ranking_power.md]
 
-The tests (tests/test_ranking_simulation.py) run the same scenarios with fewer boards.
+The tests (tests/unit/leaderboard/test_ranking_simulation.py) run the same scenarios with fewer boards.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rank rule: Holm over pairs, the within-run floor, the square-root scale, rank intervals and edge cases;
 and the previous rule's Welch test (kept for comparisons) against scipy. Its false-claim rate and power are
-simulated in tests/test_ranking_simulation.py."""
+simulated in tests/unit/leaderboard/test_ranking_simulation.py."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ _spec = importlib.util.spec_from_file_location("bench_ranking", REPO_ROOT / "ben
 bench = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(bench)  # type: ignore[union-attr]
 
-RULE = bench.new_ranks  # the board's rule; tests/test_ranking_simulation.py fails with bench.old_ranks here
+RULE = bench.new_ranks  # the board's rule; this file fails with bench.old_ranks here
 BOARDS = 2000
 MARGIN = 2.33 * math.sqrt(0.05 * 0.95 / BOARDS)  # one-sided 99% simulation error at a true rate of 5%
 
