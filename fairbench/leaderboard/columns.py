@@ -148,7 +148,8 @@ def column_format(cells: Iterable[tuple[float | None, float | None]]) -> NumberF
 # One colour per entry in charts with a series per entry (`fairbench conditions`, the board's share bars).
 # The Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), safe for the common colour-vision
 # deficiencies, with its pale yellow and black last; extended to 12 by four colours of Paul Tol's 'muted'
-# scheme (indigo, wine, olive, pale grey), which keep every pair at CIE76 ΔE >= 26 (tests/test_palette.py).
+# scheme (indigo, wine, olive, pale grey), which keep every pair at CIE76 ΔE >= 26
+# (tests/unit/leaderboard/test_palette.py).
 ENTRY_COLOURS = (
     "#0072B2",  # Okabe-Ito blue
     "#E69F00",  # orange

@@ -13,7 +13,7 @@ the worst of C conditions is further inflated because a maximum picks the noisie
   condition's counts, recompute the debiased maximum, subtract the mean excess).
 
 Estimates are clipped at 0, the smallest KL there is: at the uniform point this keeps a small positive
-bias, far below the plug-in's (measured in tests/test_statistics.py).
+bias, far below the plug-in's (measured in tests/unit/metrics/test_statistics.py).
 """
 
 from __future__ import annotations
