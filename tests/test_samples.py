@@ -79,7 +79,8 @@ def test_no_way_of_asking_changes_the_images(digits_checkpoint: Path) -> None:
     seen: list[tuple[int, int]] = []
     full = samples_from_checkpoint(digits_checkpoint, TASK, 600, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(250, 600), (500, 600), (600, 600)]
-    loaded = samples_from_checkpoint(digits_checkpoint, TASK, 600, checkpoint=ckpt_io.load_checkpoint(digits_checkpoint))
+    ckpt = ckpt_io.load_checkpoint(digits_checkpoint)
+    loaded = samples_from_checkpoint(digits_checkpoint, TASK, 600, checkpoint=ckpt)
     assert torch.equal(loaded.images, full.images)
     assert torch.equal(samples_from(digits_checkpoint, n=600).images, full.images)
 

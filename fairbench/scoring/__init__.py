@@ -103,7 +103,8 @@ def score_image_set(task: TaskSpec | str, path: str | Path, options: ScoreOption
     samples = samples_from_imageset(path, task)
     submission = samples.submission()
     device = resolve_device(options.device)
-    result = _score(task, samples.images, samples.conditions, submission, None, None, None, None, options, device, started)
+    result = _score(task, samples.images, samples.conditions, submission, None, None, None, None, options, device,
+                    started)
     return result if options.name is None else dataclasses.replace(result, name=entries.check_name(options.name))
 
 
