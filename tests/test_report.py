@@ -263,12 +263,16 @@ def test_run_folder_without_result_says_how_to_score(digits_checkpoint: Path, tm
 def test_cli_report_prints_the_files(result_copy: Path) -> None:
     from typer.testing import CliRunner
 
+    from fairbench.atomic import sha256_file
     from fairbench.cli import app
 
     second = result_copy.with_name("second.json")
     shutil.copy(result_copy, second)
+    before = [sha256_file(p) for p in (result_copy, second)]
     out = CliRunner().invoke(app, ["report", str(result_copy), str(second), "--no-samples"])
     assert out.exit_code == 0, out.output
+    assert [sha256_file(p) for p in (result_copy, second)] == before  # results are never rewritten
+    assert report_path(second).is_file() and read_report_index(second)["shares"] == "second.shares.png"
     assert out.output.split() == [
         str(p.with_name(f"{p.stem}.{kind}.png")) for p in (result_copy, second) for kind in ("shares", "conditions", "quality")
     ]
@@ -332,3 +336,25 @@ def test_share_legend_never_covers_a_bar_or_its_label(scored: Path) -> None:
     covered += [t.get_window_extent(renderer) for t in ax.texts]  # the percentage labels
     assert len(covered) == 8 and not any(legend.overlaps(box) for box in covered)
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"observed", "corrected", "uniform (50.0%)"}
+
+
+def test_report_of_a_committed_result_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """A committed result written when reports still listed figures inside it: charted, its bytes unchanged,
+    the listing in the sidecar, and the board still reads exactly one result from the folder."""
+    from typer.testing import CliRunner
+
+    from fairbench.atomic import sha256_file
+    from fairbench.cli import app
+    from fairbench.leaderboard import read_results
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "results" / "cifar10-lt-vanilla-with-report-key.json"
+    path = tmp_path / "seed0.json"
+    shutil.copy(fixture, path)
+    before = sha256_file(path)
+    out = CliRunner().invoke(app, ["report", str(path), "--no-samples"])
+    assert out.exit_code == 0, out.output
+    assert sha256_file(path) == before
+    listing = read_report_index(path)
+    assert listing["shares"] == "seed0.shares.png" and listing["samples"] == {}  # the old grids are not here
+    _is_png(path.with_name("seed0.shares.png"))
+    assert [r.path for r in read_results(tmp_path)] == [path]
