@@ -48,7 +48,7 @@ def report_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for re-sampling a checkpoint)."),
 ) -> None:
     """PNG figures beside each result: group shares, per-condition heat map, sample grids per judged group."""
-    for target in targets:  # figures go beside each result, which is rewritten to list them
+    for target in targets:  # figures go beside each result, listed in a sidecar (the result is never rewritten)
         writable_folder(target if target.is_dir() else target.parent, "result folder")
     from fairbench.report import make_report
 

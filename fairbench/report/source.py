@@ -19,7 +19,7 @@ import torch
 
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge_of_result
-from fairbench.results import sha256_path
+from fairbench.results import SCHEMA, sha256_path
 from fairbench.submission.samples import samples_from_checkpoint, samples_from_imageset, with_judge_labels
 from fairbench.tasks import TaskSpec, get_task
 
@@ -53,8 +53,8 @@ def load_result(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FairbenchError(f"{path}: not a readable result JSON ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict) or data.get("schema") != "fairbench-result/1":
-        raise FairbenchError(f"{path}: not a fairbench result (schema fairbench-result/1)")
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise FairbenchError(f"{path}: not a fairbench result (schema {SCHEMA})")
     return data
 
 

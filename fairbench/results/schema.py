@@ -1,14 +1,9 @@
-"""The result JSON contract: one file per scored run, carrying its own provenance."""
+"""The result JSON's shape: one file per scored run, carrying its own provenance (`SCHEMA` names the version)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from fairbench import atomic
 
 SCHEMA = "fairbench-result/1"
 
@@ -82,41 +77,3 @@ class ScoreResult:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         return {"schema": data.pop("schema"), **data}
-
-
-def dumps(result: ScoreResult) -> str:
-    return json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n"
-
-
-def write_result(path: str | Path, result: ScoreResult) -> Path:
-    path = Path(path)
-    atomic.write_text(path, dumps(result))
-    return path
-
-
-def result_from_json(data: dict[str, Any]) -> ScoreResult:
-    """The inverse of `to_json` for files of this schema; keys a newer writer added are refused by name."""
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"not a {SCHEMA} result: schema {data.get('schema')!r}")
-    names = {f.name for f in fields(ScoreResult)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown result keys: {', '.join(unknown)}")
-    values = dict(data)
-    values["submission"] = Submission(**values["submission"])
-    values["judge"] = JudgeInfo(**values["judge"])
-    return ScoreResult(**values)
-
-
-def read_result(path: str | Path) -> ScoreResult:
-    return result_from_json(json.loads(Path(path).read_text()))
-
-
-def sha256_path(path: Path) -> str:
-    """sha256 of a file, or of a folder's sorted (relative name, file hash) pairs."""
-    if path.is_file():
-        return atomic.sha256_file(path)
-    digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(f"{f.relative_to(path).as_posix()}\0{atomic.sha256_file(f)}\n".encode())
-    return digest.hexdigest()
