@@ -16,9 +16,11 @@ from torch import nn
 
 from baselines.cdcgan import group_of_latent, latent_for_group
 from baselines.gan import GANConfig, build, refuse_recipe_terms
+from fairbench.errors import FairbenchError
 from fairbench.judges import Judge
 from fairbench.methods import METHODS, BatchSource, Trainable
-from fairbench.submission.sampling import generate, sample_latents
+from fairbench.submission.samples import Samples, samples_from_generator
+from fairbench.submission.sampling import sample_latents
 from fairbench.tasks import TaskSpec
 
 
@@ -78,11 +80,17 @@ def asked_group_agreement(model: nn.Module, judge: Judge, task: TaskSpec, n_samp
     cannot (a uniform sampler is judged uniform only if its images are read right). On real images the same
     figure is the judge's recall. NaN for a group no sample was drawn for.
     """
-    classes = task.num_classes if task.conditional else 0
-    images, _ = generate(model, n_samples, seed, task.image_shape, classes)
-    asked = group_of_latent(sample_latents(n_samples, model.latent_dim, seed)[:, 0], task.n_groups).numpy()
-    judged = judge.predict(images)
-    return np.array([(judged[asked == g] == g).mean() if (asked == g).any() else np.nan for g in range(task.n_groups)])
+    return group_agreement(samples_from_generator(model, task, n_samples, seed, judge=judge))
+
+
+def group_agreement(samples: Samples) -> np.ndarray:
+    """`asked_group_agreement` of samples already drawn and judged (`fairbench.submission.samples`)."""
+    if samples.groups is None or samples.latent_dim is None or samples.seed is None:
+        raise FairbenchError(f"{samples.name}: agreement needs judged samples of a generator")
+    n_groups = samples.task.n_groups
+    asked = group_of_latent(sample_latents(len(samples), samples.latent_dim, samples.seed)[:, 0], n_groups).numpy()
+    judged = samples.groups
+    return np.array([(judged[asked == g] == g).mean() if (asked == g).any() else np.nan for g in range(n_groups)])
 
 
 METHODS.register("groupcond", GroupCond())

@@ -76,17 +76,16 @@ def bare_work_seconds(task, generator, samples: int, device: str) -> dict[str, f
     timed alone with no statistics, so `score / bare` compares across machines where 5 s does not."""
     from fairbench.features import load_feature_network
     from fairbench.judges import load_judge
-    from fairbench.submission.sampling import generate
+    from fairbench.submission.samples import judge_groups, samples_from_generator
 
     judge = load_judge(task, None)
     net = load_feature_network(task.quality.feature_network.id, task.quality.feature_network.sha256)
     timings = {}
     start = time.perf_counter()
-    images, _ = generate(generator, samples, 0, task.image_shape, task.num_classes, device=device)
+    images = samples_from_generator(generator.to(device), task, samples, device=device).images
     timings["sample"] = time.perf_counter() - start
     start = time.perf_counter()
-    for i in range(0, len(images), 500):
-        judge.predict(images[i : i + 500])
+    judge_groups(judge, images, device)
     timings["judge"] = time.perf_counter() - start
     start = time.perf_counter()
     net.extract(images, 500, device)

@@ -12,11 +12,12 @@ import sys
 
 import numpy as np
 
-from baselines.groupcond import asked_group_agreement
+from baselines.groupcond import group_agreement
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.plugins import load_plugins
-from fairbench.submission.checkpoint import build_generator, load_checkpoint
+from fairbench.submission.checkpoint import load_checkpoint
+from fairbench.submission.samples import samples_from_checkpoint
 from fairbench.tasks import get_task
 
 
@@ -26,7 +27,7 @@ def report(path: str, n_samples: int | None) -> str:
         raise FairbenchError(f"{path}: a {ckpt.method!r} checkpoint; only groupcond says which group it drew")
     task = get_task(ckpt.task)
     n = n_samples or task.sampling.n_samples
-    agreement = asked_group_agreement(build_generator(ckpt, path), load_judge(task), task, n, task.sampling.seed)
+    agreement = group_agreement(samples_from_checkpoint(path, task, n, judge=load_judge(task), checkpoint=ckpt))
     per_group = ", ".join(f"{name} {100 * a:.1f}%" for name, a in zip(task.groups.names, agreement))
     mean = 100 * np.nanmean(agreement)
     return f"{path}: judge agrees on {mean:.1f}% on average over groups ({n} samples): {per_group}"

@@ -28,7 +28,7 @@ case "${1:-}" in
 esac
 # A checkpoint path may hold another run by now (a longer rerun writes to the same folder): --samples-if-scored
 # draws samples only from the very file that was scored, one whose sha256 matches the result's.
-find leaderboard/results -name '*.json' -print0 | sort -z | xargs -0 "$FB" report --samples-if-scored >/dev/null
+find leaderboard/results -name '*.json' ! -name '*.report.json' -print0 | sort -z | xargs -0 "$FB" report --samples-if-scored >/dev/null
 for folder in leaderboard/results/*/; do
   task=$(basename "$folder")
   if "$PY" -c 'import sys; from fairbench.tasks import get_task; sys.exit(not get_task(sys.argv[1]).conditional)' "$task"; then

@@ -48,7 +48,7 @@ def report_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (for re-sampling a checkpoint)."),
 ) -> None:
     """PNG figures beside each result: group shares, per-condition heat map, sample grids per judged group."""
-    for target in targets:  # figures go beside each result, which is rewritten to list them
+    for target in targets:  # figures go beside each result, listed in a sidecar (the result is never rewritten)
         writable_folder(target if target.is_dir() else target.parent, "result folder")
     from fairbench.report import make_report
 
@@ -74,7 +74,7 @@ def grid_cmd(
     from fairbench.report.figure import save_figure
     from fairbench.report.sample_grids import draw_labelled_grid
     from fairbench.submission import checkpoint as ckpt_io
-    from fairbench.submission import sampling
+    from fairbench.submission.samples import samples_from_checkpoint
     from fairbench.tasks import get_task
 
     if per_condition < 1 or scale < 1:
@@ -84,10 +84,9 @@ def grid_cmd(
         task = get_task(ckpt.task)
     except FairbenchError as exc:
         raise FairbenchError(f"{checkpoint}: {exc}") from None
-    model = ckpt_io.build_generator(ckpt, checkpoint)
     classes = task.num_classes if task.conditional else 0
-    n = per_condition * max(classes, 1)
-    images, labels = sampling.generate(model, n, task.sampling.seed, task.image_shape, classes, source=str(checkpoint))
+    samples = samples_from_checkpoint(checkpoint, task, per_condition * max(classes, 1), checkpoint=ckpt)
+    images, labels = samples.images, samples.conditions
     if labels is not None:
         images = images[labels.argsort(stable=True)]
     default_batch = None if task.training is None else task.training.batch_size

@@ -13,6 +13,7 @@ from fairbench.chunking import SCORE_CHUNK
 from fairbench.cli.common import err, on_interrupt, progress_bar, user_errors
 from fairbench.cli.guard import writable_file
 from fairbench.errors import FairbenchError
+from fairbench.results import names
 
 
 @user_errors
@@ -85,8 +86,8 @@ def score_cmd(
     typer.echo(str(path))
 
 
-QUALITY_SUMMARY = (("fid", "FID"), ("fid_balanced", "FID balanced"), ("kid", "KID"), ("niqe", "NIQE"),
-                   ("brisque", "BRISQUE"), ("clip_iqa", "CLIP-IQA"), ("eqface", "EQ-Face"))
+QUALITY_SUMMARY = ((names.FID, "FID"), (names.FID_BALANCED, "FID balanced"), (names.KID, "KID"), (names.NIQE, "NIQE"),
+                   (names.BRISQUE, "BRISQUE"), (names.CLIPIQA, "CLIP-IQA"), (names.EQFACE, "EQ-Face"))
 """The quality metrics the summary shows, by the names readers know; the rest stay in the result JSON."""
 
 

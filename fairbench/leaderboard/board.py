@@ -45,14 +45,29 @@ from fairbench.entries import qualified
 from fairbench.errors import FairbenchError
 from fairbench.leaderboard.ranking import MIN_SEEDS, rank_entries, squared_distance
 from fairbench.leaderboard.records import ResultRecord, _is_number
+from fairbench.results.names import (
+    COVERAGE_INTRA_WORST,
+    DENSITY_INTRA_WORST,
+    FID,
+    FID_BALANCED,
+    FID_INTRA_MEAN,
+    FID_INTRA_WORST,
+    KID,
+    KL_UNIFORM,
+    KL_UNIFORM_CORRECTED,
+    PRECISION_INTRA_WORST,
+    RECALL_INTRA_WORST,
+    VENDI,
+    VENDI_INTRA_WORST,
+)
 
-DEFAULT_PRIMARY_METRIC = "kl_uniform_corrected"
-FALLBACK_PRIMARY_METRIC = "kl_uniform"
+DEFAULT_PRIMARY_METRIC = KL_UNIFORM_CORRECTED
+FALLBACK_PRIMARY_METRIC = KL_UNIFORM
 # Metrics whose values depend on the feature network: their columns carry its id, so no column ever holds
 # values from two networks.
 FEATURE_METRICS = (
-    "fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid", "precision_intra_worst", "recall_intra_worst",
-    "density_intra_worst", "coverage_intra_worst", "vendi", "vendi_intra_worst",
+    FID, FID_BALANCED, FID_INTRA_MEAN, FID_INTRA_WORST, KID, PRECISION_INTRA_WORST, RECALL_INTRA_WORST,
+    DENSITY_INTRA_WORST, COVERAGE_INTRA_WORST, VENDI, VENDI_INTRA_WORST,
 )
 
 

@@ -14,39 +14,60 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from fairbench.leaderboard.board import FEATURE_METRICS, TaskBoard
+from fairbench.results.names import (
+    COND_MEAN,
+    COND_WORST,
+    CORRECTED,
+    COVERAGE_INTRA_WORST,
+    DEBIASED,
+    DENSITY_INTRA_WORST,
+    FD_L1,
+    FD_L2,
+    FID,
+    FID_BALANCED,
+    FID_INTRA_MEAN,
+    FID_INTRA_WORST,
+    KID,
+    KL_UNIFORM,
+    KL_UNIFORM_NORMALIZED,
+    PRECISION_INTRA_WORST,
+    RECALL_INTRA_WORST,
+    VENDI,
+    VENDI_INTRA_WORST,
+)
 
 # The board's main quality metric: the first of these the board has (FID on the task's feature network).
-QUALITY_ORDER = ("fid", "fid_balanced", "fid_intra_mean", "kid", "fid_intra_worst")
+QUALITY_ORDER = (FID, FID_BALANCED, FID_INTRA_MEAN, KID, FID_INTRA_WORST)
 
 # KID is stored as computed (fairbench.metrics.frechet.kid returns the mean unbiased MMD², no factor), whereas
 # clean-fid and most papers print KID x 10^3: the unit goes wherever KID is shown so neither is read as the other.
 KID_UNIT = "the mean unbiased squared MMD as computed (×1, not the ×10³ most papers print)"
-METRIC_UNITS = {"kid": KID_UNIT}
+METRIC_UNITS = {KID: KID_UNIT}
 
 _BASES = (  # longest first: the name's prefix, then its modifiers
-    ("kl_uniform_normalized", "KL to uniform / ln |S|"),
-    ("kl_uniform", "KL to uniform"),
-    ("fd_l1", "L1 distance to uniform"),
-    ("fd_l2", "L2 distance to uniform"),
+    (KL_UNIFORM_NORMALIZED, "KL to uniform / ln |S|"),
+    (KL_UNIFORM, "KL to uniform"),
+    (FD_L1, "L1 distance to uniform"),
+    (FD_L2, "L2 distance to uniform"),
 )
 _MODIFIERS = (
-    ("_corrected", "corrected"),
-    ("_debiased", "debiased"),
-    ("_cond_mean", "mean over conditions"),
-    ("_cond_worst", "worst condition"),
+    (CORRECTED, "corrected"),
+    (DEBIASED, "debiased"),
+    (COND_MEAN, "mean over conditions"),
+    (COND_WORST, "worst condition"),
 )
 _QUALITY_LABELS = {
-    "fid": "FID",
-    "fid_balanced": "FID, balanced reference",
-    "fid_intra_mean": "FID per group, mean",
-    "fid_intra_worst": "FID per group, worst",
-    "kid": "KID, unscaled",
-    "precision_intra_worst": "precision per group, worst",
-    "recall_intra_worst": "recall per group, worst",
-    "density_intra_worst": "density per group, worst",
-    "coverage_intra_worst": "coverage per group, worst",
-    "vendi": "Vendi score",
-    "vendi_intra_worst": "Vendi score per group, worst",
+    FID: "FID",
+    FID_BALANCED: "FID, balanced reference",
+    FID_INTRA_MEAN: "FID per group, mean",
+    FID_INTRA_WORST: "FID per group, worst",
+    KID: "KID, unscaled",
+    PRECISION_INTRA_WORST: "precision per group, worst",
+    RECALL_INTRA_WORST: "recall per group, worst",
+    DENSITY_INTRA_WORST: "density per group, worst",
+    COVERAGE_INTRA_WORST: "coverage per group, worst",
+    VENDI: "Vendi score",
+    VENDI_INTRA_WORST: "Vendi score per group, worst",
 }
 
 

@@ -38,6 +38,7 @@ from fairbench.leaderboard.markdown import (
     unrecognisable_text,
 )
 from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS
+from fairbench.results.sidecar import read_report_index
 
 HTML_NAME = "leaderboard.html"
 HEADER_COLOUR = "#1f3a5f"  # the page's header band; the screenshot test looks for it
@@ -290,9 +291,10 @@ def _shares_cell(shares: dict[str, float] | None, per_seed: list[dict[str, float
 
 
 def _run_figures(board: TaskBoard, row: LeaderboardRow, run: Any, raw: dict[str, Any], out_dir: Path) -> list[tuple[str, Path]]:
-    """(what, path) of the run's existing figures: its `fairbench report` files, then the committed grid."""
+    """(what, path) of the run's existing figures: its `fairbench report` files (the sidecar's index), then the
+    committed grid."""
     found: list[tuple[str, Path]] = []
-    listing = raw.get("report") if isinstance(raw.get("report"), dict) else {}
+    listing = read_report_index(run.path, raw)
     base = run.path.parent.resolve()
     named = [("group shares", listing.get("shares")), ("per-condition shares", listing.get("conditions")),
              ("quality per group", listing.get("quality"))]

@@ -32,28 +32,45 @@ from fairbench.leaderboard.columns import (
 )
 from fairbench.leaderboard.ranking import ALPHA, DIGITS, MIN_SEEDS
 from fairbench.leaderboard.records import ResultRecord
+from fairbench.results.names import (
+    COVERAGE_INTRA_WORST,
+    DENSITY_INTRA_WORST,
+    FD_L1_CORRECTED,
+    FID,
+    FID_BALANCED,
+    FID_INTRA_WORST,
+    KID,
+    KL_UNIFORM,
+    KL_UNIFORM_CORRECTED,
+    KL_UNIFORM_CORRECTED_COND_WORST,
+    KL_UNIFORM_CORRECTED_DEBIASED,
+    PRECISION_INTRA_WORST,
+    RECALL_INTRA_WORST,
+    VENDI,
+    VENDI_INTRA_WORST,
+)
 
 MISSING_MD = "—"
 FEW_SEEDS_MARK = "†"
 DISAGREE_MARK = "≠"  # an entry whose runs' share intervals do not overlap
 # The Markdown board shows these (when present) after the primary metric; the CSV always has every metric.
 HEADLINE_METRICS = (
-    "kl_uniform_corrected",
-    "kl_uniform_corrected_debiased",
-    "kl_uniform",
-    "fd_l1_corrected",
-    "kl_uniform_corrected_cond_worst",
-    "fid",
-    "fid_balanced",
-    "fid_intra_worst",
-    "kid",
+    KL_UNIFORM_CORRECTED,
+    KL_UNIFORM_CORRECTED_DEBIASED,
+    KL_UNIFORM,
+    FD_L1_CORRECTED,
+    KL_UNIFORM_CORRECTED_COND_WORST,
+    FID,
+    FID_BALANCED,
+    FID_INTRA_WORST,
+    KID,
     # per judged group, the worst group's (scoring.quality): results scored before them show "—"
-    "precision_intra_worst",
-    "recall_intra_worst",
-    "density_intra_worst",
-    "coverage_intra_worst",
-    "vendi",
-    "vendi_intra_worst",
+    PRECISION_INTRA_WORST,
+    RECALL_INTRA_WORST,
+    DENSITY_INTRA_WORST,
+    COVERAGE_INTRA_WORST,
+    VENDI,
+    VENDI_INTRA_WORST,
 )
 
 

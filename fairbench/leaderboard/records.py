@@ -17,8 +17,8 @@ from typing import Any
 
 from fairbench import entries
 from fairbench.errors import FairbenchError
-
-RESULT_SCHEMA = "fairbench-result/1"
+from fairbench.results.io import result_paths
+from fairbench.results.schema import SCHEMA as RESULT_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,12 @@ class ResultRecord:
 
 
 def read_results(results_dir: Path) -> list[ResultRecord]:
-    """Load every `*.json` under `results_dir` (recursively, hidden names skipped), sorted by path."""
+    """Load every `*.json` under `results_dir` (recursively, hidden names and report sidecars skipped), sorted
+    by path."""
     root = Path(results_dir)
     if not root.is_dir():
         raise FairbenchError(f"results directory {root} does not exist or is not a directory")
-    paths = sorted(
-        p
-        for p in root.rglob("*.json")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    paths = result_paths(root)
     if not paths:
         raise FairbenchError(f"no result files in {root}")
     return [read_result(p) for p in paths]

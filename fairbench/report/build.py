@@ -1,20 +1,20 @@
-"""Make every figure of a report and list them in the result JSON, under `report` (paths relative to it)."""
+"""Make every figure of a report and list them in the result's sidecar (`seed0.json` -> `seed0.report.json`,
+paths relative to the result's folder); the result file itself is never rewritten."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fairbench import atomic
 from fairbench.errors import FairbenchError
 from fairbench.report.condition_heatmap import has_conditions, save_condition_heatmap
 from fairbench.report.group_quality import save_group_quality
 from fairbench.report.sample_grids import save_group_grids
 from fairbench.report.share_bars import save_share_bars
 from fairbench.report.source import find_result, judged_samples, load_result, scored_submission
+from fairbench.results.sidecar import LEGACY_REPORT_KEY, read_report_index, write_report_index
 
-REPORT_KEY = "report"  # the result JSON's field listing the figures; leaderboards ignore unknown fields
+REPORT_KEY = LEGACY_REPORT_KEY  # the result field older reports listed their figures under; read, never written
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ReportFiles:
     quality: Path | None = None  # quality per judged group; None for results that record none beyond the FID
 
     def listing(self) -> dict[str, object]:
-        """The result JSON's `report` field: file names relative to the result's folder."""
+        """The sidecar's figures: file names relative to the result's folder."""
         base = self.result.parent
 
         def rel(p: Path) -> str:
@@ -38,7 +38,7 @@ class ReportFiles:
             "conditions": rel(self.conditions) if self.conditions else None,
             "samples": {g: rel(p) for g, p in self.samples.items()},
         }
-        if self.quality is not None:  # absent, not null: an older result's listing is rewritten as it was
+        if self.quality is not None:  # absent, not null: an older result's listing is written as it was
             listing["quality"] = rel(self.quality)
         return listing
 
@@ -46,7 +46,8 @@ class ReportFiles:
 def make_report(
     target: Path, samples: bool = True, per_row: int = 10, device: str = "cpu", samples_if_scored: bool = False
 ) -> ReportFiles:
-    """Figures beside the result found from `target` (a result JSON or a run folder); returns their paths.
+    """Figures beside the result found from `target` (a result JSON or a run folder), listed in its sidecar;
+    returns their paths.
 
     With `samples`, the scored images are reproduced (see `fairbench.report.source`) for the sample grids. A
     result outlives its checkpoint (committed results, a deleted run folder), so when they cannot be reproduced
@@ -76,13 +77,13 @@ def make_report(
     if because is not None:
         because += "; drew the other charts" + (", kept the earlier grids" if grids else "")
     files = ReportFiles(path, shares, conditions, grids, because, quality)
-    result[REPORT_KEY] = files.listing()
-    atomic.write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    write_report_index(path, result, files.listing())
     return files
 
 
 def _earlier_grids(result: dict, path: Path) -> dict[str, Path]:
-    """The sample grids the result's `report` field lists whose files are still beside it."""
-    listed = (result.get(REPORT_KEY) or {}).get("samples") or {}
+    """The sample grids the result's sidecar (or an older result's `report` field) lists whose files are still
+    beside it."""
+    listed = read_report_index(path, result).get("samples") or {}
     kept = {group: path.parent / name for group, name in listed.items() if isinstance(name, str)}
     return {group: file for group, file in kept.items() if file.is_file()}

@@ -17,8 +17,9 @@ import numpy as np
 from fairbench.leaderboard.columns import ENTRY_COLOURS
 from fairbench.report.figure import new_figure, save_figure
 from fairbench.report.share_bars import _entry
+from fairbench.results.names import FID_FLOOR, FID_INTRA, INTRA, PRDC_NAMES, VENDI, VENDI_INTRA
 
-PRDC = ("precision", "recall", "density", "coverage")
+PRDC = PRDC_NAMES
 # One colour per metric of the PRDC panel: the boards' palette, without its black and pale grey.
 COLOURS = tuple(c for c in ENTRY_COLOURS if c not in ("#000000", "#DDDDDD"))
 
@@ -45,7 +46,7 @@ def group_quality(result: dict[str, Any]) -> GroupQuality | None:
     """What the figure draws, from the result's `per_group`; None when it records nothing beyond the FID."""
     per = result.get("per_group") or {}
     groups = list(result.get("groups") or [])
-    if not groups or (not any(f"{name}_intra" in per for name in (*PRDC, "vendi")) and "fid_floor" not in per):
+    if not groups or (not any(name + INTRA in per for name in (*PRDC, VENDI)) and FID_FLOOR not in per):
         return None
 
     def read(key: str) -> dict[str, GroupValue]:
@@ -63,8 +64,8 @@ def group_quality(result: dict[str, Any]) -> GroupQuality | None:
                                         None if at is None else float(at))
         return out if entries else {}
 
-    prdc = {name: read(f"{name}_intra") for name in PRDC if f"{name}_intra" in per}
-    return GroupQuality(groups, read("fid_intra"), read("fid_floor"), prdc, read("vendi_intra"),
+    prdc = {name: read(name + INTRA) for name in PRDC if name + INTRA in per}
+    return GroupQuality(groups, read(FID_INTRA), read(FID_FLOOR), prdc, read(VENDI_INTRA),
                         dict(result.get("skipped") or {}))
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from fairbench.errors import FairbenchError
 from fairbench.report.figure import PALETTE, new_figure, save_figure
+from fairbench.results.names import KL_UNIFORM
 
 COLOUR = PALETTE[0]
 
@@ -93,7 +94,7 @@ def collect_parameter_sweep(
         measured = metrics.get(metric)
         if measured is None and metric not in (result.get("skipped") or {}):
             raise FairbenchError(f"{path}: no metric {metric!r}; it has {', '.join(sorted(metrics))}")
-        kl = (metrics.get("kl_uniform") or {}).get("value")
+        kl = (metrics.get(KL_UNIFORM) or {}).get("value")
         by_value.setdefault(value, []).append(
             (result.get("seed"), float(share), kl, None if measured is None else measured.get("value")))
     points = []

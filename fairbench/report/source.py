@@ -19,9 +19,8 @@ import torch
 
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge_of_result
-from fairbench.results import sha256_path
-from fairbench.submission import checkpoint as ckpt_io
-from fairbench.submission import imagesets, sampling
+from fairbench.results import SCHEMA, sha256_path
+from fairbench.submission.samples import samples_from_checkpoint, samples_from_imageset, with_judge_labels
 from fairbench.tasks import TaskSpec, get_task
 
 RUN_RESULT = "result.json"  # what `fairbench score CHECKPOINT` writes beside the checkpoint by default
@@ -54,8 +53,8 @@ def load_result(path: Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FairbenchError(f"{path}: not a readable result JSON ({' '.join(str(exc).split())})") from None
-    if not isinstance(data, dict) or data.get("schema") != "fairbench-result/1":
-        raise FairbenchError(f"{path}: not a fairbench result (schema fairbench-result/1)")
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise FairbenchError(f"{path}: not a fairbench result (schema {SCHEMA})")
     return data
 
 
@@ -111,19 +110,14 @@ def judged_samples(
     found = submission if submission is not None else find_submission(result, result_path)
     kind = (result.get("submission") or {}).get("kind")
     if kind == "checkpoint":
-        ckpt = ckpt_io.load_checkpoint(found)
-        model = ckpt_io.build_generator(ckpt, found, device)
         seed = result.get("sampling_seed")
-        images, labels = sampling.generate(
-            model, int(result["n_samples"]), task.sampling.seed if seed is None else int(seed), task.image_shape,
-            task.num_classes if task.conditional else 0, device=device, source=str(found),
-        )
+        samples = samples_from_checkpoint(found, task, int(result["n_samples"]), None if seed is None else int(seed),
+                                          device)
     elif kind in ("npz", "folder"):
-        image_set = imagesets.load_image_set(task, found)
-        images, labels = image_set.images, image_set.labels
+        samples = samples_from_imageset(found, task)
     else:
         raise FairbenchError(f"{result_path}: submission kind {kind!r} has no images to show; use --no-samples")
     judge = load_judge_of_result(task, (result.get("judge") or {}).get("sha256"))
-    judge.net.to(device)
-    judged = judge.predict(images)
-    return JudgedSamples(images.cpu(), None if labels is None else labels.numpy(), judged)
+    samples = with_judge_labels(samples, judge, device)
+    labels = samples.conditions
+    return JudgedSamples(samples.images, None if labels is None else labels.numpy(), samples.groups)

@@ -29,6 +29,7 @@ from fairbench.errors import FairbenchError
 from fairbench.leaderboard.board import DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC, TaskBoard
 from fairbench.leaderboard.columns import ENTRY_COLOURS, QUALITY_ORDER, metric_label
 from fairbench.report.figure import new_figure, save_figure
+from fairbench.results.names import FID, FID_FLOOR
 
 FAIR_BY_CONSTRUCTION = ("groupcond",)  # methods that draw each group on purpose: the fair reference
 KL_LINEAR_BELOW = 1e-3  # the symmetric-log x axis is linear below this
@@ -107,7 +108,7 @@ def tradeoff_data(board: TaskBoard, floor: dict[str, Any] | None = None) -> Trad
             mean=None if xm is None or ym is None else (xm, ym),
         ))
     real = None
-    if y_metric != "fid":
+    if y_metric != FID:
         notes.append(f"real data not drawn: the floor is a plain FD, {y_metric} is not")
     else:
         recorded = recorded_floor(board) or floor
@@ -132,7 +133,7 @@ def recorded_floor(board: TaskBoard) -> dict[str, Any] | None:
     network, so they agree), or None in results older than it."""
     for row in board.rows:
         for run in row.runs:
-            floor = json.loads(Path(run.path).read_text(encoding="utf-8")).get("fid_floor")
+            floor = json.loads(Path(run.path).read_text(encoding="utf-8")).get(FID_FLOOR)
             if isinstance(floor, dict) and isinstance(floor.get("value"), (int, float)):
                 return floor
     return None

@@ -18,11 +18,11 @@ from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.metrics.fairness import FairnessReport, conditional_fairness_report, fairness_report
 from fairbench.provenance import git_revision, versions
-from fairbench.results import JudgeInfo, ScoreResult, Submission, sha256_path
+from fairbench.results import JudgeInfo, ScoreResult, Submission
 from fairbench.scoring.quality import quality_report, with_feature_network
 from fairbench.scoring.recognisable import CRITERION, recognisable_report
 from fairbench.submission import checkpoint as ckpt_io
-from fairbench.submission import imagesets, sampling
+from fairbench.submission.samples import judge_groups, samples_from_checkpoint, samples_from_imageset
 from fairbench.tasks import TaskSpec, get_task
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -62,25 +62,17 @@ def score_checkpoint(
             f"spec trains on different data now; retrain, or score with the fairbench version it was made for"
         )
     device = resolve_device(options.device)
-    model = ckpt_io.build_generator(ckpt, path, device)
     n = task.sampling.n_samples if options.n_samples is None else options.n_samples
     if n < 1:
         raise FairbenchError("--samples must be positive")
     progress = options.progress
-    images, labels = sampling.generate(
-        model,
-        n,
-        task.sampling.seed,
-        task.image_shape,
-        task.num_classes if task.conditional else 0,
-        device=device,
-        source=str(path),
+    samples = samples_from_checkpoint(
+        path, task, n, device=device, checkpoint=ckpt,
         progress=(lambda d, t: progress("sampling", d, t)) if progress else None,
     )
-    submission = Submission("checkpoint", ckpt.method, str(path), sha256_path(path))
     result = _score(
-        task, images, labels, submission, ckpt.method, ckpt.seed, ckpt.train or None, task.sampling.seed,
-        options, device, started,
+        task, samples.images, samples.conditions, samples.submission(), ckpt.method, ckpt.seed, ckpt.train or None,
+        samples.seed, options, device, started,
     )
     return _with_entry(result, task, ckpt, options.name)
 
@@ -108,11 +100,11 @@ def score_image_set(task: TaskSpec | str, path: str | Path, options: ScoreOption
     started = time.perf_counter()
     task = get_task(task) if isinstance(task, str) else task
     path = Path(path)
-    image_set = imagesets.load_image_set(task, path)
-    kind = "folder" if path.is_dir() else "npz"
-    submission = Submission(kind, path.stem if kind == "npz" else path.name, str(path), sha256_path(path))
+    samples = samples_from_imageset(path, task)
+    submission = samples.submission()
     device = resolve_device(options.device)
-    result = _score(task, image_set.images, image_set.labels, submission, None, None, None, None, options, device, started)
+    result = _score(task, samples.images, samples.conditions, submission, None, None, None, None, options, device,
+                    started)
     return result if options.name is None else dataclasses.replace(result, name=entries.check_name(options.name))
 
 
@@ -134,8 +126,7 @@ def _score(
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
     network_problem = _ensure_first_use(task, quality_task, options)
     judge = load_judge(task, options.data_root)
-    judge.net.to(device)
-    predicted = judge.predict(images)
+    predicted = judge_groups(judge, images, device)
     if options.progress:
         options.progress("judging", len(images), len(images))
     calibration = judge.card.calibration_counts()

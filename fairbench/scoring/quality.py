@@ -37,6 +37,22 @@ import torch
 from fairbench import data, paths
 from fairbench.chunking import SCORE_CHUNK
 from fairbench.errors import FairbenchError
+from fairbench.results.names import (
+    FID,
+    FID_BALANCED,
+    FID_FLOOR,
+    FID_INTRA,
+    FID_INTRA_MEAN,
+    FID_INTRA_WORST,
+    INTRA,
+    INTRA_WORST,
+    KID,
+    PRDC,
+    PRDC_NAMES,
+    VENDI,
+    VENDI_INTRA,
+    VENDI_INTRA_WORST,
+)
 from fairbench.tasks import FeatureRef, TaskSpec
 
 
@@ -55,8 +71,7 @@ class QualityReport:
 
 
 PRDC_K = 5  # the neighbourhood size Naeem et al. recommend and report with
-PRDC_NAMES = ("precision", "recall", "density", "coverage")
-FLOOR_METRICS = ("fid", "fid_balanced", "fid_intra")  # any of them scores against the reference: its floor is shown
+FLOOR_METRICS = (FID, FID_BALANCED, FID_INTRA)  # any of them scores against the reference: its floor is shown
 
 
 def _metric(value: float, ci95: tuple[float, float], higher_is_better: bool = False) -> dict[str, Any]:
@@ -153,12 +168,12 @@ def fid_metric_keys(metrics: list[str]) -> list[str]:
     network's floor (`fid_floor`) with any metric scored against the reference. A skipped metric is listed
     under these same keys, whatever the reason it was skipped."""
     written = {
-        "fid_intra": ("fid_intra_mean", "fid_intra_worst"),
-        "prdc": tuple(f"{name}_intra_worst" for name in PRDC_NAMES),
-        "vendi": ("vendi", "vendi_intra_worst"),
+        FID_INTRA: (FID_INTRA_MEAN, FID_INTRA_WORST),
+        PRDC: tuple(name + INTRA_WORST for name in PRDC_NAMES),
+        VENDI: (VENDI, VENDI_INTRA_WORST),
     }
     keys = [key for m in metrics for key in written.get(m, (m,))]
-    return keys + (["fid_floor"] if set(metrics) & set(FLOOR_METRICS) else [])
+    return keys + ([FID_FLOOR] if set(metrics) & set(FLOOR_METRICS) else [])
 
 
 def _skip_fid_family(metrics: list[str], report: QualityReport, why: str) -> None:
@@ -225,19 +240,19 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
 
     # fid and fid_balanced bootstrap the same generated rows with the same seed: one bootstrap serves both.
     whole_set_refs = {}
-    if "fid" in quality.metrics:
-        whole_set_refs["fid"] = _user_ref_stats(ref_stats, net) if ref_stats is not None else stats_of("as-is", all_index)
-    if "fid_balanced" in quality.metrics:
+    if FID in quality.metrics:
+        whole_set_refs[FID] = _user_ref_stats(ref_stats, net) if ref_stats is not None else stats_of("as-is", all_index)
+    if FID_BALANCED in quality.metrics:
         balanced = _balanced_index(ref_groups, len(groups), quality.seed)
         if balanced is None:
-            report.skipped["fid_balanced"] = "the reference split lacks a group, so it cannot be balanced"
+            report.skipped[FID_BALANCED] = "the reference split lacks a group, so it cannot be balanced"
         else:
-            whole_set_refs["fid_balanced"] = stats_of("balanced", balanced)
+            whole_set_refs[FID_BALANCED] = stats_of("balanced", balanced)
     if whole_set_refs:
         fids = frechet.fid_with_intervals(generated, list(whole_set_refs.values()), n_boot, seed)
         for name, (value, ci) in zip(whole_set_refs, fids):
             report.metrics[name] = _metric(value, ci)
-    if "fid_intra" in quality.metrics:
+    if FID_INTRA in quality.metrics:
         per_group: dict[str, dict[str, Any] | None] = {}
         missing = []
         for g, name in enumerate(groups):
@@ -249,25 +264,25 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
                 continue
             value, ci = frechet.fid_with_interval(mine, stats_of(f"group:{name}", ref_index), n_boot, seed)
             per_group[name] = _metric(value, ci)
-        report.per_group["fid_intra"] = per_group
+        report.per_group[FID_INTRA] = per_group
         if missing:
             why = "; ".join(missing) + " (FID needs at least 2 in each)"
-            report.skipped["fid_intra_mean"] = report.skipped["fid_intra_worst"] = why
+            report.skipped[FID_INTRA_MEAN] = report.skipped[FID_INTRA_WORST] = why
         else:
             values = np.array([per_group[n]["value"] for n in groups])  # type: ignore[index]
             los = np.array([per_group[n]["ci95"][0] for n in groups])  # type: ignore[index]
             his = np.array([per_group[n]["ci95"][1] for n in groups])  # type: ignore[index]
             # Intervals of a mean/max of independent per-group estimates, bounded by the per-group bounds.
-            report.metrics["fid_intra_mean"] = _metric(values.mean(), (los.mean(), his.mean()))
+            report.metrics[FID_INTRA_MEAN] = _metric(values.mean(), (los.mean(), his.mean()))
             worst = int(values.argmax())
-            report.metrics["fid_intra_worst"] = _metric(values[worst], (los.max(), his.max()))
-    if "kid" in quality.metrics:
+            report.metrics[FID_INTRA_WORST] = _metric(values[worst], (los.max(), his.max()))
+    if KID in quality.metrics:
         try:
             value, ci = frechet.kid(generated, features_of("as-is", all_index), None, quality.kid_subsets, seed)
-            report.metrics["kid"] = _metric(value, ci)
+            report.metrics[KID] = _metric(value, ci)
         except FairbenchError as exc:
-            report.skipped["kid"] = str(exc)
-    if "prdc" in quality.metrics:
+            report.skipped[KID] = str(exc)
+    if PRDC in quality.metrics:
         from fairbench.metrics.prdc import knn_square_radii
 
         reference_features = features_of("as-is", all_index)
@@ -278,7 +293,7 @@ def _fid_family(task, images, predicted, device, data_root, ref_stats, report: Q
 
         prdc_per_group(generated, predicted, groups, reference_features, ref_groups, report, seed, radii_of,
                        order_keys=image_keys(images))
-    if "vendi" in quality.metrics:
+    if VENDI in quality.metrics:
         vendi_whole_and_per_group(generated, predicted, groups, report)
     if set(quality.metrics) & set(FLOOR_METRICS):
         generated_counts = np.bincount(predicted, minlength=len(groups)).tolist()
@@ -390,12 +405,12 @@ def prdc_per_group(
         for name in PRDC_NAMES:
             per_group[name][group] = {**_point(getattr(values, name), higher_is_better=True), "n": n}
     for name in PRDC_NAMES:
-        report.per_group[f"{name}_intra"] = per_group[name]
+        report.per_group[name + INTRA] = per_group[name]
         if missing:
-            report.skipped[f"{name}_intra_worst"] = "; ".join(missing) + f" (PRDC with k = {PRDC_K} needs at least {PRDC_K + 1} in each)"
+            report.skipped[name + INTRA_WORST] = "; ".join(missing) + f" (PRDC with k = {PRDC_K} needs at least {PRDC_K + 1} in each)"
         else:
             worst = min(entry["value"] for entry in per_group[name].values())  # type: ignore[index]
-            report.metrics[f"{name}_intra_worst"] = _point(worst, higher_is_better=True)
+            report.metrics[name + INTRA_WORST] = _point(worst, higher_is_better=True)
 
 
 def image_keys(images: torch.Tensor) -> np.ndarray:
@@ -412,9 +427,9 @@ def vendi_whole_and_per_group(generated: np.ndarray, predicted: np.ndarray, grou
     from fairbench.metrics.vendi import vendi_score
 
     try:
-        report.metrics["vendi"] = _point(vendi_score(generated), higher_is_better=True)
+        report.metrics[VENDI] = _point(vendi_score(generated), higher_is_better=True)
     except FairbenchError as exc:
-        report.skipped["vendi"] = str(exc)
+        report.skipped[VENDI] = str(exc)
     per_group: dict[str, dict[str, Any] | None] = {}
     missing = []
     for g, group in enumerate(groups):
@@ -424,11 +439,11 @@ def vendi_whole_and_per_group(generated: np.ndarray, predicted: np.ndarray, grou
         except FairbenchError as exc:
             per_group[group] = None
             missing.append(str(exc))
-    report.per_group["vendi_intra"] = per_group
+    report.per_group[VENDI_INTRA] = per_group
     if missing:
-        report.skipped["vendi_intra_worst"] = "; ".join(missing)
+        report.skipped[VENDI_INTRA_WORST] = "; ".join(missing)
     else:
-        report.metrics["vendi_intra_worst"] = _point(min(e["value"] for e in per_group.values()), higher_is_better=True)  # type: ignore[index]
+        report.metrics[VENDI_INTRA_WORST] = _point(min(e["value"] for e in per_group.values()), higher_is_better=True)  # type: ignore[index]
 
 
 def floor_halves(ref_groups: np.ndarray, n_groups: int | None, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -500,7 +515,7 @@ def _record_floor(floor: dict[str, Any], ref_groups: np.ndarray, groups: list[st
         report.fid_floor = {"value": whole["value"], "n_halves": whole["n_halves"], **at_sizes(whole, total, len(ref_groups)),
                             "reference_counts": counts}
     if groups is not None:
-        report.per_group["fid_floor"] = {
+        report.per_group[FID_FLOOR] = {
             name: None if entry is None else {
                 "value": entry["value"], "ci95": None, "higher_is_better": False, "n_halves": entry["n_halves"],
                 **at_sizes(entry, None if generated_counts is None else int(generated_counts[g]), counts[name]),  # type: ignore[index]
@@ -512,7 +527,7 @@ def _record_floor(floor: dict[str, Any], ref_groups: np.ndarray, groups: list[st
         who = [f"group {name} has {counts[name]} reference images" for name in short] if counts else []  # type: ignore[index]
         if whole is None:
             who.append(f"the reference has {len(ref_groups)} images")
-        report.skipped["fid_floor"] = "; ".join(who) + " (the floor needs at least 2 in each half)"
+        report.skipped[FID_FLOOR] = "; ".join(who) + " (the floor needs at least 2 in each half)"
 
 
 def _without_reference(task, images, predicted, device, ref_stats, net, report: QualityReport, why: str) -> None:
@@ -521,12 +536,12 @@ def _without_reference(task, images, predicted, device, ref_stats, net, report: 
     from fairbench.metrics import frechet
 
     quality = task.quality
-    wanted = (ref_stats is not None and "fid" in quality.metrics) or "vendi" in quality.metrics
+    wanted = (ref_stats is not None and FID in quality.metrics) or VENDI in quality.metrics
     generated = net.extract(images, SCORE_CHUNK, device) if wanted else None  # fixed: see fairbench.chunking
-    if ref_stats is not None and "fid" in quality.metrics:
+    if ref_stats is not None and FID in quality.metrics:
         ((value, ci),) = frechet.fid_with_intervals(generated, [_user_ref_stats(ref_stats, net)], quality.n_resamples, quality.seed)
-        report.metrics["fid"] = _metric(value, ci)
-    if "vendi" in quality.metrics:
+        report.metrics[FID] = _metric(value, ci)
+    if VENDI in quality.metrics:
         vendi_whole_and_per_group(generated, predicted, list(task.groups.names), report)
     _skip_fid_family(quality.metrics, report, why)
 

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from fairbench.errors import FairbenchError
+from fairbench.results.names import BRISQUE, CLIPIQA, EQFACE, FID, FID_BALANCED, FID_INTRA, KID, NIQE, PRDC, VENDI
 from fairbench.strict import from_dict
 from fairbench.tasks.spec import SplitSpec, TaskSpec
 
@@ -119,8 +120,8 @@ def _validate_pin(sha256: str | None, first_use: bool, what: str) -> None:
         raise FairbenchError(f"{what}: needs a sha256 (64 hex characters) or trained_on_first_use: true")
 
 
-QUALITY_METRICS = ("fid", "fid_balanced", "fid_intra", "kid", "prdc", "vendi")
-IQA_METRICS = ("niqe", "brisque", "clipiqa", "eqface")
+QUALITY_METRICS = (FID, FID_BALANCED, FID_INTRA, KID, PRDC, VENDI)
+IQA_METRICS = (NIQE, BRISQUE, CLIPIQA, EQFACE)
 
 
 def _validate_quality(spec: TaskSpec, where: str) -> None:
@@ -133,7 +134,7 @@ def _validate_quality(spec: TaskSpec, where: str) -> None:
     ref, train = quality.reference, spec.dataset.train
     if not 0 <= ref.start < ref.stop:
         raise FairbenchError(f"{where}: quality.reference needs 0 <= start < stop")
-    grouped = sorted(set(quality.metrics) & {"fid_balanced", "fid_intra", "prdc"})
+    grouped = sorted(set(quality.metrics) & {FID_BALANCED, FID_INTRA, PRDC})
     if spec.transform is None and grouped:
         raise FairbenchError(f"{where}: {' and '.join(grouped)} need reference images with known groups (a transform)")
     if train is not None and ref.part == train.part and ref.start < train.stop and train.start < ref.stop:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fairbench.errors import FairbenchError
+from fairbench.results.names import FID, FID_BALANCED, FID_INTRA, KID, PRDC, VENDI
 
 # Keys that do not change what a score means (prose, and the default budget for training a reference
 # method); left out of the hash so editing them does not orphan existing results.
@@ -109,7 +110,7 @@ class QualitySpec:
 
     feature_network: FeatureRef
     reference: SplitSpec
-    metrics: list[str] = field(default_factory=lambda: ["fid", "fid_balanced", "fid_intra", "kid", "prdc", "vendi"])
+    metrics: list[str] = field(default_factory=lambda: [FID, FID_BALANCED, FID_INTRA, KID, PRDC, VENDI])
     iqa: list[str] = field(default_factory=list)  # no-reference IQA (niqe, brisque, clipiqa; eqface for faces); off for digits
     n_resamples: int = 100  # bootstrap resamples for FID intervals
     kid_subsets: int = 100
@@ -237,7 +238,7 @@ def task_hash(spec: TaskSpec, only: tuple[str, ...] | None = None) -> str:
 # Quality metrics added after tasks were first hashed. Each only adds result keys and changes no value of
 # the others, so listing it leaves the hash as it was: results scored before it board beside newer ones,
 # with "—" where they lack it, and checkpoints, caches and sweeps keyed by the hash stay valid.
-_UNHASHED_METRICS = ("prdc", "vendi")
+_UNHASHED_METRICS = (PRDC, VENDI)
 
 # Fields added after tasks were first hashed: at their default they are left out, so older specs keep their hash.
 _NEW_FIELD_DEFAULTS: dict[str, Any] = {

@@ -170,6 +170,7 @@ class _ReadsTheGreyLevel:
 
     def __init__(self, n_groups: int, rename) -> None:
         self.n_groups, self.rename = n_groups, rename
+        self.net = torch.nn.Identity()  # no weights: judged wherever the samples are
 
     def predict(self, images):
         group = np.rint(images.float().mean((1, 2, 3)).numpy() / 255 * (self.n_groups - 1)).astype(np.int64)

@@ -76,3 +76,18 @@ def test_summary_lines_of_a_judge_without_confusion(digits_checkpoint: Path, tmp
     kl = raw["metrics"]["kl_uniform"]
     assert any(line.strip() == f"KL to uniform {format_interval(kl['value'], kl['ci95'])} (ranks the board)"
                for line in lines)
+
+
+def test_summary_shows_each_headline_quality_metric_under_its_result_key(digits_checkpoint: Path,
+                                                                          tmp_path: Path) -> None:
+    """The summary looks metrics up by the result's own keys (CLIP-IQA is stored as `clipiqa`)."""
+    out = tmp_path / "result.json"
+    run = CliRunner().invoke(app, ["score", str(digits_checkpoint), "--device", "cpu", "--out", str(out), "--json"])
+    assert run.exit_code == 0, run.output
+    raw = json.loads(out.read_text())
+    for key, value in (("niqe", 5.25), ("brisque", 31.5), ("clipiqa", 0.625), ("eqface", 0.75)):
+        raw["metrics"][key] = {"value": value, "ci95": [value - 0.125, value + 0.125], "higher_is_better": False}
+    out.write_text(json.dumps(raw))
+    text = "\n".join(summary_lines(read_result(out)))
+    for label, value in (("NIQE", 5.25), ("BRISQUE", 31.5), ("CLIP-IQA", 0.625), ("EQ-Face", 0.75)):
+        assert f"{label} {format_interval(value, (value - 0.125, value + 0.125))}" in text

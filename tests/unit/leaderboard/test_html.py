@@ -17,6 +17,7 @@ from PIL import Image
 from fairbench.leaderboard import HTML_NAME, build_leaderboard, read_results, write_leaderboard
 from fairbench.leaderboard.html import BAR_COLOURS, HEADER_COLOUR
 from fairbench.leaderboard.screenshot import find_chromium, run_chromium, screenshot
+from fairbench.results.sidecar import write_report_index
 
 TASK_HASH = "c" * 64
 JUDGE_SHA = "d" * 64
@@ -49,6 +50,12 @@ def result(entry: str, seed: int, kl: float, black: float) -> dict[str, Any]:
 @pytest.fixture()
 def page(tmp_path: Path) -> Path:
     """Results for three entries, alpha seed 0 with `fairbench report`-style figures beside it; the page."""
+    return _page(tmp_path)
+
+
+def _page(tmp_path: Path, legacy: bool = False) -> Path:
+    """The page, alpha seed 0's figures listed in its sidecar, or (`legacy`) inside the result as reports did
+    before the sidecar."""
     results = tmp_path / "board" / "results"
     Image.new("RGB", (4, 4)).save(tmp_path / "outside.png")  # exists, but not beside any result
     for entry, seed, kl, black in RUNS:
@@ -58,9 +65,13 @@ def page(tmp_path: Path) -> Path:
         if (entry, seed) == ("alpha", 0):
             for name, colour in (("seed0.shares.png", (200, 30, 30)), ("seed0.samples-black.png", (30, 200, 30))):
                 Image.new("RGB", (40, 30), colour).save(folder / name)
-            data["report"] = {"shares": "seed0.shares.png", "conditions": None,
-                              "samples": {"black": "seed0.samples-black.png", "white": "../../../outside.png"}}
+            listing = {"shares": "seed0.shares.png", "conditions": None,
+                       "samples": {"black": "seed0.samples-black.png", "white": "../../../outside.png"}}
+            if legacy:
+                data["report"] = listing
         (folder / f"seed{seed}.json").write_text(json.dumps(data))
+        if (entry, seed) == ("alpha", 0) and not legacy:
+            write_report_index(folder / "seed0.json", data, listing)
     write_leaderboard(results, tmp_path / "board", html=True)
     return tmp_path / "board" / HTML_NAME
 
@@ -164,6 +175,13 @@ def test_offline_links_relative_and_only_to_figures_beside_the_result(page: Path
     assert "results/alpha/seed0.shares.png" in links and "results/alpha/seed0.samples-black.png" in links
     assert not [x for x in links if "outside" in x]  # a listing that points outside the result's folder is ignored
     assert "<link" not in page.read_text() and "http" not in page.read_text()
+
+
+def test_figures_listed_inside_an_older_result_are_linked_alike(page: Path, tmp_path: Path) -> None:
+    (tmp_path / "legacy").mkdir()
+    legacy = _page(tmp_path / "legacy", legacy=True)
+    links = parse(legacy.read_text()).links
+    assert "results/alpha/seed0.shares.png" in links and links == parse(page.read_text()).links
 
 
 def test_the_task_figure_is_shown_when_regenerate_drew_it(page: Path) -> None:

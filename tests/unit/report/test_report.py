@@ -19,6 +19,7 @@ from fairbench.report.condition_heatmap import draw_condition_heatmap
 from fairbench.report.sample_grids import grid_rows
 from fairbench.report.share_bars import draw_share_bars
 from fairbench.report.source import judged_samples
+from fairbench.results.sidecar import read_report_index, report_path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -55,18 +56,22 @@ def _is_png(path: Path, min_side: int = 100) -> None:
 
 
 def test_report_writes_pngs_and_lists_them(result_copy: Path) -> None:
+    before = result_copy.read_bytes()
     files = make_report(result_copy.parent)  # a run folder: its result.json
+    assert result_copy.read_bytes() == before  # a report never rewrites the result: it lists figures beside it
     data = json.loads(result_copy.read_text())
     assert set(files.samples) == set(data["groups"]) == {"black", "white"}
     for path in (files.shares, files.conditions, files.quality, *files.samples.values()):
         assert path is not None and path.parent == result_copy.parent
         _is_png(path)
-    listing = data["report"]
+    assert "report" not in data
+    listing = json.loads(report_path(result_copy).read_text())["figures"]
+    assert report_path(result_copy).name == "result.report.json"
     assert listing["shares"] == "result.shares.png" and listing["conditions"] == "result.conditions.png"
     assert listing["quality"] == "result.quality.png"
     assert listing["samples"] == {g: f"result.samples-{g}.png" for g in data["groups"]}
     assert not list(result_copy.parent.glob(".*.tmp"))  # atomic writes leave no temp files
-    assert read_result(result_copy).n_samples == 200  # the leaderboard still reads the rewritten file
+    assert read_result(result_copy).n_samples == 200  # the leaderboard still reads the file
 
 
 def test_share_bars_plot_the_results_shares(scored: Path) -> None:
@@ -120,7 +125,7 @@ def test_report_without_samples_keeps_earlier_grids_that_still_exist(result_copy
     drawn["white"].unlink()
     files = make_report(result_copy, samples=False)
     assert files.samples == {"black": drawn["black"]}
-    assert json.loads(result_copy.read_text())["report"]["samples"] == {"black": "result.samples-black.png"}
+    assert read_report_index(result_copy)["samples"] == {"black": "result.samples-black.png"}
 
 
 def test_unconditional_and_old_results_still_chart(scored: Path, tmp_path: Path) -> None:
@@ -133,7 +138,7 @@ def test_unconditional_and_old_results_still_chart(scored: Path, tmp_path: Path)
     files = make_report(path, samples=False)
     assert files.conditions is None and files.samples == {}
     _is_png(files.shares)
-    assert json.loads(path.read_text())["report"]["conditions"] is None
+    assert read_report_index(path)["conditions"] is None
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +206,7 @@ def test_results_scored_before_per_group_quality_get_no_such_figure(scored: Path
     path.write_text(json.dumps(result))
     files = make_report(path, samples=False)
     assert files.quality is None and not list(tmp_path.glob("*.quality.png"))
-    assert "quality" not in json.loads(path.read_text())["report"]
+    assert "quality" not in read_report_index(path)
 
 
 def test_report_without_its_submission_draws_every_other_chart(result_copy: Path, tmp_path: Path) -> None:
@@ -219,7 +224,7 @@ def test_report_without_its_submission_draws_every_other_chart(result_copy: Path
         f"(sha256 {data['submission']['sha256'][:12]}…), which is not there (or run from the folder it was scored "
         "in); drew the other charts"
     )
-    assert json.loads(result_copy.read_text())["report"]["samples"] == {}
+    assert read_report_index(result_copy)["samples"] == {}
     other = tmp_path / "gone" / "checkpoint.pt"
     other.parent.mkdir()
     other.write_bytes(b"not the same file")
@@ -258,12 +263,16 @@ def test_run_folder_without_result_says_how_to_score(digits_checkpoint: Path, tm
 def test_cli_report_prints_the_files(result_copy: Path) -> None:
     from typer.testing import CliRunner
 
+    from fairbench.atomic import sha256_file
     from fairbench.cli import app
 
     second = result_copy.with_name("second.json")
     shutil.copy(result_copy, second)
+    before = [sha256_file(p) for p in (result_copy, second)]
     out = CliRunner().invoke(app, ["report", str(result_copy), str(second), "--no-samples"])
     assert out.exit_code == 0, out.output
+    assert [sha256_file(p) for p in (result_copy, second)] == before  # results are never rewritten
+    assert report_path(second).is_file() and read_report_index(second)["shares"] == "second.shares.png"
     assert out.output.split() == [
         str(p.with_name(f"{p.stem}.{kind}.png")) for p in (result_copy, second) for kind in ("shares", "conditions", "quality")
     ]
@@ -327,3 +336,25 @@ def test_share_legend_never_covers_a_bar_or_its_label(scored: Path) -> None:
     covered += [t.get_window_extent(renderer) for t in ax.texts]  # the percentage labels
     assert len(covered) == 8 and not any(legend.overlaps(box) for box in covered)
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {"observed", "corrected", "uniform (50.0%)"}
+
+
+def test_report_of_a_committed_result_leaves_it_as_it_was(tmp_path: Path) -> None:
+    """A committed result written when reports still listed figures inside it: charted, its bytes unchanged,
+    the listing in the sidecar, and the board still reads exactly one result from the folder."""
+    from typer.testing import CliRunner
+
+    from fairbench.atomic import sha256_file
+    from fairbench.cli import app
+    from fairbench.leaderboard import read_results
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "results" / "cifar10-lt-vanilla-with-report-key.json"
+    path = tmp_path / "seed0.json"
+    shutil.copy(fixture, path)
+    before = sha256_file(path)
+    out = CliRunner().invoke(app, ["report", str(path), "--no-samples"])
+    assert out.exit_code == 0, out.output
+    assert sha256_file(path) == before
+    listing = read_report_index(path)
+    assert listing["shares"] == "seed0.shares.png" and listing["samples"] == {}  # the old grids are not here
+    _is_png(path.with_name("seed0.shares.png"))
+    assert [r.path for r in read_results(tmp_path)] == [path]
