@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fairbench.leaderboard import build_leaderboard, read_results, render_html, write_leaderboard
 from fairbench.leaderboard.screenshot import find_chromium, run_chromium
+from fairbench.results.sidecar import is_report_path
 
 BOARD = Path(__file__).resolve().parent
 RESULTS = BOARD / "results"
@@ -44,7 +45,7 @@ def results_load() -> list[str]:
     if set(boards) != folders:
         problems.append(f"task folders {sorted(folders)} but boards {sorted(boards)}")
     for board in boards.values():
-        files = len(list((RESULTS / board.task).rglob("seed*.json")))
+        files = sum(not is_report_path(p) for p in (RESULTS / board.task).rglob("seed*.json"))  # not the sidecars
         runs = sum(row.n_runs for row in board.rows)
         if runs != files:
             problems.append(f"{board.task}: {files} result files but {runs} runs on the board")

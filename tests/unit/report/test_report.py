@@ -20,6 +20,7 @@ from fairbench.report.sample_grids import grid_rows
 from fairbench.report.share_bars import draw_share_bars
 from fairbench.report.source import judged_samples
 from fairbench.results.sidecar import read_report_index, report_path
+from tests.helpers import FIXTURE_DIR
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -347,7 +348,7 @@ def test_report_of_a_committed_result_leaves_it_as_it_was(tmp_path: Path) -> Non
     from fairbench.cli import app
     from fairbench.leaderboard import read_results
 
-    fixture = Path(__file__).resolve().parent / "fixtures" / "results" / "cifar10-lt-vanilla-with-report-key.json"
+    fixture = FIXTURE_DIR / "results" / "cifar10-lt-vanilla-with-report-key.json"
     path = tmp_path / "seed0.json"
     shutil.copy(fixture, path)
     before = sha256_file(path)

@@ -39,8 +39,9 @@ from fairbench.results.sidecar import (
     report_path,
     write_report_index,
 )
+from tests.helpers import FIXTURE_DIR
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
+FIXTURES = FIXTURE_DIR / "results"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 LEGACY = [p for p in FIXTURE_FILES if p.name.endswith("-with-report-key.json")]
 
