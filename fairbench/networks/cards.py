@@ -35,7 +35,8 @@ class Card:
 
     def write(self, weights: Path) -> None:
         """`<weights>.json`, written atomically beside the weights."""
-        atomic.write_text(weights.with_suffix(".json"), json.dumps(asdict(self), indent=2) + "\n")  # type: ignore[call-overload]
+        text = json.dumps(asdict(self), indent=2) + "\n"  # type: ignore[call-overload]
+        atomic.write_text(weights.with_suffix(".json"), text)
 
     def machine_lines(self) -> list[str]:
         """Where the weights were trained, one fact per line; an older card records nothing."""
@@ -43,7 +44,10 @@ class Card:
             return ["trained on: not recorded (card written before fairbench recorded it)"]
         threads = getattr(self, "threads")
         plural = f"{threads} thread{'s' if threads != 1 else ''}"
-        return [f"trained with torch {getattr(self, 'torch_version')}, {plural}", f"trained on CPU: {getattr(self, 'cpu')}"[:80]]
+        return [
+            f"trained with torch {getattr(self, 'torch_version')}, {plural}",
+            f"trained on CPU: {getattr(self, 'cpu')}"[:80],
+        ]
 
 
 @dataclass(frozen=True)

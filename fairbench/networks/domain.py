@@ -85,7 +85,8 @@ def domain_net_from(weights: Path, raw: dict[str, Any]) -> tuple[FeatureCard, Do
     """The card and the network of a domain network file whose card JSON is `raw`."""
     card = FeatureCard.from_raw(raw, weights)
     if card.arch != DOMAIN_ARCH:
-        raise FairbenchError(f"{weights.with_suffix('.json')}: card (arch {card.arch}) does not describe {weights.name}")
+        card_path = weights.with_suffix(".json")
+        raise FairbenchError(f"{card_path}: card (arch {card.arch}) does not describe {weights.name}")
     net = DomainNet(card.in_channels, card.num_classes, card.width, card.dim)
     try:
         net.load_state_dict(load_file(str(weights)))
@@ -97,7 +98,9 @@ def domain_net_from(weights: Path, raw: dict[str, Any]) -> tuple[FeatureCard, Do
 def load_pinned(id: str, sha256: str) -> tuple[FeatureCard, DomainNet]:
     """Find `<id>.safetensors` (package, then $FAIRBENCH_HOME/features/), refuse it unless it hashes to `sha256`
     and its card describes it."""
-    weights, raw = find_pinned("feature network", id, sha256, search_dirs(), "fairbench.networks.domain.train_domain_network")
+    weights, raw = find_pinned(
+        "feature network", id, sha256, search_dirs(), "fairbench.networks.domain.train_domain_network"
+    )
     card, net = domain_net_from(weights, raw)
     if card.id != id or card.sha256 != sha256:
         raise FairbenchError(
