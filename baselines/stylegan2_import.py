@@ -19,6 +19,7 @@ import torch
 from fairbench import atomic
 from fairbench.submission.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint
 from fairbench.errors import FairbenchError
+from fairbench.methods import IMPORTERS, CheckpointImporter
 from fairbench.provenance import versions
 from fairbench.submission.state_dicts import layout_problems
 from fairbench.tasks import TaskSpec
@@ -172,3 +173,6 @@ def import_stylegan2(
     )
     save_checkpoint(out, ckpt)
     return ckpt
+
+
+IMPORTERS.register("stylegan2", CheckpointImporter(options=ImportOptions, run=import_stylegan2))

@@ -89,6 +89,20 @@ class PhaseContext:
 METHODS: Registry[Method] = Registry("method")
 
 
+@dataclass(frozen=True)
+class CheckpointImporter:
+    """A plugin's way to wrap a generator trained elsewhere as a fairbench checkpoint (`fairbench train
+    import-stylegan2`): the CLI builds `options(**flags)` first (refusing bad values before any file is read),
+    then calls `run(weights, out, task, options)`, which writes the checkpoint and returns it."""
+
+    options: Callable[..., Any]
+    run: Callable[[Path, Path, Any, Any], Any]
+
+
+# Registered by plugins (the harness names no method itself), by the kind of file they import.
+IMPORTERS: Registry[CheckpointImporter] = Registry("checkpoint importer")
+
+
 def option_docs(config_cls: type) -> dict[str, str]:
     """{field: its trailing `# comment`} from the config dataclass's source and its bases': the comment beside
     a default is the one description of an option, read here for `fairbench methods`."""

@@ -212,14 +212,11 @@ _SPEC_FIELDS = ("assets", "feature_network", "metrics", "quality_metrics", "iqa"
 
 
 def assets_needed_by_tasks(
-    names: Iterable[str] = (), *, tasks: Iterable[Any] | None = None, manifest: Mapping[str, Asset] | None = None,
+    names: Iterable[str] = (), *, tasks: Iterable[Any], manifest: Mapping[str, Asset] | None = None,
 ) -> set[str]:
-    """Asset ids the installed tasks can use: the ids / feature-network / metric names their specs name
-    (fields `assets`, `feature_network`, `metrics`, ... when present), plus `names`, mapped through `used_by`."""
-    if tasks is None:
-        from fairbench.tasks import list_tasks
-
-        tasks = list_tasks()
+    """Asset ids `tasks` (the installed ones: `fairbench.tasks.list_tasks()`, which the caller passes, since
+    tasks sit above assets) can use: the ids / feature-network / metric names their specs name (fields `assets`,
+    `feature_network`, `metrics`, ... when present), plus `names`, mapped through `used_by`."""
     found = list(names)
     for spec in tasks:
         for attr in _SPEC_FIELDS:

@@ -12,10 +12,9 @@ from rich.table import Table
 
 from fairbench.cli.common import progress_bar, user_errors
 from fairbench.cli.guard import data_root_given, writable_folder
-from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:  # the module imports torch; the CLI imports it only when a command runs
-    from fairbench.reproduction import ReproductionReport
+    from fairbench.networks.reproduction import ReproductionReport
 
 T = TypeVar("T")
 
@@ -35,30 +34,38 @@ def judge_train_cmd(
     Exits 1 when the retrained judge disagrees with the pinned judge beyond the stated tolerance; a differing
     sha256 alone is expected on another CPU and is not a failure.
     """
-    from fairbench import paths
-    from fairbench.judges import train_judge
-    from fairbench.reproduction import judge_reproduction, machine_lines
+    _train_network("judge", task, out, data_root)
+
+
+def _train_network(kind_name: str, task: str, out: Path | None, data_root: Path | None) -> None:
+    """`fairbench judge train` and `fairbench features train`: train the task's network of this kind into
+    `--out` (default: `$FAIRBENCH_HOME/<kind dir>`), then measure it against the pinned one (exit 1 outside
+    the tolerance); a network trained on first use has no pin and is only reported."""
+    from fairbench.networks.kinds import KINDS
+    from fairbench.networks.store import home_dir
     from fairbench.tasks import get_task
 
-    folder = out or paths.fairbench_home() / "judges"
+    kind = KINDS.get(kind_name)
+    folder = out or home_dir(kind.home)
     writable_folder(folder, "--out")
     data_root_given(data_root)
-    spec = get_task(task)
-    first_use = spec.judge.trained_on_first_use
-    # First use: one thread, as every first-use file is made; otherwise the pins' thread count (same summation
-    # order, hence the same bytes on this kind of machine).
-    threads = 1 if first_use else _pinned_judge_threads(spec)
+    target = kind.target(get_task(task))
     card = _train_with_bar(
-        f"judge {spec.judge.id}",
-        lambda progress: train_judge(spec, folder, data_root, progress=progress, threads=threads),
+        f"{kind.name} {target.id}", lambda progress: kind.train(target, folder, data_root, progress)
     )
-    typer.echo(f"judge {card.id}: accuracy {card.accuracy:.4f} on {card.n_test} test images")
-    for line in machine_lines(card):
-        typer.echo(line)
-    if first_use:  # nothing pinned to compare with: this file is the judge, recorded by sha256 in results
+    typer.echo(kind.summary(card, target))
+    if target.first_use:  # nothing pinned to compare with: this file is the network, recorded by sha256 in results
+        if kind.machine_lines_on_first_use:
+            _echo_lines(card.machine_lines())
         typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
         return
-    _finish(judge_reproduction(spec, folder / f"{card.id}.safetensors", data_root))
+    _echo_lines(card.machine_lines())
+    _finish(kind.reproduce(target, folder / f"{card.id}.safetensors", data_root))
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
 
 
 def _train_with_bar(label: str, train: Callable[[Callable[[int, int | None], None]], T]) -> T:
@@ -70,20 +77,9 @@ def _train_with_bar(label: str, train: Callable[[Callable[[int, int | None], Non
 
 def _finish(report: ReproductionReport) -> None:
     """Print a reproduction report; exit 1 when the retrained network is outside the stated tolerance."""
-    for line in report.lines():
-        typer.echo(line)
+    _echo_lines(report.lines())
     if not report.passed:
         raise typer.Exit(1)
-
-
-def _pinned_judge_threads(spec) -> int | None:
-    """The thread count the pinned judge's card records (None for cards that predate the field)."""
-    from fairbench.judges import load_judge
-
-    try:
-        return load_judge(spec).card.threads
-    except FairbenchError:
-        return None
 
 
 @judge_app.command("eval")
@@ -124,30 +120,4 @@ def features_train_cmd(
     Exits 1 when the retrained network disagrees with the pinned one beyond the stated tolerance; a differing
     sha256 alone is expected on another CPU and is not a failure.
     """
-    from fairbench import paths
-    from fairbench.features import DOMAIN_RECIPES, train_domain_network
-    from fairbench.reproduction import feature_reproduction, machine_lines
-    from fairbench.tasks import get_task
-
-    folder = out or paths.fairbench_home() / "features"
-    writable_folder(folder, "--out")
-    data_root_given(data_root)
-    spec = get_task(task)
-    if spec.quality is None or spec.quality.feature_network.id not in DOMAIN_RECIPES:
-        raise FairbenchError(f"task {spec.id} names no shipped domain feature network")
-    pinned = spec.quality.feature_network
-    # First use: trained on this task's own data and cached where scoring looks for it; otherwise on the
-    # recipe's task (e.g. domain-mnist is trained on mnist-bicolor) and checked against the pin.
-    first_use = pinned.trained_on_first_use
-    source = spec if first_use else get_task(DOMAIN_RECIPES[pinned.id].task)
-    card = _train_with_bar(
-        f"feature network {pinned.id}",
-        lambda progress: train_domain_network(source, folder, data_root, network_id=pinned.id, progress=progress),
-    )
-    typer.echo(f"{card.id}: class accuracy {card.accuracy:.4f} on {card.n_test} {source.id} test images")
-    if first_use:
-        typer.echo(f"trained on first use: {folder / card.id}.safetensors, sha256 {card.sha256}")
-        return
-    for line in machine_lines(card):
-        typer.echo(line)
-    _finish(feature_reproduction(source, pinned.id, pinned.sha256, folder / f"{card.id}.safetensors", data_root))
+    _train_network("feature network", task, out, data_root)

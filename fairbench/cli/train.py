@@ -92,13 +92,16 @@ def import_stylegan2_cmd(
 ) -> None:
     """Wrap a converted StyleGAN2 generator as a fairbench checkpoint; NVIDIA .pkl files are refused (code)."""
     writable_file(out, "--out")
-    from baselines.stylegan2_import import ImportOptions, import_stylegan2
+    from fairbench.methods import IMPORTERS
+    from fairbench.plugins import load_plugins
     from fairbench.tasks import get_task
 
-    options = ImportOptions(
+    load_plugins()  # the StyleGAN2 importer comes with the reference methods' plugin
+    importer = IMPORTERS.get("stylegan2")
+    options = importer.options(
         truncation_psi=truncation_psi, noise_mode=noise_mode, channel_multiplier=channel_multiplier, name=name
     )
-    ckpt = import_stylegan2(weights, out, get_task(task), options)
+    ckpt = importer.run(weights, out, get_task(task), options)
     kw = ckpt.arch_kwargs
     typer.echo(
         f"{ckpt.method}: StyleGAN2 {kw['size']} px (style {kw['style_dim']}, {kw['n_mlp']} mapping layers, "

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from fairbench.errors import FairbenchError
-from fairbench.features import FEATURE_NETWORKS, FeatureNetwork, _check_batch_size, _check_images, _pinned_asset
+from fairbench.features.base import FEATURE_NETWORKS, FeatureNetwork, check_batch_size, check_images, pinned_asset
 
 CLIP_ID = "clip"
 CLIP_ASSET = "clip-rn50-openai"
@@ -81,7 +81,7 @@ def clip_inputs(images: torch.Tensor) -> torch.Tensor:
     """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x 224 x 224: what the network is given."""
     from PIL import Image
 
-    _check_images(images, "clip")
+    check_images(images, "clip")
     c = images.shape[1]
     if c not in (1, 3):
         raise FairbenchError(f"clip takes 1- or 3-channel images, got {c} channels")
@@ -103,8 +103,8 @@ class ClipNetwork(FeatureNetwork):
         self.resize_rule = clip_resize_rule()
 
     def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
-        _check_images(images, "clip")
-        _check_batch_size(batch_size)
+        check_images(images, "clip")
+        check_batch_size(batch_size)
         device = torch.device(device)
         self.visual.to(device).eval()
         out = []
@@ -165,7 +165,7 @@ def load_clip(sha256: str, device: torch.device | str = "cpu") -> ClipNetwork:
     _open_clip()  # before require(): no 244 MB download for a network that cannot run
     from fairbench.features.torchscript_tensors import torchscript_tensors
 
-    path, digest = _pinned_asset(CLIP_ASSET, sha256)
+    path, digest = pinned_asset(CLIP_ASSET, sha256)
     model = clip_from_openai_tensors(torchscript_tensors(path), str(path))
     return ClipNetwork(model.visual.to(device), digest)
 

@@ -41,7 +41,7 @@ from torch import nn
 
 from fairbench.chunking import chunk_slices
 from fairbench.errors import FairbenchError
-from fairbench.features import FEATURE_NETWORKS, FeatureNetwork, _check_batch_size, _check_images, _pinned_asset
+from fairbench.features.base import FEATURE_NETWORKS, FeatureNetwork, check_batch_size, check_images, pinned_asset
 
 DINOV2_DEFAULT = "dinov2"  # the id users type; it is ViT-L/14, as in dgm-eval
 DINOV2_PATCH = 14
@@ -248,7 +248,7 @@ def dinov2_inputs(images: torch.Tensor) -> torch.Tensor:
     """uint8 N x C x H x W (C = 1 or 3) -> float32 N x 3 x 224 x 224: what the network is given (module doc)."""
     from PIL import Image
 
-    _check_images(images, "dinov2")
+    check_images(images, "dinov2")
     c = images.shape[1]
     if c not in (1, 3):
         raise FairbenchError(f"dinov2 takes 1- or 3-channel images, got {c} channels")
@@ -279,8 +279,8 @@ class DinoV2Network(FeatureNetwork):
     def extract(self, images: torch.Tensor, batch_size: int, device: torch.device | str) -> np.ndarray:
         from fairbench.features.clip import _full_float32
 
-        _check_images(images, "dinov2")
-        _check_batch_size(batch_size)  # kept for the common contract; the chunk size is fixed (module doc)
+        check_images(images, "dinov2")
+        check_batch_size(batch_size)  # kept for the common contract; the chunk size is fixed (module doc)
         device = torch.device(device)
         self.vit.to(device).eval()
         out = []
@@ -332,7 +332,7 @@ def load_dinov2(network_id: str, sha256: str, device: torch.device | str = "cpu"
         require(asset_id)  # a missing file: the one line saying where it goes (then the pin is checked)
     except FairbenchError as exc:
         raise _with_asset_hint(exc, asset_id) from None
-    path, digest = _pinned_asset(asset_id, sha256)
+    path, digest = pinned_asset(asset_id, sha256)
     state = safe_torch_load(path, "DINOv2 weights file")  # weights_only=True: plain tensors or refused
     vit = vit_from_state_dict(state, VARIANTS[canonical], str(path))
     del state

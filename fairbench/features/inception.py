@@ -11,16 +11,11 @@ import numpy as np
 import torch
 
 from fairbench.errors import FairbenchError
-from fairbench.features import (
-    FEATURE_NETWORKS,
-    INCEPTION_ASSET,
-    INCEPTION_DIM,
-    INCEPTION_SIZE,
-    FeatureNetwork,
-    _check_batch_size,
-    _check_images,
-    _pinned_asset,
-)
+from fairbench.features.base import FEATURE_NETWORKS, FeatureNetwork, check_batch_size, check_images, pinned_asset
+
+INCEPTION_ASSET = "inception-2015-12-05"
+INCEPTION_SIZE = 299
+INCEPTION_DIM = 2048
 
 INCEPTION_RESIZE_RULE = (
     "clean-fid 0.1.35 'clean': each channel as float32 resized to 299x299 by PIL bicubic, clipped to [0, 255], "
@@ -40,7 +35,7 @@ def _clean_fid() -> tuple[Any, Any]:
 
 
 def _rgb(images: torch.Tensor) -> torch.Tensor:
-    _check_images(images, "inception")
+    check_images(images, "inception")
     c = images.shape[1]
     if c not in (1, 3):
         raise FairbenchError(f"inception takes 1- or 3-channel images, got {c} channels")
@@ -61,7 +56,7 @@ def _through_clean_fid(images: torch.Tensor, model: Callable[[torch.Tensor], tor
     """
     fid, _ = _clean_fid()
     images = _rgb(images)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     out = []
     with torch.random.fork_rng(devices=[]):
         for i in range(0, len(images), batch_size):
@@ -110,7 +105,7 @@ def load_inception(sha256: str, device: torch.device | str = "cpu") -> Inception
     normalisation and 2048-d view) is built over the verified file as it is, with no link or copy.
     """
     _, InceptionV3W = _clean_fid()  # before require(): no 95 MB download for a network that cannot run
-    path, digest = _pinned_asset(INCEPTION_ASSET, sha256)
+    path, digest = pinned_asset(INCEPTION_ASSET, sha256)
     if path.name != f"{INCEPTION_ASSET}.pt":
         raise FairbenchError(
             f"{path}: clean-fid's InceptionV3W loads <folder>/{INCEPTION_ASSET}.pt; the asset manifest must keep "

@@ -29,7 +29,8 @@ from torch import nn
 
 from fairbench import assets
 from fairbench.errors import FairbenchError
-from fairbench.judges import JUDGE_KINDS, Judge, JudgeCard
+from fairbench.judges.base import JUDGE_KINDS, Judge
+from fairbench.networks.cards import JudgeCard
 from fairbench.submission.checkpoint import safe_torch_load
 from fairbench.submission.state_dicts import layout_problems
 

@@ -17,6 +17,7 @@ from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.metrics.fairness import FairnessReport, conditional_fairness_report, fairness_report
+from fairbench.networks.prepare import prepare
 from fairbench.provenance import git_revision, versions
 from fairbench.results import JudgeInfo, ScoreResult, Submission
 from fairbench.scoring.quality import quality_report, with_feature_network
@@ -124,7 +125,9 @@ def _score(
     if options.name is not None:
         entries.check_name(options.name)  # before the work, not after
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
-    network_problem = _ensure_first_use(task, quality_task, options)
+    # The explicit first-use step: networks trained on this data now, so everything below only loads them.
+    prepared = prepare(task, options.data_root, options.progress, options.note, quality_task)
+    network_problem = prepared.feature_network_problem
     judge = load_judge(task, options.data_root)
     predicted = judge_groups(judge, images, device)
     if options.progress:
@@ -279,36 +282,6 @@ def recompute_fairness(result: dict, task: TaskSpec) -> dict:
         _drop_corrected(out["metrics"], out["fairness_tests"], out["per_condition"], out["group_proportions"],
                         out["group_shares"])
     return out
-
-
-def _ensure_first_use(task: TaskSpec, quality_task: TaskSpec, options: ScoreOptions) -> str | None:
-    """Train the judge and feature network that the task declares trained on first use, when absent.
-
-    Without its judge nothing can be scored: one error saying the judge needs the task's data. Without the
-    feature network only the FID family is lost: the reason is returned, and those metrics are skipped."""
-    from fairbench.features import ensure_feature_network
-    from fairbench.judges import ensure_judge
-
-    progress = options.progress
-    try:
-        ensure_judge(
-            task, options.data_root, note=options.note,
-            progress=(lambda d, t: progress("training judge", d, t)) if progress else None,
-        )
-    except FairbenchError as exc:
-        raise FairbenchError(
-            f"task {task.id}: its judge {task.judge.id} is trained on first use from your copy of the task's "
-            f"data, so even fairness cannot be scored without it: {exc}"
-        ) from None
-    if quality_task.quality is not None and quality_task.quality.metrics:
-        try:
-            ensure_feature_network(
-                quality_task, options.data_root, note=options.note,
-                progress=(lambda d, t: progress("training feature network", d, t)) if progress else None,
-            )
-        except FairbenchError as exc:
-            return f"feature network {quality_task.quality.feature_network.id} not available: {exc}"
-    return None
 
 
 def _drop_corrected(metrics: dict, tests: dict, per_condition: dict | None, proportions: dict, shares: dict) -> list[str]:

@@ -185,7 +185,7 @@ def _skip_fid_family(metrics: list[str], report: QualityReport, why: str) -> Non
 def _fid_family(task, images, predicted, device, data_root, ref_stats, report: QualityReport, ref: FeatureRef) -> None:
     from fairbench.features import load_feature_network
     from fairbench.metrics import frechet
-    from fairbench.scoring import refstats
+    import fairbench.scoring.refstats as refstats
 
     quality = task.quality
     source = data.SOURCES.get(task.dataset.source)
@@ -321,7 +321,7 @@ def _reference_key(task: TaskSpec, net: Any, data_root: Path | None, fingerprint
 
 def _floor_into(report: QualityReport, task: TaskSpec, key_base: dict[str, Any], reference_features: Any,
                 ref_groups: np.ndarray, generated_counts: list[int] | None) -> None:
-    from fairbench.scoring import refstats
+    import fairbench.scoring.refstats as refstats
 
     groups = list(task.groups.names) if task.transform is not None else None  # else the groups are unknown (-1)
     floor = refstats.get_or_compute_floor(
@@ -339,7 +339,7 @@ def reference_floor(task: TaskSpec, recorded: dict[str, Any], data_root: Path | 
     `recorded`: a result (its `feature_network`, `data_source` and `group_counts`); a floor is only given for
     that very network and data (a FairbenchError says why not)."""
     from fairbench.features import load_feature_network, load_first_use_network
-    from fairbench.scoring import refstats
+    import fairbench.scoring.refstats as refstats
 
     network = recorded.get("feature_network") or {}
     if task.quality is None or not network.get("id"):

@@ -135,7 +135,8 @@ def judge_space(judge: Judge) -> Space:
 def domain_space(task: TaskSpec, data_root: Path | None) -> Space | None:
     """The task's own domain feature network (its CPU `quality.feature_network`, whatever network FID was
     asked to use), or None when the task has none: a generic network (Inception) does not know the task."""
-    from fairbench.features import DOMAIN_RECIPES, load_domain_network, load_first_use_network
+    from fairbench.features import load_domain_network, load_first_use_network
+    from fairbench.networks.domain import DOMAIN_RECIPES
 
     ref = task.quality.feature_network if task.quality is not None else None
     if ref is None or ref.id not in DOMAIN_RECIPES:

@@ -48,7 +48,7 @@ def _validate(spec: TaskSpec, where: str) -> None:
     if spec.judge.kind == "pinned":  # a user-supplied judge has no pin: its sha256 goes in each result
         _validate_pin(spec.judge.sha256, spec.judge.trained_on_first_use, f"{where}: judge")
     if spec.judge.arch is not None:
-        from fairbench.judges import JUDGE_ARCHS  # late: judges imports this module
+        from fairbench.networks.archs import JUDGE_ARCHS  # late: imports torch
 
         try:
             JUDGE_ARCHS.get(spec.judge.arch)

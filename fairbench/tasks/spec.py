@@ -68,7 +68,7 @@ class JudgeRef:
     id: str
     sha256: str | None = None  # the pinned weights; None when trained on first use or user-supplied
     epochs: int = 3  # how `fairbench judge train` reproduces the pinned weights
-    arch: str | None = None  # a registered judge architecture (fairbench.judges.JUDGE_ARCHS); None: the small CNN
+    arch: str | None = None  # a registered judge architecture (fairbench.networks.archs.JUDGE_ARCHS); None: the small CNN
     # No file can be shipped (the data cannot be obtained where fairbench is built): the judge is trained,
     # seeded, on the user's data the first time it is needed and cached; results record its sha256 and a board
     # compares only results scored with the identical file.

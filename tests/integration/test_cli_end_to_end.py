@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fairbench import data
 from fairbench.cli import app
-from fairbench.judges import PACKAGE_DIR
+from fairbench.networks.judge import PACKAGE_DIR
 from fairbench.tasks import get_task
 from tests.helpers import REPO_ROOT
 
@@ -352,7 +352,7 @@ def test_leaderboard_builds_from_two_scored_results(
 def test_features_train_reproduces_the_pinned_digits_network(tmp_path: Path) -> None:
     """Within the stated tolerance of the pinned network; the retrained hash is a bonus, never asserted
     (float kernels differ between CPUs, so the bytes do too)."""
-    from fairbench.reproduction import FEATURE_TOLERANCE
+    from fairbench.networks.reproduction import FEATURE_TOLERANCE
 
     result = ok("features", "train", "--task", DIGITS, "--out", str(tmp_path))
     lines = result.stdout.strip().splitlines()

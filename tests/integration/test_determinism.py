@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from fairbench import data
 from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.cli import app
-from fairbench.judges import train_judge
+from fairbench.networks.judge import train_judge
 from fairbench.tasks import get_task
 from fairbench.training import RunOptions, train
 

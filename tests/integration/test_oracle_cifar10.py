@@ -93,8 +93,8 @@ def test_score_image_set_with_the_shipped_card(cifar_root: Path, tmp_path: Path)
 def test_reproduction_check_builds_the_pinned_judge_architecture(cifar_root: Path) -> None:
     """`fairbench judge train` compares a retrained file with the pinned one; given the pinned file itself it
     must agree fully (the 3-block judge is rebuilt from its card's arch, not as the 2-block one)."""
-    from fairbench.judges import PACKAGE_DIR as JUDGES_DIR
-    from fairbench.reproduction import judge_reproduction
+    from fairbench.networks.judge import PACKAGE_DIR as JUDGES_DIR
+    from fairbench.networks.reproduction import judge_reproduction
 
     task = get_task(TASK)
     judge = judge_reproduction(task, JUDGES_DIR / "cifar10.safetensors", cifar_root)

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from fairbench import atomic, data, judges
+from fairbench.networks import judge as judge_kind
 from fairbench.submission.checkpoint import GeneratorCheckpoint, load_checkpoint, save_checkpoint
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
@@ -63,7 +64,7 @@ def test_method_never_reaches_the_judge_or_held_out_splits(tmp_path, monkeypatch
     monkeypatch.setattr(data, "_SPLIT_CACHE", {})
     monkeypatch.setattr(data, "_build_split", only_train)
     monkeypatch.setattr(judges, "load_judge", no_judge)
-    monkeypatch.setattr(judges, "PACKAGE_DIR", tmp_path / "no-judges")
+    monkeypatch.setattr(judge_kind, "PACKAGE_DIR", tmp_path / "no-judges")
     base = split_base(tmp_path / "base.pt")
     path = _run(tmp_path / "runs", base)
     ckpt = load_checkpoint(path)

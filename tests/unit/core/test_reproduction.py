@@ -14,11 +14,14 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from fairbench import data, features, judges, reproduction
+from fairbench import data, features, judges
+from fairbench.networks import domain, judge, training
 from fairbench.cli import app
-from fairbench.features import DomainNet, train_domain_network
-from fairbench.judges import JudgeCard, JudgeNet, train_judge
-from fairbench.reproduction import (
+from fairbench.networks.archs import DomainNet, JudgeNet
+from fairbench.networks.cards import JudgeCard
+from fairbench.networks.domain import train_domain_network
+from fairbench.networks.judge import train_judge
+from fairbench.networks.reproduction import (
     FEATURE_TOLERANCE,
     JUDGE_TOLERANCE,
     QUALITY_RTOL,
@@ -125,7 +128,7 @@ def test_an_undertrained_feature_network_fails(tmp_path: Path) -> None:
 def test_bit_exact_match_is_a_bonus_line() -> None:
     task = get_task(DIGITS)
     pinned = task.quality.feature_network
-    report = feature_reproduction(task, pinned.id, pinned.sha256, features.PACKAGE_DIR / f"{pinned.id}.safetensors")
+    report = feature_reproduction(task, pinned.id, pinned.sha256, domain.PACKAGE_DIR / f"{pinned.id}.safetensors")
     assert report.bit_exact and report.passed
     assert (report.agreement, report.accuracy_gap) == (1.0, 0.0) and report.feature_distance < 1e-6
     assert any(line.strip().startswith("bonus, bit-exact: yes") for line in report.lines())
@@ -138,13 +141,13 @@ def test_shipped_cards_without_machine_fields_still_load() -> None:
     task = get_task(DIGITS)
     card = judges.load_judge(task).card
     assert card.torch_version is None and card.threads is None and card.cpu is None
-    assert reproduction.machine_lines(card)[0].startswith("trained on: not recorded")
+    assert card.machine_lines()[0].startswith("trained on: not recorded")
     pinned = task.quality.feature_network
     assert features.load_domain_network(pinned.id, pinned.sha256).card.torch_version is None
-    raw = json.loads((judges.PACKAGE_DIR / "digits-bicolor.json").read_text())
+    raw = json.loads((judge.PACKAGE_DIR / "digits-bicolor.json").read_text())
     fresh = JudgeCard(**{**raw, "torch_version": "2.0", "threads": 4, "cpu": "Some CPU"})
-    assert reproduction.machine_lines(fresh) == ["trained with torch 2.0, 4 threads", "trained on CPU: Some CPU"]
-    assert reproduction.cpu_name()
+    assert fresh.machine_lines() == ["trained with torch 2.0, 4 threads", "trained on CPU: Some CPU"]
+    assert training.cpu_name()
 
 
 # ----------------------------------------------------------------------------------------------- the CLI
@@ -173,7 +176,7 @@ def test_judge_train_cli_exits_1_when_reproduction_fails(tmp_path: Path, monkeyp
         return dataclasses.replace(shipped, sha256="0" * 64, accuracy=0.5, torch_version=torch.__version__,
                                    threads=1, cpu="test")
 
-    monkeypatch.setattr(judges, "train_judge", broken)
+    monkeypatch.setattr(judge, "train_judge", broken)
     result = invoke("judge", "train", "--task", task.id, "--out", str(tmp_path))
     assert result.exit_code == 1, result.output
     lines = result.stdout.strip().splitlines()
@@ -183,8 +186,8 @@ def test_judge_train_cli_exits_1_when_reproduction_fails(tmp_path: Path, monkeyp
 
 def test_features_train_cli_exits_1_when_reproduction_fails(tmp_path: Path, monkeypatch) -> None:
     """A broken recipe (one epoch instead of 30) trains a network that fails the tolerance: exit status 1."""
-    recipe = features.DOMAIN_RECIPES["domain-digits"]
-    monkeypatch.setitem(features.DOMAIN_RECIPES, "domain-digits", dataclasses.replace(recipe, epochs=1))
+    recipe = domain.DOMAIN_RECIPES["domain-digits"]
+    monkeypatch.setitem(domain.DOMAIN_RECIPES, "domain-digits", dataclasses.replace(recipe, epochs=1))
     result = invoke("features", "train", "--task", DIGITS, "--out", str(tmp_path))
     assert result.exit_code == 1, result.output
     lines = result.stdout.strip().splitlines()

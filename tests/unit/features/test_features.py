@@ -18,7 +18,9 @@ from fairbench import features
 from fairbench.scoring import refstats
 from fairbench.data import load_split
 from fairbench.errors import FairbenchError
-from fairbench.features import FEATURE_NETWORKS, load_feature_network, train_domain_network
+from fairbench.features import FEATURE_NETWORKS, load_feature_network
+from fairbench.networks import domain
+from fairbench.networks.domain import train_domain_network
 from fairbench.metrics.frechet import feature_stats, frechet_distance
 from fairbench.tasks import get_task
 
@@ -70,7 +72,7 @@ def test_wrong_sha256_refused() -> None:
 
 
 def test_missing_network_names_file_and_place(monkeypatch, tmp_path, _isolated_home) -> None:
-    monkeypatch.setattr(features, "PACKAGE_DIR", tmp_path / "empty")
+    monkeypatch.setattr(domain, "PACKAGE_DIR", tmp_path / "empty")
     with pytest.raises(FairbenchError, match=r"place domain-digits.safetensors \(sha256 a{64}\).*features"):
         load_feature_network("domain-digits", "a" * 64)
 
@@ -80,7 +82,7 @@ def test_home_copy_is_found_and_checked(monkeypatch, tmp_path, _isolated_home) -
     home.mkdir()
     for ext in ("safetensors", "json"):
         shutil.copy(WEIGHTS / f"domain-digits.{ext}", home / f"domain-digits.{ext}")
-    monkeypatch.setattr(features, "PACKAGE_DIR", tmp_path / "empty")
+    monkeypatch.setattr(domain, "PACKAGE_DIR", tmp_path / "empty")
     sha = card_of("domain-digits")["sha256"]
     assert load_feature_network("domain-digits", sha).sha256 == sha
     (home / "domain-digits.json").write_text("{not json")

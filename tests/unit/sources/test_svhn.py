@@ -249,7 +249,7 @@ def test_judge_train_command_on_a_first_use_task(tmp_path: Path, _isolated_home:
 
 
 def test_first_use_training_is_seeded(tmp_path: Path) -> None:
-    from fairbench.judges import train_judge
+    from fairbench.networks.judge import train_judge
 
     root = tmp_path / "data"
     write_fake_svhn(root)

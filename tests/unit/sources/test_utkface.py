@@ -244,7 +244,7 @@ def _synthetic_task(root: Path, judge_sha256: str) -> dict:
 @pytest.mark.parametrize("method", ["vanilla", "repfair", "groupcond"])
 def test_methods_train_sample_and_score_on_an_unconditional_rgb_face_task(tmp_path: Path, method: str) -> None:
     """Judge training, every reference method, sampling and scoring, on 50 synthetic 'faces' (10 per race)."""
-    from fairbench.judges import train_judge
+    from fairbench.networks.judge import train_judge
     from fairbench.scoring import ScoreOptions, score_checkpoint
     from fairbench.tasks import parse_task
     from fairbench.training import RunOptions, train
@@ -273,7 +273,7 @@ def test_methods_train_sample_and_score_on_an_unconditional_rgb_face_task(tmp_pa
 def test_balanced_judge_weights_and_default_judge_options_keep_task_hashes() -> None:
     import dataclasses
 
-    from fairbench.judges import _class_weights
+    from fairbench.networks.judge import class_weights as _class_weights
     from fairbench.tasks import JudgeRef, get_task
 
     task = get_task("utkface-race")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.judges import PACKAGE_DIR
+from fairbench.networks.judge import PACKAGE_DIR
 from fairbench.tasks import builtin_task_dir, get_task, list_tasks, resolve_task_id
 
 BUILTIN_IDS = ["digits-bicolor", "mnist-bicolor", "mnist-bicolor-imbalanced"]
@@ -291,7 +291,7 @@ def test_task_hash_int_and_float_probability_agree(tmp_path: Path) -> None:
 def test_builtin_judge_sha256_matches_shipped_file(task) -> None:
     """Shipped judges only; a user-supplied one (ffhq-race's FairFace) is hashed into each result instead."""
     weights = PACKAGE_DIR / f"{task.judge.id}.safetensors"
-    if task.judge.trained_on_first_use:  # nothing ships: the user's data trains it (fairbench.first_use)
+    if task.judge.trained_on_first_use:  # nothing ships: the user's data trains it (fairbench.networks.store)
         assert task.judge.sha256 is None and not weights.exists()
         return
     assert weights.is_file(), f"{weights} is not shipped"

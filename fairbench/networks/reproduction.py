@@ -21,11 +21,9 @@ random initialisation only ~4x further away than a network with another seed.
 
 from __future__ import annotations
 
-import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,11 +31,12 @@ from safetensors.torch import load_file
 
 from fairbench import atomic, data
 from fairbench.errors import FairbenchError
+from fairbench.networks.archs import DomainNet, build_judge_net, predict_labels
+from fairbench.networks.domain import domain_classes, domain_features, load_pinned
+from fairbench.networks.judge import find_judge_file, judge_net_from
 
 if TYPE_CHECKING:
-    from fairbench.features import FeatureCard
-    from fairbench.judges import JudgeCard
-    from fairbench.tasks import TaskSpec
+    from fairbench.tasks.spec import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -81,24 +80,6 @@ FEATURE_TOLERANCE = Tolerance(min_agreement=0.95, max_accuracy_gap=0.03, max_fea
 # the matrix square root of the Fréchet distance to well under 1e-9). 1e-6 leaves room for other CPUs and
 # for CUDA's float64 kernels. (Inception runs in float32 and is not covered by this figure.)
 QUALITY_RTOL = 1e-6
-
-
-def training_machine() -> dict[str, Any]:
-    """What a freshly written card records about where it was trained: torch version, threads, CPU."""
-    return {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_name()}
-
-
-def cpu_name() -> str:
-    """The CPU model ("model name" in /proc/cpuinfo on Linux), else platform.processor(), else the machine."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, sep, value = line.partition(":")
-                if sep and key.strip().lower() in ("model name", "hardware", "cpu model") and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or os.environ.get("PROCESSOR_IDENTIFIER", "") or "unknown"
 
 
 def procrustes_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -199,15 +180,13 @@ def judge_reproduction(
     tolerance: Tolerance = JUDGE_TOLERANCE,
 ) -> ReproductionReport:
     """The judge at `weights` (a retrained `<id>.safetensors`) against the task's pinned judge."""
-    from fairbench.judges import Judge, build_judge_net, load_judge
-
-    pinned = load_judge(task, None if data_root is None else Path(data_root))
-    net = build_judge_net(pinned.card.arch, task.image_shape[0], task.n_groups, pinned.card.width)
+    root = None if data_root is None else Path(data_root)
+    card, pinned = judge_net_from(*find_judge_file(task, root))
+    net = build_judge_net(card.arch, task.image_shape[0], task.n_groups, card.width)
     net.load_state_dict(_load_weights(weights, "judge"))
-    retrained = Judge(card=pinned.card, net=net.eval())
     test = data.load_split(task, "test", data_root)
     truth = test.groups.numpy()
-    a, b = retrained.predict(test.images), pinned.predict(test.images)
+    a, b = predict_labels(net.eval(), test.images), predict_labels(pinned, test.images)
     return ReproductionReport(
         kind="judge", id=task.judge.id, task=task.id, n_test=len(test),
         agreement=float((a == b).mean()) if len(test) else 0.0,
@@ -222,18 +201,16 @@ def feature_reproduction(
     data_root: str | Path | None = None, tolerance: Tolerance = FEATURE_TOLERANCE,
 ) -> ReproductionReport:
     """The domain network at `weights` against the pinned `network_id`, on the test split of `task` (the task
-    the network is trained on, e.g. mnist-bicolor for domain-mnist)."""
-    from fairbench.features import DomainNet, DomainNetwork, load_domain_network
-
-    pinned = load_domain_network(network_id, pinned_sha256)
-    card = pinned.card
+    the network is trained on, e.g. mnist-bicolor for domain-mnist). Both run as at inference: float32."""
+    card, pinned = load_pinned(network_id, pinned_sha256)
+    pinned = pinned.float().eval()
     net = DomainNet(card.in_channels, card.num_classes, card.width, card.dim)
     net.load_state_dict(_load_weights(weights, "feature network"))
-    retrained = DomainNetwork(card, net)
+    net = net.float().eval()
     test = data.load_split(task, "test", data_root)
     truth = test.labels.numpy()
-    a, b = retrained.classify(test.images), pinned.classify(test.images)
-    fa, fb = retrained.extract(test.images, 1000, "cpu"), pinned.extract(test.images, 1000, "cpu")
+    a, b = domain_classes(net, test.images), domain_classes(pinned, test.images)
+    fa, fb = domain_features(net, test.images), domain_features(pinned, test.images)
     return ReproductionReport(
         kind="feature network", id=network_id, task=task.id, n_test=len(test),
         agreement=float((a == b).mean()) if len(test) else 0.0,
@@ -248,11 +225,3 @@ def _load_weights(weights: str | Path, kind: str) -> dict[str, torch.Tensor]:
         return load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types; all mean the same here
         raise FairbenchError(f"{weights}: cannot load the retrained {kind} ({exc})") from None
-
-
-def machine_lines(card: JudgeCard | FeatureCard) -> list[str]:
-    """Where a card's weights were trained, one fact per line; an older card records nothing."""
-    if getattr(card, "torch_version", None) is None:
-        return ["trained on: not recorded (card written before fairbench recorded it)"]
-    threads = f"{card.threads} thread{'s' if card.threads != 1 else ''}"
-    return [f"trained with torch {card.torch_version}, {threads}", f"trained on CPU: {card.cpu}"[:80]]
