@@ -21,7 +21,7 @@ from fairbench.judges import Judge
 from fairbench.methods import METHODS, BatchSource, Trainable
 from fairbench.submission.samples import Samples, samples_from_generator
 from fairbench.submission.sampling import sample_latents
-from fairbench.tasks import TaskSpec
+from fairbench.task_registry import TaskSpec
 
 
 def balanced_real(batches: BatchSource, batch_size: int):

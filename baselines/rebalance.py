@@ -37,7 +37,7 @@ from fairbench.submission.checkpoint import GeneratorCheckpoint, build_generator
 from fairbench.errors import FairbenchError
 from fairbench.submission.generators import ARCHITECTURES
 from fairbench.methods import METHODS, BatchSource, PhaseContext, Trainable
-from fairbench.tasks import TaskSpec
+from fairbench.task_registry import TaskSpec
 
 WEAK_AUX = 0.8  # hold-out balanced accuracy below which the auxiliary classifier is reported as weak
 

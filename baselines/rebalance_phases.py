@@ -22,7 +22,7 @@ from fairbench import atomic
 from fairbench.submission.checkpoint import GeneratorCheckpoint, build_generator, load_checkpoint, safe_torch_load, save_torch
 from fairbench.errors import FairbenchError
 from fairbench.submission.sampling import to_uint8
-from fairbench.tasks import TaskSpec
+from fairbench.task_registry import TaskSpec
 
 Log = Callable[[str], None]
 

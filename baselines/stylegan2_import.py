@@ -22,7 +22,7 @@ from fairbench.errors import FairbenchError
 from fairbench.methods import IMPORTERS, CheckpointImporter
 from fairbench.provenance import versions
 from fairbench.submission.state_dicts import layout_problems
-from fairbench.tasks import TaskSpec
+from fairbench.task_registry import TaskSpec
 
 from baselines.stylegan2 import StyleGAN2Generator, fir_kernel
 

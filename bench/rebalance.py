@@ -26,7 +26,7 @@ from fairbench import data
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.plugins import load_plugins
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 
 def aux_classifier(task, run: Path | None, aux_steps: int, seed: int, device):

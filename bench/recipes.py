@@ -28,7 +28,7 @@ from fairbench import atomic
 from fairbench.judges import load_judge
 from fairbench.submission.checkpoint import build_generator, load_checkpoint
 from fairbench.submission.sampling import generate
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, resolve_run_dir, snapshot_path, train
 
 RECIPES: dict[str, dict] = {

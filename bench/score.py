@@ -42,7 +42,7 @@ def worker(task_id: str, samples: int, device: str, architecture: str | None) ->
     from fairbench.methods import METHODS
     from fairbench.plugins import load_plugins
     from fairbench.scoring import ScoreOptions, score_checkpoint
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
     from fairbench.training import parse_config
 
     load_plugins()

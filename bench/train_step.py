@@ -29,7 +29,7 @@ from fairbench import data
 from fairbench.devices import resolve_device
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import TensorBatches, parse_config
 
 

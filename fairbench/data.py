@@ -16,7 +16,7 @@ from fairbench.sources.base import resize_uint8  # noqa: F401  (likewise)
 from fairbench.sources.mnist import MNIST_FILES, MNIST_SHA256  # noqa: F401  (kept importable from here)
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from fairbench import data, entries
+from fairbench import data, entry_identity
 from fairbench.submission.checkpoint import GeneratorCheckpoint, safe_torch_load, save_checkpoint, save_torch
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
@@ -32,8 +32,8 @@ from fairbench.locks import run_lock
 from fairbench.methods import METHODS, PhaseContext, Trainable
 from fairbench.plugins import load_plugins
 from fairbench.provenance import versions
-from fairbench.strict import from_dict
-from fairbench.tasks import TaskSpec
+from fairbench.checked_dataclasses import from_dict
+from fairbench.task_registry import TaskSpec
 
 TRAINSTATE_FORMAT = "fairbench-trainstate/1"
 
@@ -51,7 +51,7 @@ class RunOptions:
     checkpoint_every: int | None = None
     snapshot_every: int | None = None  # also keep the generator every N steps (snapshots/stepNNNNNNN.pt)
     overrides: dict[str, Any] = field(default_factory=dict)  # method hyper-parameters
-    name: str | None = None  # the leaderboard entry's name (fairbench.entries); recorded, never trained on
+    name: str | None = None  # the leaderboard entry's name (fairbench.entry_identity); recorded, never trained on
     base: Path | None = None  # a base generator checkpoint, for methods that start from one (rebalance)
 
 
@@ -156,7 +156,7 @@ def train(
     method = METHODS.get(options.method)
     config = parse_config(options.method, options.overrides)
     if options.name is not None:
-        entries.check_name(options.name)
+        entry_identity.check_name(options.name)
     if task.training is None or not task.has_training_data:
         raise FairbenchError(
             f"task {task.id} has no training data: it scores user-supplied pretrained generators "

@@ -9,7 +9,7 @@ import numpy as np
 
 from fairbench.errors import FairbenchError
 from fairbench.registry import Registry
-from fairbench.strict import from_dict
+from fairbench.checked_dataclasses import from_dict
 
 SPLIT_INDEX = {"train": 0, "judge": 1, "test": 2, "reference": 3}
 

@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fairbench.leaderboard import build_leaderboard, read_results, render_html, write_leaderboard
-from fairbench.leaderboard.screenshot import find_chromium, run_chromium
+from fairbench.board import build_leaderboard, read_results, render_html, write_leaderboard
+from fairbench.board.screenshot import find_chromium, run_chromium
 from fairbench.results.sidecar import is_report_path
 
 BOARD = Path(__file__).resolve().parent

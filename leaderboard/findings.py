@@ -10,10 +10,10 @@ Inputs (all committed): the board's results (`leaderboard/results/<task>/<run fo
 archived results (`leaderboard/archive/<set>/<task>/<run folder>/seed<S>.json`, read the same way, each set
 on its own), the learning-curve tables (`leaderboard/curves/*.csv`, as `fairbench curve` writes them) and the
 task specs (for the true group mix of a training split). Result files are read and checked with
-`fairbench.leaderboard.records.read_results`, ranks and rank intervals come from
-`fairbench.leaderboard.build_leaderboard` and gains from `fairbench.metrics.gain`, exactly as `fairbench
+`fairbench.board.records.read_results`, ranks and rank intervals come from
+`fairbench.board.build_leaderboard` and gains from `fairbench.metrics.gain`, exactly as `fairbench
 leaderboard` and `fairbench gain` compute them. The pairwise evidence behind a rank (`pair_p`, `holm`,
-`better`) is the board's own test, `fairbench.leaderboard.ranking.pair_p_values` with Holm's procedure over the
+`better`) is the board's own test, `fairbench.board.ranking.pair_p_values` with Holm's procedure over the
 board's pairs (`holm_rejections`), fed the board's per-run values and intervals; the generator refuses to write
 when the decisions it recomputes do not give every rank and rank interval on the board. `welch` is the previous
 rule's test (`welch_p_value`: Welch's t per pair, no correction), for prose that says so.
@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import build_leaderboard, read_results, welch_p_value
-from fairbench.leaderboard.ranking import ALPHA, DIGITS, holm_rejections, pair_p_values, squared_distance
-from fairbench.leaderboard.records import ResultRecord
+from fairbench.board import build_leaderboard, read_results, welch_p_value
+from fairbench.board.ranking import ALPHA, DIGITS, holm_rejections, pair_p_values, squared_distance
+from fairbench.board.records import ResultRecord
 from fairbench.metrics.correction import Calibration
 from fairbench.metrics.gain import pair_gain, seed_gain
 
@@ -426,7 +426,7 @@ class Results:
 
 @dataclass(frozen=True)
 class Pairs:
-    """One board's pairwise decisions for one metric, as the board makes them (`fairbench.leaderboard.ranking`):
+    """One board's pairwise decisions for one metric, as the board makes them (`fairbench.board.ranking`):
     the two-sided p-value of each compared pair (entries with 2 or more runs each), its Holm-adjusted p-value
     over the board's pairs, and which entry, if either, is shown better."""
 
@@ -437,7 +437,7 @@ class Pairs:
 
     @classmethod
     def of(cls, board: Any, metric: str) -> Pairs:
-        # the board ranks only the entries above its quality gate (fairbench.leaderboard.board.GATE_BOUND)
+        # the board ranks only the entries above its quality gate (fairbench.board.board.GATE_BOUND)
         rows = sorted((row for row in board.ranked_rows if _board_values(row, metric) is not None),
                       key=lambda r: r.entry)
         values = [_board_values(row, metric) for row in rows]
@@ -464,7 +464,7 @@ class Pairs:
             shown_worse = sum(1 for pair, w in winner.items() if w == row.entry)
             if (row.rank[metric], row.rank_interval[metric]) != (1 + shown_better, (1 + shown_better, k - shown_worse)):
                 raise FindingsError(f"{board.task}/{metric}: the pairwise decisions recomputed here do not give "
-                                    f"{row.entry}'s rank on the board (fairbench.leaderboard.ranking changed?)")
+                                    f"{row.entry}'s rank on the board (fairbench.board.ranking changed?)")
         return found
 
     def _pair(self, a: str, b: str) -> frozenset:
@@ -744,7 +744,7 @@ def gain_table(results: Results, rows: Sequence[tuple[str, str]]) -> str:
 
 def _truth(task_id: str) -> dict[str, float]:
     """The true group mix of a long-tailed task's training split, from its spec (no data needed)."""
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
     from fairbench.transforms import LongTailParams, long_tail_counts, parse_params
 
     task = get_task(task_id)

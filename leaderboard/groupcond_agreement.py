@@ -18,7 +18,7 @@ from fairbench.judges import load_judge
 from fairbench.plugins import load_plugins
 from fairbench.submission.checkpoint import load_checkpoint
 from fairbench.submission.samples import samples_from_checkpoint
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 
 def report(path: str, n_samples: int | None) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from fairbench import atomic
 from fairbench.errors import FairbenchError
 from fairbench.scoring import recompute_fairness
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 
 def _width(result: dict, name: str) -> float | None:

@@ -31,7 +31,7 @@ esac
 find leaderboard/results -name '*.json' ! -name '*.report.json' -print0 | sort -z | xargs -0 "$FB" report --samples-if-scored >/dev/null
 for folder in leaderboard/results/*/; do
   task=$(basename "$folder")
-  if "$PY" -c 'import sys; from fairbench.tasks import get_task; sys.exit(not get_task(sys.argv[1]).conditional)' "$task"; then
+  if "$PY" -c 'import sys; from fairbench.task_registry import get_task; sys.exit(not get_task(sys.argv[1]).conditional)' "$task"; then
     "$FB" conditions "$folder" --out "leaderboard/figures/$task.per-condition.png" >/dev/null
   fi
   "$PY" -m fairbench.report.tradeoff "$folder" --out "leaderboard/figures/$task.fairness-quality.png" >/dev/null
@@ -46,8 +46,8 @@ made="leaderboard/leaderboard.md leaderboard/leaderboard.csv leaderboard/leaderb
 "$PY" leaderboard/findings.py >/dev/null
 made="$made docs/findings.md"
 if [ "$shoot" = 1 ]; then
-  if "$PY" -c 'import sys; from fairbench.leaderboard.screenshot import find_chromium; sys.exit(find_chromium() is None)'; then
-    "$PY" -m fairbench.leaderboard.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png >/dev/null
+  if "$PY" -c 'import sys; from fairbench.board.screenshot import find_chromium; sys.exit(find_chromium() is None)'; then
+    "$PY" -m fairbench.board.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png >/dev/null
     made="$made leaderboard/screenshot.png"
   else
     echo "no Chromium on PATH: leaderboard/screenshot.png not retaken (Debian: apt-get install chromium)" >&2

@@ -45,7 +45,7 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(scope="session")
 def digits_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`vanilla` trained for 60 steps on digits-bicolor (CPU, seed 0): a real checkpoint, made once."""
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
     from fairbench.training import RunOptions, train
 
     out = tmp_path_factory.mktemp("runs")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from fairbench.errors import FairbenchError
-from fairbench.strict import from_dict
+from fairbench.checked_dataclasses import from_dict
 
 MANIFEST_ENV = "FAIRBENCH_ASSET_MANIFEST"
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -214,7 +214,7 @@ _SPEC_FIELDS = ("assets", "feature_network", "metrics", "quality_metrics", "iqa"
 def assets_needed_by_tasks(
     names: Iterable[str] = (), *, tasks: Iterable[Any], manifest: Mapping[str, Asset] | None = None,
 ) -> set[str]:
-    """Asset ids `tasks` (the installed ones: `fairbench.tasks.list_tasks()`, which the caller passes, since
+    """Asset ids `tasks` (the installed ones: `fairbench.task_registry.list_tasks()`, which the caller passes, since
     tasks sit above assets) can use: the ids / feature-network / metric names their specs name (fields `assets`,
     `feature_network`, `metrics`, ... when present), plus `names`, mapped through `used_by`."""
     found = list(names)

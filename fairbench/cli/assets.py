@@ -47,7 +47,7 @@ def _selected(manifest: dict[str, store.Asset], ids: list[str] | None) -> list[s
 @user_errors
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
     """Every asset in the manifest: size, licence, whether it is here, and where it lives."""
-    from fairbench.tasks import list_tasks
+    from fairbench.task_registry import list_tasks
 
     manifest = store.load_manifest()
     needed = store.assets_needed_by_tasks(manifest=manifest, tasks=list_tasks())
@@ -130,7 +130,7 @@ def verify_cmd(ids: list[str] | None = typer.Argument(None, help="Asset ids; def
     """Re-check the local files; exit 1 if an asset the tasks use (or one named here) is missing or corrupt.
 
     Other missing assets, and user-supplied ones that no task needs, are listed only."""
-    from fairbench.tasks import list_tasks
+    from fairbench.task_registry import list_tasks
 
     manifest = store.load_manifest()
     selected = _selected(manifest, ids)

@@ -25,7 +25,7 @@ def leaderboard_cmd(
 ) -> None:
     """Build leaderboard.csv and leaderboard.md (and --html) from result files alone."""
     writable_folder(out, "--out")
-    from fairbench.leaderboard import HTML_NAME, RUNS_CSV, write_leaderboard
+    from fairbench.board import HTML_NAME, RUNS_CSV, write_leaderboard
 
     csv_path, md_path = write_leaderboard(results, out, rank_by, per_seed=per_seed, html=html)
     typer.echo(md_path.read_text(encoding="utf-8"), nl=False)  # as written: a wrapped table row is broken
@@ -70,12 +70,12 @@ def grid_cmd(
 ) -> None:
     """Save a PNG grid of samples: one row per condition, titled with task, entry, seed and steps."""
     writable_file(out, "--out")
-    from fairbench.entries import checkpoint_entry_name
+    from fairbench.entry_identity import checkpoint_entry_name
     from fairbench.report.figure import save_figure
     from fairbench.report.sample_grids import draw_labelled_grid
     from fairbench.submission import checkpoint as ckpt_io
     from fairbench.submission.samples import samples_from_checkpoint
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     if per_condition < 1 or scale < 1:
         raise FairbenchError("--per-condition and --scale must be at least 1")

@@ -11,13 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from fairbench.cli.common import user_errors
-from fairbench.entries import format_setting
+from fairbench.entry_identity import format_setting
 
 
 @user_errors
 def tasks_cmd(as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")) -> None:
     """List the installed tasks."""
-    from fairbench.tasks import list_tasks
+    from fairbench.task_registry import list_tasks
 
     specs = list_tasks()
     if as_json:

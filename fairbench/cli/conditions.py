@@ -14,12 +14,12 @@ from fairbench.cli.guard import writable_file
 from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:
-    from fairbench.leaderboard.records import ResultRecord
+    from fairbench.board.records import ResultRecord
 
 
 def read_records(paths: list[Path]) -> list[ResultRecord]:
     """The given result files, and every result under the given folders (as the board reads a folder)."""
-    from fairbench.leaderboard.records import read_result, read_results
+    from fairbench.board.records import read_result, read_results
 
     records: list[ResultRecord] = []
     for path in paths:
@@ -41,7 +41,7 @@ def conditions_cmd(
 ) -> None:
     """Draw each entry's share of GROUP per condition: bars the mean over seeds, dots each seed."""
     # late, like every command: `fairbench.report` loads torch and matplotlib, which `fairbench tasks` never needs
-    from fairbench.leaderboard.board import build_leaderboard
+    from fairbench.board.board import build_leaderboard
     from fairbench.report.condition_compare import collect_condition_shares, save_condition_comparison
 
     if kind not in ("observed", "corrected"):

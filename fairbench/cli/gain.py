@@ -41,7 +41,7 @@ class ScoredRun:
 
 
 def read_scored_run(path: Path) -> ScoredRun:
-    from fairbench.leaderboard.records import read_result
+    from fairbench.board.records import read_result
     from fairbench.metrics.correction import Calibration
 
     record = read_result(path)  # schema, task and metrics checked, one-line errors naming the file

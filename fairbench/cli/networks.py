@@ -43,7 +43,7 @@ def _train_network(kind_name: str, task: str, out: Path | None, data_root: Path 
     the tolerance); a network trained on first use has no pin and is only reported."""
     from fairbench.networks.kinds import KINDS
     from fairbench.networks.store import home_dir
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     kind = KINDS.get(kind_name)
     folder = out or home_dir(kind.home)
@@ -90,7 +90,7 @@ def judge_eval_cmd(
 ) -> None:
     """Accuracy and confusion matrix of the pinned judge on the task's held-out test split."""
     from fairbench.judges import evaluate_judge, load_judge
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     data_root_given(data_root)
     spec = get_task(task)

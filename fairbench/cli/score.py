@@ -100,7 +100,7 @@ def _print_score(result: Any) -> None:
 
 
 def summary_lines(result: Any) -> list[str]:
-    from fairbench.leaderboard.board import DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC
+    from fairbench.board.board import DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC
 
     seed = f" · seed {result.seed}" if result.seed is not None else ""
     lines = [f"{result.task} · {entry_name(result)}{seed} · {result.n_samples} samples"]
@@ -144,7 +144,7 @@ def summary_lines(result: Any) -> list[str]:
 
 def _recognisable_line(result: Any) -> str:
     """How many samples the task's networks cannot place, and what that means for the board's gate."""
-    from fairbench.leaderboard.board import GATE_BOUND
+    from fairbench.board.board import GATE_BOUND
 
     check = result.recognisable
     if not check or check.get("unrecognisable_share") is None:
@@ -187,7 +187,7 @@ def _pack(parts: list[str], indent: str, width: int) -> list[str]:
 
 def entry_name(result: Any) -> str:
     """The name the result's leaderboard entry gets (before telling apart same-named entries of one board)."""
-    from fairbench.entries import derived_name
+    from fairbench.entry_identity import derived_name
 
     if result.name:
         return result.name

@@ -38,7 +38,7 @@ def run_cmd(
     writable_folder(out, "--out")
     data_root_given(data_root)
     on_interrupt("nothing new was saved; rerun the same command (it resumes from any saved training state)")
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
     from fairbench.training import RunOptions, TrainingInterrupted, train
 
     spec = get_task(task)
@@ -94,7 +94,7 @@ def import_stylegan2_cmd(
     writable_file(out, "--out")
     from fairbench.methods import IMPORTERS
     from fairbench.plugins import load_plugins
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     load_plugins()  # the StyleGAN2 importer comes with the reference methods' plugin
     importer = IMPORTERS.get("stylegan2")

@@ -19,7 +19,7 @@ from fairbench.networks.cards import FeatureCard
 from fairbench.networks.domain import DOMAIN_RECIPES, domain_classes, domain_features, load_first_use, load_pinned
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 
 class DomainNetwork(FeatureNetwork):

@@ -21,7 +21,7 @@ from fairbench.networks.cards import JudgeCard
 from fairbench.networks.judge import find_judge_of_result, judge_net_from, require_pinned
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 __all__ = [
     "JUDGE_KINDS", "Judge", "JudgeCard", "JudgeLoader", "confusion_counts", "confusion_matrix", "evaluate_judge",

@@ -16,7 +16,7 @@ from fairbench.networks.cards import JudgeCard
 from fairbench.registry import Registry
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 
 @dataclass

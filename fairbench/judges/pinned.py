@@ -9,7 +9,7 @@ from fairbench.judges.base import JUDGE_KINDS, Judge
 from fairbench.networks.judge import find_judge_file, judge_net_from
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 
 def load_pinned_judge(task: TaskSpec, data_root: Path | None = None) -> Judge:

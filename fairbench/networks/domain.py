@@ -26,7 +26,7 @@ from fairbench.networks.store import find_cached, find_pinned, first_use_key, ho
 from fairbench.networks.training import Fit, fit, torch_threads, training_machine
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "features" / "weights"
 HOME = "features"  # $FAIRBENCH_HOME/features: first-use networks, and users' own copies of pinned ones

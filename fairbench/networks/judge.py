@@ -24,7 +24,7 @@ from fairbench.networks.store import find_cached, find_pinned, first_use_key, ho
 from fairbench.networks.training import Fit, fit, torch_threads, training_machine
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "judges" / "weights"
 HOME = "judges"  # $FAIRBENCH_HOME/judges: first-use judges, and users' own copies of pinned ones

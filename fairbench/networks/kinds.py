@@ -23,7 +23,7 @@ from fairbench.networks.reproduction import (
 from fairbench.registry import Registry
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 Progress = Callable[[int, int], None]
 
@@ -129,7 +129,7 @@ def _domain_first_use(task: TaskSpec) -> FirstUse | None:
 
 
 def _domain_target(task: TaskSpec) -> Target:
-    from fairbench.tasks import get_task  # the recipe names the task a pinned network is trained on
+    from fairbench.task_registry import get_task  # the recipe names the task a pinned network is trained on
 
     if task.quality is None or task.quality.feature_network.id not in domain.DOMAIN_RECIPES:
         raise FairbenchError(f"task {task.id} names no shipped domain feature network")

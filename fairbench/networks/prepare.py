@@ -17,7 +17,7 @@ from fairbench.networks.kinds import KINDS, NetworkKind
 from fairbench.networks.store import home_dir, is_cached
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total), as scoring reports its stages
 Note = Callable[[str], None]

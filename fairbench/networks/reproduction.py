@@ -36,7 +36,7 @@ from fairbench.networks.domain import domain_classes, domain_features, load_pinn
 from fairbench.networks.judge import find_judge_file, judge_net_from
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from fairbench import atomic, data, paths
 from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:
-    from fairbench.tasks.spec import TaskSpec
+    from fairbench.task_registry.spec import TaskSpec
 
 
 def home_dir(kind_dir: str) -> Path:

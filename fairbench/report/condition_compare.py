@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard.columns import ENTRY_COLOURS
+from fairbench.board.columns import ENTRY_COLOURS
 from fairbench.report.figure import new_figure, save_figure
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fairbench.leaderboard.columns import ENTRY_COLOURS
+from fairbench.board.columns import ENTRY_COLOURS
 from fairbench.report.figure import new_figure, save_figure
 from fairbench.report.share_bars import _entry
 from fairbench.results.names import FID_FLOOR, FID_INTRA, INTRA, PRDC_NAMES, VENDI, VENDI_INTRA

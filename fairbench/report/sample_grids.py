@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from fairbench.grids import image_grid
 from fairbench.report.figure import new_figure, pct, save_figure
 from fairbench.report.share_bars import _entry
 from fairbench.report.source import JudgedSamples
@@ -23,6 +23,19 @@ class GridRow:
     condition: str | None  # None for unconditional tasks
     share: float  # the result's observed share of the group within the condition (overall when unconditional)
     indices: tuple[int, ...]  # samples shown: judged the group, of this condition, first in sampling order
+
+
+def image_grid(images: torch.Tensor, columns: int, pad: int = 2, pad_value: int = 128) -> np.ndarray:
+    """uint8 N x C x H x W -> one uint8 H' x W' x C array, row-major, grey padding between tiles."""
+    n, c, h, w = images.shape
+    rows = (n + columns - 1) // columns
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), pad_value, dtype=np.uint8)
+    array = images.permute(0, 2, 3, 1).numpy()
+    for i in range(n):
+        r, col = divmod(i, columns)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y : y + h, x : x + w] = array[i]
+    return grid
 
 
 def grid_rows(result: dict[str, Any], samples: JudgedSamples, group: int, per_row: int) -> list[GridRow]:

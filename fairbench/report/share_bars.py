@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fairbench.entries import derived_name
+from fairbench.entry_identity import derived_name
 from fairbench.errors import FairbenchError
 from fairbench.report.figure import new_figure, pct, save_figure
 

@@ -21,7 +21,7 @@ from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge_of_result
 from fairbench.results import SCHEMA, sha256_path
 from fairbench.submission.samples import samples_from_checkpoint, samples_from_imageset, with_judge_labels
-from fairbench.tasks import TaskSpec, get_task
+from fairbench.task_registry import TaskSpec, get_task
 
 RUN_RESULT = "result.json"  # what `fairbench score CHECKPOINT` writes beside the checkpoint by default
 

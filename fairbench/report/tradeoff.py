@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard.board import DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC, TaskBoard
-from fairbench.leaderboard.columns import ENTRY_COLOURS, QUALITY_ORDER, metric_label
+from fairbench.board.board import DEFAULT_PRIMARY_METRIC, FALLBACK_PRIMARY_METRIC, TaskBoard
+from fairbench.board.columns import ENTRY_COLOURS, QUALITY_ORDER, metric_label
 from fairbench.report.figure import new_figure, save_figure
 from fairbench.results.names import FID, FID_FLOOR
 
@@ -202,7 +202,7 @@ def floor_from_data(board: TaskBoard, data_root: Path | None) -> tuple[dict[str,
     never downloads, and never for another network or data than the results'."""
     from fairbench import paths
     from fairbench.scoring.quality import reference_floor
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     run = board.rows[0].runs[0]
     raw = json.loads(Path(run.path).read_text(encoding="utf-8"))
@@ -216,8 +216,8 @@ def floor_from_data(board: TaskBoard, data_root: Path | None) -> tuple[dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     """Draw one task's picture from its folder of result files (`make leaderboard`)."""
-    from fairbench.leaderboard.board import build_leaderboard
-    from fairbench.leaderboard.records import read_results
+    from fairbench.board.board import build_leaderboard
+    from fairbench.board.records import read_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="one task's folder of result JSONs")

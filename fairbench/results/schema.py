@@ -62,7 +62,7 @@ class ScoreResult:
     # {"source", "format", "sha256": {part: content hash}} for sources that can tell (fairbench.data.data_source);
     # a board never compares results whose data differ (e.g. CIFAR-10's original pixels and a JPEG copy).
     data_source: dict[str, Any] | None = None
-    # The leaderboard entry (fairbench.entries): the method's full resolved config, its hash, what differs from
+    # The leaderboard entry (fairbench.entry_identity): the method's full resolved config, its hash, what differs from
     # the defaults (None when unknown), and a name given with --name (None: derived from the rest).
     config: dict[str, Any] | None = None
     config_hash: str | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fairbench import data, entries, paths
+from fairbench import data, entry_identity, paths
 from fairbench.devices import resolve_device
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
@@ -24,7 +24,7 @@ from fairbench.scoring.quality import quality_report, with_feature_network
 from fairbench.scoring.recognisable import CRITERION, recognisable_report
 from fairbench.submission import checkpoint as ckpt_io
 from fairbench.submission.samples import judge_groups, samples_from_checkpoint, samples_from_imageset
-from fairbench.tasks import TaskSpec, get_task
+from fairbench.task_registry import TaskSpec, get_task
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -47,7 +47,7 @@ def score_checkpoint(
     """Sample the checkpoint's generator and score it. `task` is only needed for a custom (YAML) task."""
     started = time.perf_counter()
     if options.name is not None:
-        entries.check_name(options.name)
+        entry_identity.check_name(options.name)
     path = Path(path)
     ckpt = ckpt_io.load_checkpoint(path)
     try:
@@ -83,7 +83,7 @@ def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorChec
     if not isinstance(ckpt.config, dict) or not isinstance(ckpt.train or {}, dict):
         raise FairbenchError(f"{result.submission.path}: checkpoint config and train must be mappings")
     train = ckpt.train or {}
-    changed = entries.checkpoint_changes(
+    changed = entry_identity.checkpoint_changes(
         ckpt.method, ckpt.config, train,
         None if task.training is None else task.training.batch_size,  # imported generators: no task budget
     )
@@ -91,9 +91,9 @@ def _with_entry(result: ScoreResult, task: TaskSpec, ckpt: ckpt_io.GeneratorChec
     return dataclasses.replace(
         result,
         config=dict(ckpt.config),
-        config_hash=entries.config_hash(ckpt.config),
+        config_hash=entry_identity.config_hash(ckpt.config),
         config_changed=changed,
-        name=None if given is None else entries.check_name(str(given)),
+        name=None if given is None else entry_identity.check_name(str(given)),
     )
 
 
@@ -106,7 +106,7 @@ def score_image_set(task: TaskSpec | str, path: str | Path, options: ScoreOption
     device = resolve_device(options.device)
     result = _score(task, samples.images, samples.conditions, submission, None, None, None, None, options, device,
                     started)
-    return result if options.name is None else dataclasses.replace(result, name=entries.check_name(options.name))
+    return result if options.name is None else dataclasses.replace(result, name=entry_identity.check_name(options.name))
 
 
 def _score(
@@ -123,7 +123,7 @@ def _score(
     started: float,
 ) -> ScoreResult:
     if options.name is not None:
-        entries.check_name(options.name)  # before the work, not after
+        entry_identity.check_name(options.name)  # before the work, not after
     quality_task = with_feature_network(task, options.feature_network)  # an unknown id fails before judging
     # The explicit first-use step: networks trained on this data now, so everything below only loads them.
     prepared = prepare(task, options.data_root, options.progress, options.note, quality_task)

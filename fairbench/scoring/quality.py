@@ -53,7 +53,7 @@ from fairbench.results.names import (
     VENDI_INTRA,
     VENDI_INTRA_WORST,
 )
-from fairbench.tasks import FeatureRef, TaskSpec
+from fairbench.task_registry import FeatureRef, TaskSpec
 
 
 @dataclass

@@ -4,7 +4,7 @@ Why. A judge splits anything it is shown, noise included: a generator trained fo
 noise, FID ~1,900 on domain-digits) is judged half black, half white, and so scores a near-perfect KL to
 uniform. A fairness figure means something only for samples that look like the task's images, so every
 result reports the share of its samples that do not, and the board ranks fairness only among entries whose
-samples mostly do (`fairbench.leaderboard.board.GATE_BOUND`).
+samples mostly do (`fairbench.board.board.GATE_BOUND`).
 
 The criterion: out-of-distribution by nearest neighbours (Sun et al., ICML 2022, "Out-of-distribution
 detection with deep nearest neighbors"), in two feature spaces, each calibrated on real held-out images.
@@ -58,7 +58,7 @@ from fairbench.errors import FairbenchError
 
 if TYPE_CHECKING:
     from fairbench.judges import Judge
-    from fairbench.tasks import TaskSpec
+    from fairbench.task_registry import TaskSpec
 
 CRITERION = "knn-judge+domain/1"  # changes whenever the rule does, so boards never compare two rules
 K = 5

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from fairbench.errors import FairbenchError
-from fairbench.tasks import TaskSpec
+from fairbench.task_registry import TaskSpec
 
 MIN_SAMPLES = 10  # fewer cannot support a bootstrap interval worth printing
 # Modes converted without losing or inventing information for the task's channel count.

@@ -24,7 +24,7 @@ from fairbench.errors import FairbenchError
 from fairbench.results import Submission, sha256_path
 from fairbench.submission import checkpoint as ckpt_io
 from fairbench.submission import imagesets, sampling
-from fairbench.tasks import TaskSpec, get_task
+from fairbench.task_registry import TaskSpec, get_task
 
 if TYPE_CHECKING:
     from fairbench.judges import Judge

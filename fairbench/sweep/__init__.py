@@ -13,7 +13,7 @@ One module each:
 - `plan`: `--plan`, each job's state (done, saved step, not started, in use) read from its folder, running nothing.
 """
 
-from fairbench.sweep.grid import SweepJob, SweepSettings, expand_grid, finished, split_values
+from fairbench.sweep.job_grid import SweepJob, SweepSettings, expand_grid, finished, split_values
 from fairbench.sweep.job import JobEvent, run_job, threads_per_worker
 from fairbench.sweep.local import LocalPool, SerialBackend
 from fairbench.sweep.run import SweepInterrupted, SweepOutcome, SweepTimeLimit, run_sweep

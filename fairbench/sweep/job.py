@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fairbench.errors import FairbenchError
-from fairbench.sweep.grid import SweepJob
+from fairbench.sweep.job_grid import SweepJob
 
 # kinds: "started" (text: the process id), "progress" (phase, done, total), "done" (text: result JSON),
 # "failed" (text: one-line error), "retry" (text: why; sent by backends when a worker died mid-job)
@@ -60,7 +60,7 @@ def run_job(job: SweepJob, emit: Emit, threads: int) -> JobEvent:
 def _train_and_score(job: SweepJob, emit: Emit) -> JobEvent:
     from fairbench.results import dumps
     from fairbench.scoring import ScoreOptions, score_checkpoint
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
     from fairbench.training import RunOptions, TrainingInterrupted, train
 
     emit(JobEvent(job.key, STARTED, text=str(os.getpid())))

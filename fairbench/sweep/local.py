@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from fairbench.sweep.grid import SweepJob
+from fairbench.sweep.job_grid import SweepJob
 from fairbench.sweep.job import DONE, FAILED, RETRY, JobEvent, run_job
 
 OnEvent = Callable[[JobEvent], None]

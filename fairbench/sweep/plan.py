@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fairbench.locks import lock_holder
-from fairbench.sweep.grid import SweepJob, existing_result
+from fairbench.sweep.job_grid import SweepJob, existing_result
 from fairbench.training import saved_step
 
 DONE, BOARD, SCORE, RESUME, NEW = "done", "on the board", "to score", "resumes", "not started"

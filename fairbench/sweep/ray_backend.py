@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from fairbench.errors import FairbenchError
-from fairbench.sweep.grid import SweepJob
+from fairbench.sweep.job_grid import SweepJob
 from fairbench.sweep.job import FAILED, RETRY, STARTED, JobEvent, run_job, threads_per_worker
 
 OnEvent = Callable[[JobEvent], None]

@@ -20,8 +20,8 @@ from rich.console import Console
 
 from fairbench import atomic
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import build_leaderboard, read_result, render_csv, render_markdown
-from fairbench.sweep.grid import SweepJob, existing_result
+from fairbench.board import build_leaderboard, read_result, render_csv, render_markdown
+from fairbench.sweep.job_grid import SweepJob, existing_result
 from fairbench.sweep.job import DONE, FAILED, JobEvent
 from fairbench.sweep.view import SKIPPED, JobState, SweepStatus, make_view
 from fairbench.training import TrainingInterrupted, _sigterm_as_interrupt

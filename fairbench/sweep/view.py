@@ -18,7 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from fairbench.sweep.grid import SweepJob
+from fairbench.sweep.job_grid import SweepJob
 from fairbench.sweep.job import DONE, FAILED, PROGRESS, RETRY, STARTED, JobEvent
 
 PENDING, RUNNING, SKIPPED, RETRYING = "pending", "running", "skipped", "retry"

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fairbench.leaderboard import build_leaderboard, read_results
+from fairbench.board import build_leaderboard, read_results
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64

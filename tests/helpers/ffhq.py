@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from fairbench.tasks import builtin_task_dir, parse_task
+from fairbench.task_registry import builtin_task_dir, parse_task
 
 
 def tiny_ffhq_data(size: int = 8, n_samples: int = 12, iqa: list[str] | None = None) -> dict:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from fairbench import data
 from fairbench.cli import app
 from fairbench.networks.judge import PACKAGE_DIR
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers import REPO_ROOT
 
 DIGITS = "digits-bicolor"

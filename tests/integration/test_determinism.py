@@ -24,7 +24,7 @@ from fairbench import data
 from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.cli import app
 from fairbench.networks.judge import train_judge
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, train
 
 DIGITS = "digits-bicolor"

@@ -122,7 +122,7 @@ def test_cifar10_and_svhn_downloads_fail_fast(
     tmp_path: Path, online: None, closed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fairbench import data
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     url = f"http://127.0.0.1:{closed_port}"
     monkeypatch.setattr(torchvision.datasets.CIFAR10, "url", f"{url}/cifar-10-python.tar.gz")

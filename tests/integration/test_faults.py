@@ -26,7 +26,7 @@ from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.locks import run_lock
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, train
 from tests.helpers import REPO_ROOT
 
@@ -177,7 +177,7 @@ LEADERBOARD_WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from fairbench.leaderboard import write_leaderboard
+    from fairbench.board import write_leaderboard
     results, out, times = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     for _ in range(times):
         write_leaderboard(results, out, None)
@@ -186,7 +186,7 @@ LEADERBOARD_WRITER = textwrap.dedent(
 
 
 def test_concurrent_leaderboard_builds_always_leave_whole_identical_files(tmp_path: Path) -> None:
-    from fairbench.leaderboard import write_leaderboard
+    from fairbench.board import write_leaderboard
 
     results = tmp_path / "results"
     for i, method in enumerate(["vanilla", "repfair", "rebalance"]):

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from fairbench import data
 from fairbench.cli import app
 from fairbench.data import MNIST_FILES, MNIST_SHA256
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 DIGITS = "digits-bicolor"
 

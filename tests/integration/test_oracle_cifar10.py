@@ -19,7 +19,7 @@ from fairbench import data
 from fairbench.judges import confusion_counts, load_judge
 from fairbench.metrics.fairness import fairness_report
 from fairbench.scoring import ScoreOptions, score_image_set
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 TASK = "cifar10-lt"
 # A long-tailed truth (rho 10 over half a class's test images): 500, 387, 299, ... 50 images.

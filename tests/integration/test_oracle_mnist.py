@@ -14,7 +14,7 @@ import pytest
 
 from fairbench import data
 from fairbench.scoring import ScoreOptions, score_image_set
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 TASK = "mnist-bicolor"
 N = 2000

@@ -15,7 +15,7 @@ import pytest
 
 from fairbench import data
 from fairbench.scoring import ScoreOptions, score_image_set
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 TASK = "utkface-race"
 N = 1000

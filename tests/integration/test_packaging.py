@@ -62,7 +62,7 @@ def test_installed_wheel_loads_tasks_outside_the_checkout(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
-        "import fairbench.tasks as t, fairbench.judges as j, json; "
+        "import fairbench.task_registry as t, fairbench.judges as j, json; "
         "assert t.__file__.startswith(%r), t.__file__; "
         "specs = t.list_tasks(); "
         "[j.load_judge(s) for s in specs if s.judge.kind == 'pinned' and not s.judge.trained_on_first_use]; "

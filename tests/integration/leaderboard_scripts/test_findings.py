@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from fairbench.leaderboard import ALPHA, build_leaderboard, read_results, welch_p_value
+from fairbench.board import ALPHA, build_leaderboard, read_results, welch_p_value
 from fairbench.metrics.gain import pair_gain, seed_gain
 from tests.helpers import FIXTURE_DIR, REPO_ROOT
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, train
 from tests.helpers import REPO_ROOT
 

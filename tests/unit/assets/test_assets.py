@@ -20,7 +20,7 @@ from fairbench import assets as store
 from fairbench import atomic
 from fairbench.cli.assets import assets_app
 from fairbench.errors import FairbenchError
-from fairbench.tasks import list_tasks
+from fairbench.task_registry import list_tasks
 
 PAYLOAD = bytes(range(256)) * 200  # 51,200 bytes: several chunks at the test chunk size
 OTHER = bytes(reversed(PAYLOAD))

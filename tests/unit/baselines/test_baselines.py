@@ -19,7 +19,7 @@ from baselines.groupcond import asked_group_agreement, balanced_real
 from fairbench import data
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import TensorBatches, parse_config
 
 TASK = get_task("digits-bicolor")

@@ -14,7 +14,7 @@ from fairbench import data
 from fairbench.errors import FairbenchError
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, TensorBatches, parse_config, train
 from fairbench.submission.checkpoint import load_checkpoint
 

@@ -14,7 +14,7 @@ from fairbench.networks import judge as judge_kind
 from fairbench.submission.checkpoint import GeneratorCheckpoint, load_checkpoint, save_checkpoint
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, TrainingInterrupted, train
 
 TASK = get_task("digits-bicolor")

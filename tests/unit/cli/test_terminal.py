@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from fairbench.cli import app, tasks_table
 from fairbench.cli.common import PlainProgress, progress_bar
-from fairbench.tasks import list_tasks
+from fairbench.task_registry import list_tasks
 
 DIGITS = "digits-bicolor"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -11,7 +11,7 @@ import torch
 
 from fairbench import data
 from fairbench.errors import FairbenchError
-from fairbench.tasks import SplitSpec, get_task, list_tasks
+from fairbench.task_registry import SplitSpec, get_task, list_tasks
 
 
 @pytest.fixture

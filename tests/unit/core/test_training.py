@@ -12,7 +12,7 @@ from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.errors import FairbenchError
 from fairbench.methods import METHODS
 from fairbench.plugins import load_plugins
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, TensorBatches, TrainingInterrupted, parse_config, resolve_run_dir, train
 
 TASK = get_task("digits-bicolor")

@@ -298,9 +298,9 @@ def test_score_with_feature_network_clip_records_it_and_the_board_shows_it(clip_
 
     from fairbench import features
     from fairbench.cli import app
-    from fairbench.leaderboard import build_leaderboard, read_results, render_markdown
+    from fairbench.board import build_leaderboard, read_results, render_markdown
     from fairbench.metrics import frechet
-    from fairbench.tasks import load_task_file
+    from fairbench.task_registry import load_task_file
 
     net, _, sha, _, weights = clip_case
     _manifest(tmp_path, monkeypatch, sha)  # the manifest pins the stand-in, as the real one pins RN50.pt

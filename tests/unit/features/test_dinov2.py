@@ -29,7 +29,7 @@ from fairbench.errors import FairbenchError
 from fairbench.features import FEATURE_NETWORKS, load_feature_network
 from fairbench.features import dinov2 as D
 from fairbench.scoring.quality import select_feature_network, with_feature_network
-from fairbench.tasks import FeatureRef, get_task
+from fairbench.task_registry import FeatureRef, get_task
 
 TINY = D.VitConfig(dim=32, depth=2, heads=4)  # the released patch size and position grid, small width
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -22,7 +22,7 @@ from fairbench.features import FEATURE_NETWORKS, load_feature_network
 from fairbench.networks import domain
 from fairbench.networks.domain import train_domain_network
 from fairbench.metrics.frechet import feature_stats, frechet_distance
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 WEIGHTS = Path(features.__file__).resolve().parent / "weights"
 SHIPPED = {"domain-digits": "digits-bicolor", "domain-mnist": "mnist-bicolor", "domain-cifar10": "cifar10-lt"}

@@ -24,7 +24,7 @@ from fairbench import data
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.metrics import eqface, iqa
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers import REPO_ROOT
 
 TINY = eqface.IRResNetShape(stem_width=4, stage_widths=(4, 8, 8, 8), stage_blocks=(1, 2, 1, 1), embedding_dim=6,

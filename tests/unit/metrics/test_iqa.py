@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from fairbench import assets as store
-from fairbench.tasks import loading as task_loading
+from fairbench.task_registry import loading as task_loading
 from fairbench.errors import FairbenchError
 from fairbench.metrics import iqa
 

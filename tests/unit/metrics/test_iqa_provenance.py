@@ -17,7 +17,7 @@ import yaml
 from fairbench import assets as store
 from fairbench import scoring
 from fairbench.scoring import quality
-from fairbench.leaderboard import read_result
+from fairbench.board import read_result
 from fairbench.metrics import iqa
 from fairbench.results import write_result
 

@@ -11,7 +11,7 @@ from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
 from fairbench.networks import kinds
 from fairbench.networks.prepare import Prepared, ensure, prepare
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 
 def _first_use_judge_task():

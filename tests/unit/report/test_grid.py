@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fairbench import entries
+from fairbench import entry_identity
 from fairbench.cli import app
 from fairbench.report import sample_grids
 
@@ -25,12 +25,12 @@ def test_labelled_grid_has_title_and_one_label_per_row() -> None:
 
 
 def test_entry_name_of_a_checkpoint_names_its_config() -> None:
-    defaults = entries.default_config("vanilla")
+    defaults = entry_identity.default_config("vanilla")
     assert defaults is not None
     config = {**defaults, "lr": 1e-4}
-    assert entries.checkpoint_entry_name("vanilla", defaults, {}, 64) == "vanilla"
-    assert entries.checkpoint_entry_name("vanilla", config, {"batch_size": 32}, 64) == "vanilla[lr=0.0001,batch_size=32]"
-    assert entries.checkpoint_entry_name("vanilla", config, {"name": "mine"}, 64) == "mine"
+    assert entry_identity.checkpoint_entry_name("vanilla", defaults, {}, 64) == "vanilla"
+    assert entry_identity.checkpoint_entry_name("vanilla", config, {"batch_size": 32}, 64) == "vanilla[lr=0.0001,batch_size=32]"
+    assert entry_identity.checkpoint_entry_name("vanilla", config, {"name": "mine"}, 64) == "mine"
 
 
 def test_grid_command_writes_a_titled_png(digits_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fairbench.cli import app
-from fairbench.entries import config_hash
+from fairbench.entry_identity import config_hash
 from fairbench.errors import FairbenchError
 from fairbench.report.hyperparameter import collect_parameter_sweep, draw_parameter_sweep
 from tests.helpers import FIXTURE_DIR

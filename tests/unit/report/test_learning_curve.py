@@ -21,7 +21,7 @@ from fairbench.report.learning_curve import (
     step_label,
     summarise,
 )
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, train
 
 

@@ -13,7 +13,7 @@ from matplotlib.container import BarContainer
 from PIL import Image
 
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import read_result
+from fairbench.board import read_result
 from fairbench.report import make_report
 from fairbench.report.condition_heatmap import draw_condition_heatmap
 from fairbench.report.sample_grids import grid_rows
@@ -346,7 +346,7 @@ def test_report_of_a_committed_result_leaves_it_as_it_was(tmp_path: Path) -> Non
 
     from fairbench.atomic import sha256_file
     from fairbench.cli import app
-    from fairbench.leaderboard import read_results
+    from fairbench.board import read_results
 
     fixture = FIXTURE_DIR / "results" / "cifar10-lt-vanilla-with-report-key.json"
     path = tmp_path / "seed0.json"

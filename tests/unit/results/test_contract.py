@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fairbench.leaderboard import RESULT_SCHEMA, read_results
+from fairbench.board import RESULT_SCHEMA, read_results
 from fairbench.results import (
     SCHEMA,
     JudgeInfo,

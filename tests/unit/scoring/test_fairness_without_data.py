@@ -17,7 +17,7 @@ from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.scoring import _data_source
 from fairbench.scoring.quality import fid_metric_keys
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers import REPO_ROOT
 
 TASKS = sorted(p.stem for p in (REPO_ROOT / "tasks").glob("*.yaml"))

@@ -10,7 +10,7 @@ import yaml
 from fairbench import assets
 from fairbench.errors import FairbenchError
 from fairbench.scoring.quality import select_feature_network
-from fairbench.tasks import FeatureRef, get_task, parse_task
+from fairbench.task_registry import FeatureRef, get_task, parse_task
 from tests.helpers import REPO_ROOT
 
 REPO = REPO_ROOT

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fairbench.cli import app
 from fairbench.scoring import ScoreOptions, score_image_set
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 TASK = "mnist-bicolor"
 FID_FAMILY = {"fid", "fid_balanced", "fid_intra_mean", "fid_intra_worst", "kid", "precision_intra_worst",

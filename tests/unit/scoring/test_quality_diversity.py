@@ -24,7 +24,7 @@ from fairbench.scoring.quality import (
     prdc_per_group,
     vendi_whole_and_per_group,
 )
-from fairbench.tasks import get_task, load_task_file
+from fairbench.task_registry import get_task, load_task_file
 from tests.helpers import REPO_ROOT
 
 reference_prdc = pytest.importorskip("prdc")

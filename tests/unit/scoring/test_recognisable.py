@@ -1,5 +1,5 @@
 """Fairness of recognisable samples only: the unrecognisable share every result reports
-(`fairbench.scoring.recognisable`) and the quality gate the board ranks behind (`fairbench.leaderboard.board`).
+(`fairbench.scoring.recognisable`) and the quality gate the board ranks behind (`fairbench.board.board`).
 
 Seeded simulations for the statistics (the conformal threshold's rate on real images, the bound that motivates
 the gate), real data for the criterion (real held-out digits and MNIST flagged at most 2%, a 20-step generator
@@ -22,8 +22,8 @@ import torch
 from fairbench import data
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
-from fairbench.leaderboard import build_leaderboard, read_results, render_csv, render_html, render_markdown
-from fairbench.leaderboard.board import GATE_BELOW, GATE_BOUND, GATE_PASS, GATE_UNCHECKED, entry_gate
+from fairbench.board import build_leaderboard, read_results, render_csv, render_html, render_markdown
+from fairbench.board.board import GATE_BELOW, GATE_BOUND, GATE_PASS, GATE_UNCHECKED, entry_gate
 from fairbench.scoring.recognisable import (
     REAL_FLAG_RATE,
     calibrate,
@@ -34,7 +34,7 @@ from fairbench.scoring.recognisable import (
 )
 from fairbench.submission import checkpoint as ckpt_io
 from fairbench.submission import sampling
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "fairbench" / "examples"

@@ -15,7 +15,7 @@ import pytest
 from fairbench.errors import FairbenchError
 from fairbench.results import dumps
 from fairbench.scoring import ScoreOptions, recompute_fairness, score_checkpoint
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "leaderboard" / "recompute_statistics.py"

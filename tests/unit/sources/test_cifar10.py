@@ -15,7 +15,7 @@ from fairbench import data, transforms
 from fairbench.errors import FairbenchError
 from fairbench.sources import SOURCES, cache
 from fairbench.sources.cifar10 import CLASSES
-from fairbench.tasks import get_task, load_task_file
+from fairbench.task_registry import get_task, load_task_file
 from tests.helpers.cifar_fake import tiny_task_file, write_fake_cifar
 
 RHO100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
@@ -60,7 +60,7 @@ def test_long_tail_selection_is_seeded_per_class_and_leaves_other_splits_alone()
 
 
 def test_long_tail_params_are_checked() -> None:
-    from fairbench.tasks import TransformSpec
+    from fairbench.task_registry import TransformSpec
 
     with pytest.raises(FairbenchError, match="rho"):
         transforms.parse_params(TransformSpec("long-tail", {"rho": 0.5, "seed": 0}), "t")

@@ -19,7 +19,7 @@ from fairbench import data
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.judges import load_judge
-from fairbench.tasks import SplitSpec, get_task, list_tasks, load_task_file, parse_task
+from fairbench.task_registry import SplitSpec, get_task, list_tasks, load_task_file, parse_task
 from tests.helpers.ffhq import tiny_ffhq_data, tiny_ffhq_task, write_random_fairface, write_tiny_ffhq_yaml
 
 # (task_hash, data_hash) of every task published before the optional sections existed, measured on the

@@ -17,7 +17,7 @@ from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.sources import SOURCES, cache
 from fairbench.sources.svhn import read_mat
-from fairbench.tasks import get_task, load_task_file
+from fairbench.task_registry import get_task, load_task_file
 
 TINY_TASK = """
 id: svhn-tiny
@@ -215,8 +215,8 @@ def test_first_use_judge_and_features_end_to_end(tmp_path: Path, _isolated_home:
     assert third["data_source"] != first["data_source"]
     with pytest.raises(FairbenchError, match="does not match"):  # the report cannot re-judge r1 with another judge
         load_judge_of_result(task, first["judge"]["sha256"])
-    from fairbench.leaderboard.board import build_leaderboard
-    from fairbench.leaderboard.records import read_result
+    from fairbench.board.board import build_leaderboard
+    from fairbench.board.records import read_result
 
     records = [read_result(tmp_path / "r1.json"), read_result(tmp_path / "r3.json")]
     with pytest.raises(FairbenchError, match="cannot be compared"):
@@ -225,7 +225,7 @@ def test_first_use_judge_and_features_end_to_end(tmp_path: Path, _isolated_home:
     (tmp_path / "r2b.json").write_text(json.dumps(other))
     boards = build_leaderboard([read_result(tmp_path / "r1.json"), read_result(tmp_path / "r2b.json")])
     assert len(boards[0].rows) == 2  # identical judge, network and data: comparable
-    from fairbench.leaderboard.markdown import render_markdown
+    from fairbench.board.markdown import render_markdown
 
     sha = first["data_source"]["sha256"]["test"][:12]
     assert f"data: svhn svhn-mat (test {sha}, train " in render_markdown(boards)

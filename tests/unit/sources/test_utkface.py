@@ -227,7 +227,7 @@ def test_real_crop_part1_counts(real_faces: utkface.Decoded) -> None:
 def _synthetic_task(root: Path, judge_sha256: str) -> dict:
     import yaml
 
-    from fairbench.tasks import builtin_task_dir
+    from fairbench.task_registry import builtin_task_dir
 
     spec = yaml.safe_load((builtin_task_dir() / "utkface-race.yaml").read_text(encoding="utf-8"))
     spec["id"] = "utkface-synthetic"
@@ -246,7 +246,7 @@ def test_methods_train_sample_and_score_on_an_unconditional_rgb_face_task(tmp_pa
     """Judge training, every reference method, sampling and scoring, on 50 synthetic 'faces' (10 per race)."""
     from fairbench.networks.judge import train_judge
     from fairbench.scoring import ScoreOptions, score_checkpoint
-    from fairbench.tasks import parse_task
+    from fairbench.task_registry import parse_task
     from fairbench.training import RunOptions, train
 
     folder = tmp_path / "data" / "UTKFace" / "crop_part1"
@@ -274,7 +274,7 @@ def test_balanced_judge_weights_and_default_judge_options_keep_task_hashes() -> 
     import dataclasses
 
     from fairbench.networks.judge import class_weights as _class_weights
-    from fairbench.tasks import JudgeRef, get_task
+    from fairbench.task_registry import JudgeRef, get_task
 
     task = get_task("utkface-race")
     assert task.judge.class_weights == "balanced"
@@ -293,7 +293,7 @@ def test_balanced_judge_weights_and_default_judge_options_keep_task_hashes() -> 
 
 
 def test_real_task_splits_are_stratified_and_hold_every_race(real_faces: utkface.Decoded) -> None:
-    from fairbench.tasks import get_task
+    from fairbench.task_registry import get_task
 
     task = get_task("utkface")
     races = real_faces.races[utkface.stratified_order(real_faces.races)]

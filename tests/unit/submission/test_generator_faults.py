@@ -23,7 +23,7 @@ from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.submission.generators import ARCHITECTURES
 from fairbench.scoring import ScoreOptions, score_checkpoint
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 DIGITS = "digits-bicolor"
 MNIST = "mnist-bicolor"

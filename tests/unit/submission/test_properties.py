@@ -34,7 +34,7 @@ from fairbench.metrics.fairness import (
     correct_proportions,
     fairness_report,
 )
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 TASK = get_task("digits-bicolor")
 C, H, W = TASK.image_shape

@@ -23,7 +23,7 @@ from fairbench.submission.checkpoint import load_checkpoint, safe_torch_load
 from fairbench.errors import FairbenchError
 from fairbench.submission.imagesets import load_image_set
 from fairbench.scoring import ScoreOptions, score_checkpoint
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers.cli_errors import assert_cli_error
 
 DIGITS = "digits-bicolor"

@@ -19,7 +19,7 @@ from PIL import Image
 
 from fairbench.errors import FairbenchError
 from fairbench.submission.imagesets import load_image_set
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from tests.helpers.cli_errors import assert_cli_error
 
 DIGITS = "digits-bicolor"

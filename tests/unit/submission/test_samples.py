@@ -22,7 +22,7 @@ from fairbench.submission.samples import (
     samples_from_imageset,
     with_judge_labels,
 )
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 TASK = get_task("digits-bicolor")  # conditional on 10 digits, 2 groups, 1 x 16 x 16; its judge ships
 

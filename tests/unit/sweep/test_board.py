@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fairbench.cli import app
-from fairbench.leaderboard import build_leaderboard, read_result
+from fairbench.board import build_leaderboard, read_result
 from fairbench.sweep import SerialBackend, SweepSettings, expand_grid, run_sweep
-from fairbench.sweep.grid import board_result, existing_result
+from fairbench.sweep.job_grid import board_result, existing_result
 from fairbench.sweep.plan import BOARD, DONE, NEW, plan_job
 from tests.helpers import REPO_ROOT
 

@@ -20,7 +20,7 @@ from fairbench.errors import FairbenchError
 from fairbench.locks import lock_holder, run_lock
 from fairbench.sweep import SerialBackend, SweepSettings, expand_grid, run_sweep
 from fairbench.sweep.plan import DONE, NEW, RESUME, SCORE, plan_job, render_plan
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 from fairbench.training import RunOptions, saved_step, train
 from tests.helpers import REPO_ROOT
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import write_leaderboard
+from fairbench.board import write_leaderboard
 from fairbench.scoring import ScoreOptions, score_checkpoint
 from fairbench.sweep import (
     SerialBackend,

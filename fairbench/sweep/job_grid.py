@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fairbench.entries import config_hash
+from fairbench.entry_identity import config_hash
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import ResultRecord, read_result
-from fairbench.tasks import get_task
+from fairbench.board import ResultRecord, read_result
+from fairbench.task_registry import get_task
 from fairbench.training import config_label, parse_config, run_dir
 
 RESULT_NAME = "result.json"  # where `fairbench score CHECKPOINT` writes by default: a sweep writes the same

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fairbench.atomic import write_text
-from fairbench.leaderboard.board import (
+from fairbench.board.board import (
     DEFAULT_PRIMARY_METRIC,
     FEATURE_METRICS,
     LeaderboardRow,
@@ -30,11 +30,11 @@ from fairbench.leaderboard.board import (
     TaskBoard,
     build_leaderboard,
 )
-from fairbench.leaderboard.html import HTML_NAME, render_html
-from fairbench.leaderboard.csv import leaderboard_frame, render_csv, render_runs_csv, runs_frame
-from fairbench.leaderboard.markdown import HEADLINE_METRICS, MISSING_MD, render_markdown
-from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS, significance_ranks, significantly_better, welch_p_value
-from fairbench.leaderboard.records import RESULT_SCHEMA, RecordMetric, ResultRecord, read_result, read_results
+from fairbench.board.html import HTML_NAME, render_html
+from fairbench.board.csv import leaderboard_frame, render_csv, render_runs_csv, runs_frame
+from fairbench.board.markdown import HEADLINE_METRICS, MISSING_MD, render_markdown
+from fairbench.board.ranking import ALPHA, MIN_SEEDS, significance_ranks, significantly_better, welch_p_value
+from fairbench.board.records import RESULT_SCHEMA, RecordMetric, ResultRecord, read_result, read_results
 
 RUNS_CSV = "leaderboard_runs.csv"
 

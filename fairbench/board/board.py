@@ -23,7 +23,7 @@ same data and networks.
 
 Aggregation: mean and sample standard deviation (ddof=1) over runs, runs taken in seed order so the
 arithmetic does not depend on file order. With a single run the std is None (shown empty), since a
-one-sample spread is undefined rather than zero. Ranks: `fairbench.leaderboard.ranking` (1 + the number of
+one-sample spread is undefined rather than zero. Ranks: `fairbench.board.ranking` (1 + the number of
 entries shown better, by Holm-corrected pairwise tests that use the seed spread and each run's `ci95`, so
 entries not shown to differ share a rank; each rank comes with its interval, best to worst). Rows are in order
 of the primary metric's rank, then its mean (best first), then the entry name. Everything is sorted, so the
@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from fairbench.entries import qualified
+from fairbench.entry_identity import qualified
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard.ranking import MIN_SEEDS, rank_entries, squared_distance
-from fairbench.leaderboard.records import ResultRecord, _is_number
+from fairbench.board.ranking import MIN_SEEDS, rank_entries, squared_distance
+from fairbench.board.records import ResultRecord, _is_number
 from fairbench.results.names import (
     COVERAGE_INTRA_WORST,
     DENSITY_INTRA_WORST,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairbench.leaderboard import read_results, render_csv, render_markdown, write_leaderboard
+from fairbench.board import read_results, render_csv, render_markdown, write_leaderboard
 from tests.helpers.board_results import HASH_A, HASH_B, boards_for, make_result, md_cells, md_table, put
 
 
@@ -132,7 +132,7 @@ def test_feature_network_metrics_carry_the_network_in_their_columns(tmp_path: Pa
 
 
 def _formatted(cells: list[tuple[float | None, float | None]]) -> list[str]:
-    from fairbench.leaderboard.columns import column_format
+    from fairbench.board.columns import column_format
 
     fmt = column_format(cells)
     return [fmt.cell(mean, std, "—") for mean, std in cells]
@@ -338,7 +338,7 @@ def test_judged_shares_are_a_column_in_markdown_and_csv(tmp_path: Path) -> None:
 
 
 def test_headers_are_words_and_unknown_metrics_stay_raw(tmp_path: Path) -> None:
-    from fairbench.leaderboard.columns import metric_label
+    from fairbench.board.columns import metric_label
 
     put(tmp_path, make_result(feature_network={"id": "domain-mnist", "sha256": "a" * 64}))
     (board,) = boards_for(tmp_path)

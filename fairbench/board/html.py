@@ -2,7 +2,7 @@
 the Markdown and CSV, which stay the source of truth for diffs.
 
 Per task a table that reads like a leaderboard: rank, entry, the primary metric, the main quality metric and
-the judged group shares lead (`fairbench.leaderboard.columns`; at 1,280 px they are on screen without
+the judged group shares lead (`fairbench.board.columns`; at 1,280 px they are on screen without
 scrolling), under human headers whose raw metric name is the hover title, one number format per column.
 Then runs, seeds, the other metrics, and one click away each entry's figures (`fairbench report` charts and
 sample grids, linked relatively, so the page opens from disk beside its results) and each run's provenance
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fairbench.leaderboard.board import GATE_BOUND, GATE_UNCHECKED, LeaderboardRow, TaskBoard, _column, _feature_network_label
-from fairbench.leaderboard.columns import ENTRY_COLOURS, METRIC_UNITS, metric_label, ordered_metrics
-from fairbench.leaderboard.markdown import (
+from fairbench.board.board import GATE_BOUND, GATE_UNCHECKED, LeaderboardRow, TaskBoard, _column, _feature_network_label
+from fairbench.board.columns import ENTRY_COLOURS, METRIC_UNITS, metric_label, ordered_metrics
+from fairbench.board.markdown import (
     DISAGREE_MARK,
     FEW_SEEDS_MARK,
     MISSING_MD,
@@ -37,7 +37,7 @@ from fairbench.leaderboard.markdown import (
     run_shares,
     unrecognisable_text,
 )
-from fairbench.leaderboard.ranking import ALPHA, MIN_SEEDS
+from fairbench.board.ranking import ALPHA, MIN_SEEDS
 from fairbench.results.sidecar import read_report_index
 
 HTML_NAME = "leaderboard.html"

@@ -1,6 +1,6 @@
 """A picture of the HTML leaderboard, taken with headless Chromium (the README shows it; tests use the same calls).
 
-    python -m fairbench.leaderboard.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png
+    python -m fairbench.board.screenshot leaderboard/leaderboard.html leaderboard/screenshot.png
 
 Chromium is not a dependency: without it this says so in one line and exits 2.
 """
@@ -63,7 +63,7 @@ def screenshot(page: Path, out: Path, width: int = 1280, height: int = 760, scal
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m fairbench.leaderboard.screenshot PAGE.html OUT.png", file=sys.stderr)
+        print("usage: python -m fairbench.board.screenshot PAGE.html OUT.png", file=sys.stderr)
         return 2
     try:
         print(screenshot(Path(argv[0]), Path(argv[1])))

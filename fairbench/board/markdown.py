@@ -1,7 +1,7 @@
 """The Markdown board: one table per task, with a header that says how to read it and how ranks are decided.
 
 Columns lead with what a reader looks for (rank, entry, primary metric, main quality metric, judged shares;
-`fairbench.leaderboard.columns`), then the other headline metrics (the CSV has all of them), each as mean ±
+`fairbench.board.columns`), then the other headline metrics (the CSV has all of them), each as mean ±
 sample std over an entry's runs in one number format per column, with a key under the table from each human
 header to its raw metric name. Entries with fewer than `MIN_SEEDS` runs carry a dagger, and a missing metric
 shows as "—", never as a blank or a partial mean. With `per_seed`, a table of every run's values follows each
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fairbench.leaderboard.board import (
+from fairbench.board.board import (
     GATE_BOUND,
     GATE_UNCHECKED,
     LeaderboardRow,
@@ -22,7 +22,7 @@ from fairbench.leaderboard.board import (
     _weights_label,
     data_source_label,
 )
-from fairbench.leaderboard.columns import (
+from fairbench.board.columns import (
     METRIC_UNITS,
     NumberFormat,
     column_format,
@@ -30,8 +30,8 @@ from fairbench.leaderboard.columns import (
     metric_label,
     ordered_metrics,
 )
-from fairbench.leaderboard.ranking import ALPHA, DIGITS, MIN_SEEDS
-from fairbench.leaderboard.records import ResultRecord
+from fairbench.board.ranking import ALPHA, DIGITS, MIN_SEEDS
+from fairbench.board.records import ResultRecord
 from fairbench.results.names import (
     COVERAGE_INTRA_WORST,
     DENSITY_INTRA_WORST,

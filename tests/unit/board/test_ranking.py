@@ -1,6 +1,6 @@
 """The rank rule: Holm over pairs, the within-run floor, the square-root scale, rank intervals and edge cases;
 and the previous rule's Welch test (kept for comparisons) against scipy. Its false-claim rate and power are
-simulated in tests/unit/leaderboard/test_ranking_simulation.py."""
+simulated in tests/unit/board/test_ranking_simulation.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fairbench.leaderboard.ranking import (
+from fairbench.board.ranking import (
     ALPHA,
     EntryRank,
     holm_rejections,

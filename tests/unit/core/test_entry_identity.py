@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fairbench import entries
+from fairbench import entry_identity
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import build_leaderboard, read_results, render_csv, render_markdown
+from fairbench.board import build_leaderboard, read_results, render_csv, render_markdown
 from tests.helpers import FIXTURE_DIR
 
 DIGITS = "digits-bicolor"
@@ -25,18 +25,19 @@ DIGITS = "digits-bicolor"
 def test_config_hash_is_sha256_of_canonical_json_and_ignores_int_float_spelling() -> None:
     config = {"b": 2.0, "a": "x", "c": None}
     expected = hashlib.sha256(b'{"a":"x","b":2,"c":null}').hexdigest()
-    assert entries.config_hash(config) == expected
-    assert entries.config_hash({"c": None, "a": "x", "b": 2}) == expected  # key order and 2 vs 2.0
-    assert entries.config_hash({"a": "x", "b": 2.5, "c": None}) != expected
+    assert entry_identity.config_hash(config) == expected
+    assert entry_identity.config_hash({"c": None, "a": "x", "b": 2}) == expected  # key order and 2 vs 2.0
+    assert entry_identity.config_hash({"a": "x", "b": 2.5, "c": None}) != expected
 
 
 def test_config_changes_lists_non_default_settings_and_batch_size() -> None:
     defaults = {"lr": 0.0002, "clip_norm": None, "width": 64}
-    assert entries.config_changes(dict(defaults), defaults) == {}
-    assert entries.config_changes({**defaults, "clip_norm": 10, "width": 64.0}, defaults) == {"clip_norm": 10}
-    assert entries.config_changes(dict(defaults), defaults, batch_size=32, default_batch_size=64) == {"batch_size": 32}
-    assert entries.config_changes(dict(defaults), defaults, batch_size=64, default_batch_size=64) == {}
-    assert entries.config_changes(dict(defaults), None) is None
+    assert entry_identity.config_changes(dict(defaults), defaults) == {}
+    assert entry_identity.config_changes({**defaults, "clip_norm": 10, "width": 64.0}, defaults) == {"clip_norm": 10}
+    changed = entry_identity.config_changes(dict(defaults), defaults, batch_size=32, default_batch_size=64)
+    assert changed == {"batch_size": 32}
+    assert entry_identity.config_changes(dict(defaults), defaults, batch_size=64, default_batch_size=64) == {}
+    assert entry_identity.config_changes(dict(defaults), None) is None
 
 
 @pytest.mark.parametrize(
@@ -51,20 +52,20 @@ def test_config_changes_lists_non_default_settings_and_batch_size() -> None:
     ],
 )
 def test_derived_names(changed: dict | None, digest: str | None, expected: str) -> None:
-    assert entries.derived_name("repfair", changed, digest) == expected
+    assert entry_identity.derived_name("repfair", changed, digest) == expected
     if expected != "repfair":
-        entries.check_name(expected)  # a derived name is always a valid name
+        entry_identity.check_name(expected)  # a derived name is always a valid name
 
 
 def test_qualified_appends_inside_existing_brackets() -> None:
-    assert entries.qualified("repfair[clip_norm=10]", {"steps": 200}) == "repfair[clip_norm=10,steps=200]"
-    assert entries.qualified("repfair", {}) == "repfair"
+    assert entry_identity.qualified("repfair[clip_norm=10]", {"steps": 200}) == "repfair[clip_norm=10,steps=200]"
+    assert entry_identity.qualified("repfair", {}) == "repfair"
 
 
 @pytest.mark.parametrize("bad", ["", "two words", "a|b", "-lead", "x" * 81, "tab\there"])
 def test_bad_names_are_refused(bad: str) -> None:
     with pytest.raises(FairbenchError, match="--name"):
-        entries.check_name(bad)
+        entry_identity.check_name(bad)
 
 
 # ------------------------------------------------------------------------------------------------- boards
@@ -92,7 +93,7 @@ def result(
         "groups": ["black", "white"], "group_proportions": {"observed": [0.5, 0.5], "corrected": [0.5, 0.5]},
     }
     if config is not None:
-        data.update(config=config, config_hash=entries.config_hash(config), config_changed=changed)
+        data.update(config=config, config_hash=entry_identity.config_hash(config), config_changed=changed)
     if name is not None:
         data["name"] = name
     return data
@@ -147,7 +148,7 @@ def test_old_file_without_config_is_not_merged_with_a_recorded_config(tmp_path: 
     # the first setting that tells them apart names them: old files never recorded the batch size
     assert set(rows(tmp_path)) == {"repfair[batch_size=unrecorded]", "repfair[batch_size=64]"}
     put(tmp_path, result(seed=2, config=CLIP10, changed={}, batch_size=64))  # defaults unknown: config tells
-    digest = entries.config_hash(CLIP10)[:8]
+    digest = entry_identity.config_hash(CLIP10)[:8]
     assert f"repfair[batch_size=64,config={digest}]" in rows(tmp_path)
 
 
@@ -192,7 +193,7 @@ def test_config_hash_that_does_not_match_the_config_is_refused(tmp_path: Path) -
 
 def test_archived_results_without_config_hashes_still_load() -> None:
     # (That every committed result in leaderboard/results loads is checked by leaderboard/check_committed.py.)
-    # The oldest files (written before entries had config hashes, now archived) still load as their two entries.
+    # The oldest files (written before entries had config hashes, now archived) still load as their two entry_identity.
     (old,) = build_leaderboard(read_results(FIXTURE_DIR / "board" / "archive" / "dcgan-conditional-4k"))
     assert old.task == "mnist-bicolor-imbalanced"
     assert sorted(row.entry for row in old.rows) == ["repfair", "vanilla"]
@@ -222,7 +223,7 @@ def test_run_and_score_record_config_hash_and_names(tmp_path: Path) -> None:
 
     first = score(plain)
     assert first["config"]["lr_g"] == pytest.approx(0.0002)
-    assert first["config_hash"] == entries.config_hash(first["config"])
+    assert first["config_hash"] == entry_identity.config_hash(first["config"])
     assert first["config_changed"] == {} and first["name"] is None
 
     second = score(changed)

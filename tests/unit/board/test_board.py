@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import read_results, render_csv, render_markdown, write_leaderboard
+from fairbench.board import read_results, render_csv, render_markdown, write_leaderboard
 from tests.helpers import FIXTURE_DIR
 from tests.helpers.board_results import HASH_A, HASH_B, boards_for, make_result, put, row_of, without
 

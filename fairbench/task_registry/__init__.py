@@ -4,9 +4,9 @@
 installed tasks by id or alias. Callers import from here.
 """
 
-from fairbench.tasks.builtin import builtin_task_dir, builtin_tasks, get_task, list_tasks, resolve_task_id
-from fairbench.tasks.loading import load_task_file, parse_task
-from fairbench.tasks.spec import (
+from fairbench.task_registry.builtin import builtin_task_dir, builtin_tasks, get_task, list_tasks, resolve_task_id
+from fairbench.task_registry.loading import load_task_file, parse_task
+from fairbench.task_registry.spec import (
     BootstrapSpec, DatasetSpec, FeatureRef, GroupSpec, JudgeRef, QualitySpec, SamplingSpec, SplitSpec, TaskSpec,
     TrainingDefaults, TransformSpec, task_hash,
 )

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
-from fairbench.leaderboard.columns import ENTRY_COLOURS
-from fairbench.leaderboard.html import BAR_COLOURS
+from fairbench.board.columns import ENTRY_COLOURS
+from fairbench.board.html import BAR_COLOURS
 from fairbench.report.condition_compare import ConditionShares, draw_condition_comparison
 
 # CIE76 ΔE of about 2.3 is a just-noticeable difference; 20 keeps bars and legend swatches apart at a glance.

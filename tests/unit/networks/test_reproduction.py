@@ -30,7 +30,7 @@ from fairbench.networks.reproduction import (
     procrustes_distance,
 )
 from fairbench.scoring import ScoreOptions, score_image_set
-from fairbench.tasks import get_task
+from fairbench.task_registry import get_task
 
 DIGITS = "digits-bicolor"
 

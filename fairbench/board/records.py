@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fairbench import entries
+from fairbench import entry_identity
 from fairbench.errors import FairbenchError
 from fairbench.results.io import result_paths
 from fairbench.results.schema import SCHEMA as RESULT_SCHEMA
@@ -36,7 +36,7 @@ class ResultRecord:
     task: str
     task_version: int
     task_hash: str
-    entry: str  # the entry's readable name before disambiguation (fairbench.entries): given, or derived
+    entry: str  # the entry's readable name before disambiguation (fairbench.entry_identity): given, or derived
     seed: int | None
     metrics: dict[str, RecordMetric]
     train: dict[str, Any] | None
@@ -140,7 +140,7 @@ def _parse_record(path: Path, data: Any) -> ResultRecord:
     if method is not None:
         if not isinstance(method, str) or not method:
             raise fail("field 'method' must be a non-empty string or null")
-        entry = given or entries.derived_name(method, changed, digest)
+        entry = given or entry_identity.derived_name(method, changed, digest)
     else:
         name = submission.get("name") if isinstance(submission, dict) else None
         if not given and (not isinstance(name, str) or not name):
@@ -261,7 +261,7 @@ def _parse_entry_fields(data: dict[str, Any], fail: Any) -> tuple[Any, str | Non
         raise fail("field 'config_hash' must be 64 lowercase hex characters (a sha256)")
     if config is not None and digest is None:
         raise fail("field 'config' is set but 'config_hash' is missing")
-    if config is not None and entries.config_hash(config) != digest:
+    if config is not None and entry_identity.config_hash(config) != digest:
         raise fail("field 'config_hash' is not the hash of 'config'")
     if changed is not None and not isinstance(changed, dict):
         raise fail("field 'config_changed' must be an object or null")
@@ -269,7 +269,7 @@ def _parse_entry_fields(data: dict[str, Any], fail: Any) -> tuple[Any, str | Non
         if not isinstance(name, str):
             raise fail("field 'name' must be a string or null")
         try:
-            entries.check_name(name)
+            entry_identity.check_name(name)
         except FairbenchError as exc:
             raise fail(f"field 'name': {exc}") from None
     return config, digest, changed, name

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fairbench.leaderboard import HTML_NAME, build_leaderboard, read_results, write_leaderboard
-from fairbench.leaderboard.html import BAR_COLOURS, HEADER_COLOUR
-from fairbench.leaderboard.screenshot import find_chromium, run_chromium, screenshot
+from fairbench.board import HTML_NAME, build_leaderboard, read_results, write_leaderboard
+from fairbench.board.html import BAR_COLOURS, HEADER_COLOUR
+from fairbench.board.screenshot import find_chromium, run_chromium, screenshot
 from fairbench.results.sidecar import write_report_index
 
 TASK_HASH = "c" * 64
@@ -29,7 +29,7 @@ RUNS += [("gamma", 0, 0.25, 0.30)]
 
 def result(entry: str, seed: int, kl: float, black: float) -> dict[str, Any]:
     config = {"lr": 0.0002, "entry": entry}
-    from fairbench.entries import config_hash
+    from fairbench.entry_identity import config_hash
 
     return {
         "schema": "fairbench-result/1", "task": "digits-bicolor", "task_version": 1, "task_hash": TASK_HASH,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairbench.leaderboard import build_leaderboard, read_results, render_csv, render_html, render_markdown
+from fairbench.board import build_leaderboard, read_results, render_csv, render_html, render_markdown
 from fairbench.report.tradeoff import draw_tradeoff, kl_to_uniform, main, tradeoff_data
 
 HASH = "c" * 64
@@ -115,7 +115,7 @@ def test_the_picture_plots_every_run_its_mean_and_the_real_data(results: Path) -
     assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"  # 1.25 to 44: more than 20x
     colours = [e.colour for e in data.entries]
     assert len(set(colours)) == 3
-    from fairbench.leaderboard.columns import ENTRY_COLOURS
+    from fairbench.board.columns import ENTRY_COLOURS
 
     assert colours == list(ENTRY_COLOURS[:3])  # the board's palette, in board order
 
@@ -160,7 +160,7 @@ def test_kl_to_uniform_known_values() -> None:
 
 
 def test_the_board_page_folds_the_picture_when_regenerate_drew_it(results: Path, tmp_path: Path) -> None:
-    from fairbench.leaderboard import write_leaderboard
+    from fairbench.board import write_leaderboard
 
     out = tmp_path / "board"
     write_leaderboard(results, out, html=True)

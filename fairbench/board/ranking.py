@@ -43,7 +43,7 @@ together with probability at least 95%, the intervals are simultaneous 95% confi
 with A ~ B, B ~ C but A better than C, A and B are rank 1 and C rank 2, intervals 1-2, 1-3, 2-3.
 
 What it achieves, by seeded simulation (`bench/ranking.py`, whose table is leaderboard/ranking_power.md, and
-tests/unit/leaderboard/test_ranking_simulation.py): two-group KLs scored on 10,000 samples, shares varying across
+tests/unit/board/test_ranking_simulation.py): two-group KLs scored on 10,000 samples, shares varying across
 seeds as a normal, 2,000 boards per case. Boards of 5 or 10 equal entries, identical or with seed spreads from 0 to 0.15
 in share (skewed per-seed KLs), make a false claim on 2-5% of boards with 3 or 5 seeds (the previous rule:
 22-75%). The hardest case is a board of two, one entry steady and the other varying, with 3 seeds: a

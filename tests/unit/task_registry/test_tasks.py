@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.networks.judge import PACKAGE_DIR
-from fairbench.tasks import builtin_task_dir, get_task, list_tasks, resolve_task_id
+from fairbench.task_registry import builtin_task_dir, get_task, list_tasks, resolve_task_id
 
 BUILTIN_IDS = ["digits-bicolor", "mnist-bicolor", "mnist-bicolor-imbalanced"]
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from fairbench.errors import FairbenchError
-from fairbench.leaderboard import read_result, read_results, render_csv, render_markdown
+from fairbench.board import read_result, read_results, render_csv, render_markdown
 from tests.helpers.board_results import HASH_A, HASH_B, boards_for, make_result, put, row_of
 
 

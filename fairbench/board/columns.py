@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from fairbench.leaderboard.board import FEATURE_METRICS, TaskBoard
+from fairbench.board.board import FEATURE_METRICS, TaskBoard
 from fairbench.results.names import (
     COND_MEAN,
     COND_WORST,
@@ -170,7 +170,7 @@ def column_format(cells: Iterable[tuple[float | None, float | None]]) -> NumberF
 # The Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), safe for the common colour-vision
 # deficiencies, with its pale yellow and black last; extended to 12 by four colours of Paul Tol's 'muted'
 # scheme (indigo, wine, olive, pale grey), which keep every pair at CIE76 ΔE >= 26
-# (tests/unit/leaderboard/test_palette.py).
+# (tests/unit/board/test_palette.py).
 ENTRY_COLOURS = (
     "#0072B2",  # Okabe-Ito blue
     "#E69F00",  # orange

@@ -1,12 +1,12 @@
 """The CSV boards: `leaderboard.csv` (one row per task and entry, every metric) and, on demand,
 `leaderboard_runs.csv` (one row per result file, every metric's per-run value and 95% interval).
 
-The quality gate (`fairbench.leaderboard.board`): `gate` is "pass", "below gate" (every rank empty) or "not
+The quality gate (`fairbench.board.board`): `gate` is "pass", "below gate" (every rank empty) or "not
 checked", with `gate_bound` and the runs' `unrecognisable_share_mean` and `_max` (empty unless every run was
 checked); `leaderboard_runs.csv` has each run's `unrecognisable_share`.
 
 Each rank column (`primary_rank`, `<metric>_rank`) has a `_worst` twin: the rank interval runs from the rank
-to it (`fairbench.leaderboard.ranking`). Missing values are empty cells, never zeros; floats are written with
+to it (`fairbench.board.ranking`). Missing values are empty cells, never zeros; floats are written with
 full (round-trip) precision; rows and columns are sorted, so the same inputs give the same bytes. A metric
 whose unit is easy to misread (KID, stored unscaled where papers print it x 10^3) has a `_unit` column beside
 its values.
@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from fairbench.leaderboard.board import GATE_BOUND, TaskBoard, _column, _feature_network_label
-from fairbench.leaderboard.columns import METRIC_UNITS
-from fairbench.leaderboard.records import _is_number
+from fairbench.board.board import GATE_BOUND, TaskBoard, _column, _feature_network_label
+from fairbench.board.columns import METRIC_UNITS
+from fairbench.board.records import _is_number
 
 
 def _weights_compact(weights: Mapping[str, Mapping[str, str]]) -> str | None:
@@ -40,7 +40,7 @@ def leaderboard_frame(boards: Sequence[TaskBoard]) -> pd.DataFrame:
     all_metrics = sorted({_column(board, name) for board in boards for name in board.metric_names})
     # Only boards with recorded IQA weights add the column, so older leaderboards rebuild byte for byte.
     with_weights = any(board.iqa_weights for board in boards)
-    # Likewise the entry's config columns, only once some result records its config (fairbench.entries).
+    # Likewise the entry's config columns, only once some result records its config (fairbench.entry_identity).
     with_config = any(run.config_hash for board in boards for row in board.rows for run in row.runs)
     # Each group's mean judged share (the percentage on the Markdown board, here as a fraction), per group name.
     groups = sorted({g for board in boards for row in board.rows for g in (row.shares or {})})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fairbench.errors import FairbenchError
 from fairbench.registry import unknown_name_message
-from fairbench.tasks.loading import load_task_file
-from fairbench.tasks.spec import TaskSpec
+from fairbench.task_registry.loading import load_task_file
+from fairbench.task_registry.spec import TaskSpec
 
 
 def builtin_task_dir() -> Path:

@@ -9,8 +9,8 @@ import yaml
 
 from fairbench.errors import FairbenchError
 from fairbench.results.names import BRISQUE, CLIPIQA, EQFACE, FID, FID_BALANCED, FID_INTRA, KID, NIQE, PRDC, VENDI
-from fairbench.strict import from_dict
-from fairbench.tasks.spec import SplitSpec, TaskSpec
+from fairbench.checked_dataclasses import from_dict
+from fairbench.task_registry.spec import SplitSpec, TaskSpec
 
 
 def parse_task(data: Any, where: str) -> TaskSpec:
