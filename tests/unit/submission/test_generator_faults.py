@@ -1,7 +1,7 @@
 """Checkpoints that load cleanly but whose generator misbehaves: NaN output, wrong image shape, wrong task.
 
-Each file is a well-formed `fairbench-generator/1` checkpoint (DESIGN.md section 4) built from the session's
-real digits checkpoint, so the fault is in what the network does, not in the file format. Every case must be
+Each file is a well-formed `fairbench-generator/1` checkpoint (SECURITY.md, "What a submission may be") built
+from the session's real digits checkpoint, so the fault is in what the network does, not in the file format. Every case must be
 a FairbenchError naming the file through the API, and exit code 2 with one `error:` line through the CLI.
 """
 

@@ -92,7 +92,8 @@ def npz_contents(draw: st.DrawFn) -> dict[str, np.ndarray]:
 
 
 def is_valid_submission(arrays: dict[str, np.ndarray]) -> bool:
-    """The contract, stated independently of the loader: docs/metrics.md 'What gets scored' and DESIGN section 4."""
+    """The contract, stated independently of the loader: docs/metrics.md 'What gets scored' and SECURITY.md
+    'What a submission may be'."""
     images, labels = arrays.get("images"), arrays.get("labels")
     if images is None or images.dtype != np.uint8 or images.shape[1:] != (H, W, C) or images.ndim != 4:
         return False
