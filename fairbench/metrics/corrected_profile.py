@@ -25,6 +25,16 @@ function) from the gradient's direction and every vertex's. m is a convex minimu
 a golden-section line search. The metrics are evaluated at the shares clipped to the simplex, so a ball that
 leaves it (a group near 0) is handled; the clipped range holds the true one, never the reverse.
 
+A truth on a face of the simplex (a share at 0). The metric of the clipped shares is flat beyond the face and
+falls inside it, so near such a truth {f >= theta} is a wedge with the truth at its apex, and a ball of
+radius chi_1 misses it too often; the upper end then uses the wedge's own critical value (`_wedge_critical`;
+KL, whose slope there is infinite, takes chi2_{1+j} at both ends). Measured with a calibration set per
+replicate, 5 groups, one at 0, N = 50,000: fd_l2 covered 92% before, 95% with it. The linear estimate's bias
+(inverting an estimated C) and the covariance taken at the estimate were checked at 500 images per group and
+N = 50,000: the bias is below its standard error and the delta-method sd within 3% of the simulated one, so
+neither is corrected; under-coverage measured with one calibration set shared by many runs was that set's
+noise.
+
 The test of uniformity is the same test at 0: p = P(chi2_{k-1} > D(0)); the lower end is 0 exactly when
 p >= alpha. Every loop runs a fixed number of steps for every row, so a row's interval never depends on the
 rows batched with it. Rows whose Sigma is singular in the plane (a judged group never seen and a calibration
@@ -252,13 +262,18 @@ def _interval(model: CorrectedGaussian, metric: str, alpha: float):
         faces = np.minimum(1 + np.count_nonzero(sub.x - reach * sd <= 0, axis=1), k - 1)
         floor = scipy.special.chdtri(faces, alpha)
 
-    def s_of(theta):
-        return np.sqrt(np.maximum(sphere_critical(radius(metric, theta, k, sub.largest), k - 1, alpha), floor))
+    upper_floor = floor
+    if metric != "kl_uniform" and k > 2:
+        upper_floor = np.maximum(floor, _wedge_critical(metric, sub, delta, alpha))
+
+    def s_of(theta, at_least=floor):
+        return np.sqrt(np.maximum(sphere_critical(radius(metric, theta, k, sub.largest), k - 1, alpha), at_least))
 
     theta_hat = _value(metric, sub.x, np.zeros(n_rows))
-    top = _maximum(metric, sub, s_of(np.zeros(n_rows)), delta)  # M at the widest ball: above the upper end
+    # M at the widest ball: above the upper end.
+    top = _maximum(metric, sub, s_of(np.zeros(n_rows), upper_floor), delta)
     # Upper end: phi(theta) = M(s(theta)) - theta falls from >= 0 at theta-hat to <= 0 at `top`.
-    upper_end = _falsi(lambda th: _maximum(metric, sub, s_of(th), delta) - th, theta_hat, top, fa=None)
+    upper_end = _falsi(lambda th: _maximum(metric, sub, s_of(th, upper_floor), delta) - th, theta_hat, top, fa=None)
 
     rejects = sub.p_values() < alpha
     low = np.zeros(n_rows)
@@ -276,6 +291,43 @@ def _interval(model: CorrectedGaussian, metric: str, alpha: float):
         low = np.where(rejects, np.clip(found, np.nextafter(0.0, 1.0), None), 0.0)
     lower[idx], upper[idx] = low, np.maximum(upper_end, low)
     return lower, upper
+
+
+def _wedge_critical(metric: str, model: CorrectedGaussian, delta: np.ndarray, alpha: float) -> np.ndarray:
+    """The upper end's critical value where a truth on a face of the simplex is within reach (fd_l1, fd_l2).
+
+    There the metric of the clipped shares is flat beyond the face and falls inside it: locally the minimum of
+    two linear functions, so {f >= theta} is a wedge whose apex is the truth, and the ball of radius s misses
+    it with probability Q(s) + psi / (2 pi) exp(-s^2 / 2) (the two half-planes' tails plus the apex's normal
+    cone), psi the angle between the two sides' whitened gradients; chi2_1's s = 1.96 misses 3.7% instead of
+    2.5% at psi = pi / 2. s solves Q(s) + psi / (2 pi) exp(-s^2 / 2) = alpha / 2, the faces' angles summed
+    (a union bound) up to pi; each angle is taken at the estimate moved onto that face."""
+    x, basis = model.x, model.basis
+    r, k = x.shape
+    sd = np.sqrt(np.square(basis).sum(axis=2))
+    near = x - np.sqrt(scipy.special.chdtri(k - 1, alpha)) * sd <= 0
+    psi = np.zeros(r)
+    base = simplex_clip(x)
+    for i in np.flatnonzero(near.any(axis=0)):
+        y = base.copy()
+        y[:, i] = 0.0
+        total = y.sum(axis=1, keepdims=True)
+        y = np.where(total > 0, y / np.where(total > 0, total, 1.0), 1.0 / k)
+        inside = _gradient(metric, y, delta, False)
+        outside = inside.copy()
+        outside[:, i] = np.sum(y * inside, axis=1)  # beyond the face: the others renormalised, share i flat
+        a = np.einsum("rjm,rj->rm", basis, inside)
+        b = np.einsum("rjm,rj->rm", basis, outside)
+        cos = np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)
+        psi += np.where(near[:, i], np.arccos(np.clip(cos, -1.0, 1.0)), 0.0)
+    psi = np.minimum(psi, np.pi)
+    lo = np.full(r, scipy.special.ndtri(1 - alpha / 2))
+    hi = lo + 2.0
+    for _ in range(40):  # bisection: the miss probability falls in s
+        mid = 0.5 * (lo + hi)
+        miss = scipy.special.ndtr(-mid) + psi / (2 * np.pi) * np.exp(-0.5 * mid * mid)
+        lo, hi = np.where(miss > alpha / 2, mid, lo), np.where(miss > alpha / 2, hi, mid)
+    return np.square(hi)
 
 
 def _falsi(phi, a, b, fa=None, rising=False):
