@@ -69,12 +69,12 @@ SKEW10 = np.geomspace(1, 0.1, 10) / np.geomspace(1, 0.1, 10).sum()
 AT_ZERO5 = np.r_[0.0, np.linspace(1, 2, 4) / np.linspace(1, 2, 4).sum()]
 
 
-# Replicates: 200 (100 at 10 groups, whose rows cost 3x): the coverage floor is then 0.894 (0.879), still far
+# Replicates: 200 (150, 100 at 10 groups, whose rows cost 3x): the coverage floor is then 0.894 (0.888, 0.879), far
 # above a broken interval's, and the width checks' margin over the previous method (2-4x) is many spreads.
 @pytest.mark.parametrize(("p", "n", "m", "accuracy", "narrow", "reps"), [
     (ISSUE, 2000, 500, 0.93, True, 200),
     (SKEW10, 5000, 1000, 0.95, True, 100),
-    (AT_ZERO5, 2000, 500, 0.93, False, 200),  # a face: KL's interval widens there (docs/metrics.md's table)
+    (AT_ZERO5, 2000, 500, 0.93, ("fd_l1", "fd_l2"), 150),  # a face: KL's interval widens there
 ], ids=["issue-5", "skew-10", "zero-5"])
 def test_corrected_intervals_cover_and_are_as_narrow_as_the_estimate(p, n, m, accuracy, narrow, reps):
     found = simulate(p, n, m, accuracy, seed=int(n + m), reps=reps)
@@ -84,12 +84,12 @@ def test_corrected_intervals_cover_and_are_as_narrow_as_the_estimate(p, n, m, ac
         cover = np.mean((lo <= truth + 1e-12) & (truth - 1e-12 <= hi))
         assert cover >= below(MIN_COVERAGE, lo.size), (name, cover)
         spread = np.subtract(*np.quantile(value, [0.975, 0.025]))
-        if narrow:
+        if narrow is True or name in (narrow or ()):
             assert np.mean(hi - lo) / spread <= MAX_WIDTH_RATIO, (name, np.mean(hi - lo) / spread)
 
 
 def test_a_uniform_generator_keeps_0_in_its_corrected_intervals():
-    found = simulate(np.full(5, 0.2), 2000, 500, 0.93, seed=3)
+    found = simulate(np.full(5, 0.2), 2000, 500, 0.93, seed=3, reps=150)
     for name in SCALARS:
         _, lo, _ = found[name]
         assert np.mean(lo == 0.0) >= below(MIN_COVERAGE, lo.size), name
@@ -107,7 +107,8 @@ def test_the_corrected_test_rejects_exactly_when_the_intervals_exclude_0(k):
     counts = np.stack([rng.multinomial(n, row @ c) for row in near])
     rejects = np.array([t.p_value < 0.05 for t in _tests(counts, cal)["uniform_corrected"]])
     assert set(rejects) == {True, False}
-    found = metric_intervals(counts, cal, 0.05)
+    names = [f"{name}_corrected" for name in (*SCALARS, "kl_uniform_normalized")]
+    found = metric_intervals(counts, cal, 0.05, names=names)
     for name in (*SCALARS, "kl_uniform_normalized"):
         np.testing.assert_array_equal(found[f"{name}_corrected"][1] > 0, rejects, err_msg=name)
     # And through the report: its test and its intervals are the same ones.
@@ -126,7 +127,7 @@ def test_batching_changes_no_bit():
     cal = Calibration.build(None, np.stack([rng.multinomial(400, c[i]) for i in range(k)]), k)
     counts = rng.multinomial(1500, ISSUE @ c, size=6)
     together = metric_intervals(counts, cal, 0.05)
-    for r in (0, 3, 5):
+    for r in (0, 5):
         alone = metric_intervals(counts[r:r + 1], cal, 0.05)
         for name, (value, lo, hi) in alone.items():
             assert value[0] == together[name][0][r] and lo[0] == together[name][1][r] and hi[0] == together[name][2][r], name
