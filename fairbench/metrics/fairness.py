@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairbench.errors import FairbenchError
+from fairbench.metrics import corrected_profile
 from fairbench.metrics.correction import Calibration, check_confusion, correct_rows
 from fairbench.metrics.debias import debiased_kl, debiased_kl_corrected, debiased_worst, resample_tables
 from fairbench.metrics.distribution import (
@@ -43,6 +44,7 @@ from fairbench.metrics.regions import ProportionBox, clopper_pearson_box, metric
 from fairbench.metrics.row_metrics import ROW_METRICS
 from fairbench.metrics.uniformity import (
     CORRECTED,
+    CORRECTED_WALD,
     UniformityTest,
     midp_critical_deviance,
     raw_tests,
@@ -155,6 +157,7 @@ class _Rows:
     p_hat: np.ndarray
     p_tilde: np.ndarray
     boxes: dict[str, ProportionBox]  # "observed", "corrected": simultaneous regions for the group shares
+    gaussian: corrected_profile.CorrectedGaussian | None = None  # the corrected estimate's model, if corrected
 
 
 def _boxes(counts: np.ndarray, p_hat: np.ndarray, p_tilde: np.ndarray, cal: Calibration | None, alpha: float):
@@ -192,16 +195,21 @@ def _analyse(counts: np.ndarray, cal: Calibration | None, alpha: float) -> _Rows
     c = np.asarray(counts, dtype=np.float64)
     p_hat = c / c.sum(axis=1, keepdims=True)
     p_tilde = p_hat if cal is None else correct_rows(p_hat, cal.rates)
-    return _Rows(p_hat, p_tilde, _boxes(c, p_hat, p_tilde, cal, alpha))
+    model = None
+    if cal is not None and not cal.perfect and c.shape[1] <= corrected_profile.MAX_PROFILED_GROUPS:
+        with np.errstate(all="ignore"):
+            model = corrected_profile.gaussian(p_hat, c.sum(axis=1), cal.rates, cal.row_sizes, p_tilde)
+    return _Rows(p_hat, p_tilde, _boxes(c, p_hat, p_tilde, cal, alpha), model)
 
 
 def _scalar_intervals(counts: np.ndarray, rows: _Rows, cal: Calibration | None, alpha: float,
                       names: tuple[str, ...] | None = None):
     """Every scalar metric's interval (NaN for those `names` leaves out); `_tests` are the tests they invert.
 
-    Observed: the profile interval (`profile`), efficient. Corrected: the metric's range over the corrected
-    shares' region, whose own test is the corrected one; it covers, but at 5+ groups it is as wide as the
-    region's shadow (an efficient corrected interval needs the judged counts' likelihood through C^T p).
+    Observed: the profile interval (`profile`). Corrected: the Gaussian profile interval of the corrected
+    estimate (`corrected_profile`), both efficient; where that model cannot be built (more than
+    `corrected_profile.MAX_PROFILED_GROUPS` groups, or a covariance singular in the plane) the metric's range
+    over the corrected shares' region, whose own test is then the region's.
     """
     k = counts.shape[1]
     wanted = set(_metric_names()) if names is None else set(names)
@@ -217,22 +225,56 @@ def _scalar_intervals(counts: np.ndarray, rows: _Rows, cal: Calibration | None, 
     if cal is None or cal.perfect:
         corrected = raw
     elif any(name.endswith("_corrected") for name in wanted):
-        corrected = _with_normalized(metric_ranges(rows.boxes["corrected"], _ENUMERATED), k)
+        corrected = _with_normalized(_corrected_intervals(rows, alpha), k)
     else:
         corrected = {name: nan for name in raw}
     return {f"{name}{suffix}": found[name] for suffix, found in (("", raw), ("_corrected", corrected))
             for name in raw}
 
 
-def _tests(counts: np.ndarray, cal: Calibration | None) -> dict[str, list[UniformityTest]]:
+def _corrected_intervals(rows: _Rows, alpha: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The corrected metrics' intervals: Gaussian profile where the model holds, the region's range elsewhere;
+    each holds its own point value (the simplex projection p-tilde, which the model's centre may leave)."""
+    model = rows.gaussian
+    r = rows.p_hat.shape[0]
+    ok = np.zeros(r, dtype=bool) if model is None else model.ok
+    found = {name: (np.full(r, np.nan), np.full(r, np.nan)) for name in _ENUMERATED}
+    if not ok.all():
+        box = rows.boxes["corrected"]
+        rest = np.flatnonzero(~ok)
+        ranges = metric_ranges(ProportionBox(box.lower[rest], box.upper[rest], box.level), _ENUMERATED)
+        for name, (lo, hi) in ranges.items():
+            found[name][0][rest], found[name][1][rest] = lo, hi
+    if ok.any():
+        for name in _ENUMERATED:
+            lo, hi = corrected_profile.interval(model, name, alpha)
+            value = ROW_METRICS[name](rows.p_tilde)
+            found[name][0][ok] = np.minimum(lo, value)[ok]
+            found[name][1][ok] = np.maximum(hi, value)[ok]
+    return found
+
+
+def _tests(counts: np.ndarray, cal: Calibration | None, rows: _Rows | None = None) -> dict[str, list[UniformityTest]]:
     """The tests of uniformity that the intervals invert at 0 (`uniformity`), one per row."""
     tests = {"uniform": raw_tests(counts)}
     if cal is None or cal.perfect:
         tests["uniform_corrected"] = tests["uniform"]
     else:
+        rows = _analyse(counts, cal, ALPHA) if rows is None else rows
         n = counts.sum(axis=1)
-        p_values = region_p_values(counts / n[:, None], n, cal.rates, cal.row_sizes)
-        tests["uniform_corrected"] = [UniformityTest(float(p), None, None, CORRECTED) for p in p_values]
+        model = rows.gaussian
+        ok = np.zeros(len(counts), dtype=bool) if model is None else model.ok
+        found: list[UniformityTest | None] = [None] * len(counts)
+        if ok.any():
+            p_values = model.p_values()
+            for i in np.flatnonzero(ok):
+                found[i] = UniformityTest(float(p_values[i]), float(model.statistic[i]), model.df, CORRECTED_WALD)
+        rest = np.flatnonzero(~ok)
+        if rest.size:
+            p_values = region_p_values(counts[rest] / n[rest, None], n[rest], cal.rates, cal.row_sizes)
+            for i, p in zip(rest, p_values):
+                found[i] = UniformityTest(float(p), None, None, CORRECTED)
+        tests["uniform_corrected"] = found
     return tests
 
 
@@ -256,7 +298,7 @@ def _reports(counts: np.ndarray, cal: Calibration | None) -> list[FairnessReport
     """One report per row of a (R, k) count table, intervals at 95% each."""
     rows = _analyse(counts, cal, ALPHA)
     values = _point_values(rows, counts, cal)
-    ranges, tests = _scalar_intervals(counts, rows, cal, ALPHA), _tests(counts, cal)
+    ranges, tests = _scalar_intervals(counts, rows, cal, ALPHA), _tests(counts, cal, rows)
     out = []
     for r in range(counts.shape[0]):
         metrics = {}

@@ -10,9 +10,11 @@ an interval that excludes 0 are one statement, never two that can disagree.
   is used instead of a chi-square approximation: P(further from N/2) + 1/2 P(as far). A discrete count
   cannot give exactly uniform p-values; the mid-p ones are as close as a deterministic rule gets (mean 1/2).
   The interval then uses the deviance at which this test rejects as its critical value at 0.
-- Judge-corrected proportions: the corrected metrics' intervals are their ranges over the simultaneous
-  region for the corrected shares (`regions.score_box`), so the test is that region's: the p-value is the
-  largest alpha whose 1 - alpha region still holds U (found by bisection on alpha; the regions are nested).
+- Judge-corrected proportions: the corrected metrics' intervals invert the Gaussian profile test of the
+  corrected estimate (`corrected_profile`), whose statistic at 0 is the Wald statistic |x - U|^2_Sigma on
+  chi-square with k - 1 degrees of freedom ("corrected-gaussian"). Where that model cannot be built the
+  intervals are ranges over the corrected shares' simultaneous region (`regions.score_box`), and the test is
+  that region's: the largest alpha whose 1 - alpha region still holds U (bisection on alpha; nested regions).
 - Conditions (classes or prompts): one p-value per condition; the worst condition's p-value is adjusted
   for having looked at all of them with Sidak's formula 1 - (1 - p_min)^C, exact for independent
   conditions (their samples are independent), so it too is uniform for a fair generator.
@@ -33,7 +35,8 @@ from fairbench.metrics.regions import score_box
 
 G_TEST = "g-test"
 MIDP = "exact-binomial-midp"
-CORRECTED = "corrected-region"
+CORRECTED = "corrected-region"  # only where the Gaussian model cannot be built (`fairness`)
+CORRECTED_WALD = "corrected-gaussian"
 SIDAK = "sidak-min"
 
 
