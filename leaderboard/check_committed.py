@@ -14,28 +14,16 @@ The freshness of docs/findings.md is checked the same way by `python leaderboard
 
 from __future__ import annotations
 
-import html
-import json
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 from fairbench.board import build_leaderboard, read_results, render_html, write_leaderboard
-from fairbench.board.screenshot import find_chromium, run_chromium
+from fairbench.board.screenshot import find_chromium, probe_layout
 from fairbench.results.sidecar import is_report_path
 
 BOARD = Path(__file__).resolve().parent
 RESULTS = BOARD / "results"
-
-# Writes, into the <body>, where each sortable column's cell of each table's first row is on screen.
-_PROBE = """<script>(function(){var out=[];document.querySelectorAll('table.board').forEach(function(t){
-var row=t.tBodies[0].rows[0],cells={};Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
-var k=th.getAttribute('data-key');if(k){var r=row.cells[i].getBoundingClientRect();cells[k]=[r.left,r.right,r.top];}});
-out.push({task:t.getAttribute('data-task'),cells:cells});});
-document.body.setAttribute('data-probe',JSON.stringify({width:window.innerWidth,height:window.innerHeight,tables:out}));
-})();</script>"""
-
 
 def results_load() -> list[str]:
     """Every committed task folder makes a board, and every committed result file is counted on it."""
@@ -66,15 +54,10 @@ def board_rebuilds(scratch: Path) -> list[str]:
 def board_leads_on_screen(scratch: Path, width: int = 1280, height: int = 800) -> list[str]:
     """The primary metric, the shares and FID of each board's first row lie within a `width` px window."""
     boards = build_leaderboard(read_results(RESULTS))
-    probed = scratch / "probe.html"
-    probed.write_text(render_html(boards, BOARD).replace("<head>", f'<head><base href="{BOARD.as_uri()}/">', 1)
-                      .replace("</body>", _PROBE + "</body>"), encoding="utf-8")
-    proc = run_chromium(probed.as_uri(), f"--window-size={width},{height}", "--dump-dom")
-    problems = [f"the page logged to the console: {line}" for line in proc.stderr.splitlines() if ":CONSOLE" in line]
-    found = re.search(r'<body[^>]*\sdata-probe="([^"]*)"', proc.stdout)
-    if found is None:
+    probe, console = probe_layout(render_html(boards, BOARD), BOARD, scratch, width, height)
+    problems = [f"the page logged to the console: {line}" for line in console]
+    if probe is None:
         return [*problems, "Chromium's DOM has no probe: the page's script did not run"]
-    probe = json.loads(html.unescape(found.group(1)))
     if [t["task"] for t in probe["tables"]] != [b.task for b in boards]:
         problems.append(f"tables {[t['task'] for t in probe['tables']]} are not the boards {[b.task for b in boards]}")
     for table, board in zip(probe["tables"], boards):

@@ -7,12 +7,16 @@ Chromium is not a dependency: without it this says so in one line and exits 2.
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fairbench.errors import FairbenchError
 
@@ -43,6 +47,29 @@ def run_chromium(url: str, *args: str, timeout_s: float = 120.0) -> subprocess.C
         tail = " ".join(proc.stderr.split())[-300:]
         raise FairbenchError(f"chromium exited with {proc.returncode}: {tail}")
     return proc
+
+
+# Writes, into the <body>, where each sortable column's cell of each table's first row is on screen.
+LAYOUT_PROBE = """<script>(function(){var out=[];document.querySelectorAll('table.board').forEach(function(t){
+var row=t.tBodies[0].rows[0],cells={};Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
+var k=th.getAttribute('data-key');if(k){var r=row.cells[i].getBoundingClientRect();cells[k]=[r.left,r.right,r.top];}});
+out.push({task:t.getAttribute('data-task'),cells:cells});});
+document.body.setAttribute('data-probe',JSON.stringify({width:window.innerWidth,height:window.innerHeight,tables:out}));
+})();</script>"""
+
+
+def probe_layout(text: str, base: Path, scratch: Path, width: int = 1280,
+                 height: int = 800) -> tuple[dict[str, Any] | None, list[str]]:
+    """Where each board table's first-row cells lie in a `width` x `height` window (the page's links resolved in
+    `base`), and the lines the page logged to the console; None for the first when the page's script did not run.
+    The committed board's check and the HTML tests ask the same question, so they share this."""
+    probed = scratch / "probe.html"
+    probed.write_text(text.replace("<head>", f'<head><base href="{base.resolve().as_uri()}/">', 1)
+                      .replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
+    proc = run_chromium(probed.as_uri(), f"--window-size={width},{height}", "--dump-dom")
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    found = re.search(r'<body[^>]*\sdata-probe="([^"]*)"', proc.stdout)
+    return (None if found is None else json.loads(html.unescape(found.group(1)))), console
 
 
 def screenshot(page: Path, out: Path, width: int = 1280, height: int = 760, scale_to: int = 960) -> Path:

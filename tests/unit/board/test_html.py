@@ -16,7 +16,7 @@ from PIL import Image
 
 from fairbench.board import HTML_NAME, build_leaderboard, read_results, write_leaderboard
 from fairbench.board.html import BAR_COLOURS, HEADER_COLOUR
-from fairbench.board.screenshot import find_chromium, run_chromium, screenshot
+from fairbench.board.screenshot import find_chromium, probe_layout, run_chromium, screenshot
 from fairbench.results.sidecar import write_report_index
 
 TASK_HASH = "c" * 64
@@ -256,23 +256,13 @@ def test_page_renders_and_sorts_in_chromium(page: Path, tmp_path: Path, sort: st
         assert f'data-sorted="{key}"' in proc.stdout  # the script ran and sorted the table
 
 
-# Writes, into the <body>, where each sortable column's cell of each table's first row is on screen.
-_PROBE = """<script>(function(){var out=[];document.querySelectorAll('table.board').forEach(function(t){
-var row=t.tBodies[0].rows[0],cells={};Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){
-var k=th.getAttribute('data-key');if(k){var r=row.cells[i].getBoundingClientRect();cells[k]=[r.left,r.right,r.top];}});
-out.push({task:t.getAttribute('data-task'),cells:cells});});
-document.body.setAttribute('data-probe',JSON.stringify({width:window.innerWidth,height:window.innerHeight,tables:out}));
-})();</script>"""
-
-
 def _first_rows_on_screen(text: str, base: Path, tmp_path: Path, width: int = 1280, height: int = 800) -> dict[str, Any]:
     """Where the first row's cells are in a `width` x `height` window, the page's links resolved in `base`."""
-    probed = tmp_path / "probe.html"
-    probed.write_text(text.replace("<head>", f'<head><base href="{base.resolve().as_uri()}/">', 1)
-                      .replace("</body>", _PROBE + "</body>"))
-    proc = _run_chromium(probed.as_uri(), f"--window-size={width},{height}", "--dump-dom")
-    assert _console_lines(proc) == [], "the page logged to the console"
-    return json.loads(parse(proc.stdout).body["data-probe"] or "{}")
+    if find_chromium() is None:
+        pytest.skip("headless browser tests need Chromium (Debian: apt-get install chromium); none on PATH")
+    probe, console = probe_layout(text, base, tmp_path, width, height)
+    assert console == [], "the page logged to the console"
+    return probe or {}
 
 
 def test_primary_metric_is_on_screen_at_1280_px(page: Path, tmp_path: Path) -> None:
