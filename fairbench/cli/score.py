@@ -14,6 +14,7 @@ from fairbench.cli.common import err, on_interrupt, progress_bar, user_errors
 from fairbench.cli.guard import writable_file
 from fairbench.errors import FairbenchError
 from fairbench.results import names
+from fairbench.results.sidecar import REPORT_SUFFIX, is_report_path
 
 
 @user_errors
@@ -56,6 +57,9 @@ def score_cmd(
         target = checkpoint.parent / "result.json"
     else:  # beside the image set, never inside an image folder (it would become part of the submission)
         target = images.parent / f"{images.stem if images.is_file() else images.name}.result.json"  # type: ignore[union-attr]
+    if is_report_path(target):  # the board reads such names as report sidecars, never as results
+        raise FairbenchError(f"--out {target}: names ending in {REPORT_SUFFIX} are kept for `fairbench report`'s "
+                             "figure index; give another name")
     writable_file(target, "--out" if out else "result file")  # before the work, not after it
     on_interrupt("no result was written (it is written only when scoring completes); rerun the same command")
     if batch_size is not None:
