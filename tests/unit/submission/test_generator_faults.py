@@ -1,8 +1,9 @@
 """Checkpoints that load cleanly but whose generator misbehaves: NaN output, wrong image shape, wrong task.
 
 Each file is a well-formed `fairbench-generator/1` checkpoint (SECURITY.md, "What a submission may be") built
-from the session's real digits checkpoint, so the fault is in what the network does, not in the file format. Every case must be
-a FairbenchError naming the file through the API, and exit code 2 with one `error:` line through the CLI.
+from the session's real digits checkpoint, so the fault is in what the network does, not in the file format.
+Every case must be a FairbenchError naming the file through the API, and exit code 2 with one `error:` line
+through the CLI.
 """
 
 from __future__ import annotations
@@ -15,31 +16,17 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from fairbench.chunking import SCORE_CHUNK
 from fairbench.submission.checkpoint import load_checkpoint
-from fairbench.cli import app
 from fairbench.errors import FairbenchError
 from fairbench.submission.generators import ARCHITECTURES
 from fairbench.scoring import ScoreOptions, score_checkpoint
 from fairbench.task_registry import get_task
+from tests.helpers.cli_errors import assert_cli_error
 
 DIGITS = "digits-bicolor"
 MNIST = "mnist-bicolor"
-
-
-def cli_error_line(args: list[str], named: Path) -> str:
-    """Run the CLI; it must exit 2 with exactly one `error:` line on stderr that names `named`."""
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error:"), lines[0]
-    assert str(named) in lines[0], lines[0]
-    assert result.stdout.strip() == ""
-    return lines[0]
 
 
 def raw(ckpt: Path) -> dict[str, Any]:
@@ -168,10 +155,10 @@ def test_generator_fault_is_refused_by_api(case: str, tmp_path: Path, digits_che
 
 
 @pytest.mark.parametrize("case", list(FAULTS))
-def test_generator_fault_is_one_cli_error_line(case: str, tmp_path: Path, digits_checkpoint: Path) -> None:
+def test_generator_fault_is_one_assert_cli_error(case: str, tmp_path: Path, digits_checkpoint: Path) -> None:
     build, expected = FAULTS[case]
     path = build(tmp_path, digits_checkpoint)
-    line = cli_error_line(["score", str(path), "--device", "cpu"], path)
+    line = assert_cli_error(["score", str(path), "--device", "cpu"], path)
     assert expected in line
     assert not (path.parent / "result.json").exists(), "no result is written for a refused submission"
 
@@ -181,7 +168,7 @@ def test_grid_refuses_the_same_faults(case: str, tmp_path: Path, digits_checkpoi
     build, expected = FAULTS[case]
     path = build(tmp_path, digits_checkpoint)
     out = tmp_path / "grid.png"
-    line = cli_error_line(["grid", str(path), "--out", str(out)], path)
+    line = assert_cli_error(["grid", str(path), "--out", str(out)], path)
     assert expected.replace(str(SCORE_CHUNK), "80") in line or expected in line
     assert not out.exists()
 
@@ -196,7 +183,7 @@ def test_honest_checkpoint_of_another_task_is_refused(tmp_path: Path, digits_che
     with pytest.raises(FairbenchError, match="made for task 'mnist-bicolor', not 'digits-bicolor'") as info:
         score_checkpoint(path, ScoreOptions(device="cpu"), task=DIGITS)
     assert str(path) in str(info.value)
-    line = cli_error_line(["score", str(path), "--task", DIGITS, "--device", "cpu"], path)
+    line = assert_cli_error(["score", str(path), "--task", DIGITS, "--device", "cpu"], path)
     assert "made for task 'mnist-bicolor'" in line
 
 
@@ -236,4 +223,4 @@ def test_registered_architecture_that_misbehaves(
     torch.save(data, path)
     with pytest.raises(FairbenchError, match=expected):
         score_checkpoint(path, ScoreOptions(device="cpu"))
-    assert expected in cli_error_line(["score", str(path), "--device", "cpu"], path)
+    assert expected in assert_cli_error(["score", str(path), "--device", "cpu"], path)
