@@ -2,7 +2,8 @@
 
     python leaderboard/check_committed.py     (exit 1, naming what differs; 0 when all holds)
 
-- every committed result in leaderboard/results loads, every task folder makes a board and every file is on it;
+- every committed result (leaderboard/results and archive/) loads through the result contract's strict reader
+  (`python -m fairbench.results check`), every task folder makes a board and every file is on it;
 - leaderboard.md, leaderboard.csv and leaderboard.html are what the results give today, byte for byte (else run
   `make leaderboard` and commit them);
 - with Chromium on PATH, each board's first row shows its primary metric, the judged shares and FID within a
@@ -18,42 +19,43 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fairbench.board import build_leaderboard, read_results, render_html, write_leaderboard
+from fairbench.board import TaskBoard, build_leaderboard, read_results, render_html, write_leaderboard
 from fairbench.board.screenshot import find_chromium, probe_layout
-from fairbench.results.sidecar import is_report_path
+from fairbench.results.check import check
+from fairbench.results.io import result_paths
 
 BOARD = Path(__file__).resolve().parent
 RESULTS = BOARD / "results"
+ARCHIVE = BOARD / "archive"
 
-def results_load() -> list[str]:
-    """Every committed task folder makes a board, and every committed result file is counted on it."""
-    boards = {b.task: b for b in build_leaderboard(read_results(RESULTS))}
-    problems = []
+def results_load(boards: list[TaskBoard]) -> list[str]:
+    """Every committed result loads strictly, every task folder makes a board, and every result file is on it."""
+    problems = check([RESULTS] + ([ARCHIVE] if ARCHIVE.is_dir() else []))[1]
+    by_task = {b.task: b for b in boards}
     folders = {p.name for p in RESULTS.iterdir() if p.is_dir()}
-    if set(boards) != folders:
-        problems.append(f"task folders {sorted(folders)} but boards {sorted(boards)}")
-    for board in boards.values():
-        files = sum(not is_report_path(p) for p in (RESULTS / board.task).rglob("seed*.json"))  # not the sidecars
+    if set(by_task) != folders:
+        problems.append(f"task folders {sorted(folders)} but boards {sorted(by_task)}")
+    for board in by_task.values():
+        files = len(result_paths(RESULTS / board.task))
         runs = sum(row.n_runs for row in board.rows)
         if runs != files:
             problems.append(f"{board.task}: {files} result files but {runs} runs on the board")
     return problems
 
 
-def board_rebuilds(scratch: Path) -> list[str]:
+def board_rebuilds(boards: list[TaskBoard], scratch: Path) -> list[str]:
     """leaderboard.{csv,md,html} as written from today's results; the page's figure links as seen from here."""
     csv_path, md_path = write_leaderboard(RESULTS, scratch)
     problems = [f"leaderboard/{path.name} differs from a rebuild; run `make leaderboard` and commit it"
                 for path in (csv_path, md_path) if path.read_bytes() != (BOARD / path.name).read_bytes()]
-    page = render_html(build_leaderboard(read_results(RESULTS)), BOARD)
+    page = render_html(boards, BOARD)
     if page != (BOARD / "leaderboard.html").read_text(encoding="utf-8"):
         problems.append("leaderboard/leaderboard.html differs from a rebuild; run `make leaderboard` and commit it")
     return problems
 
 
-def board_leads_on_screen(scratch: Path, width: int = 1280, height: int = 800) -> list[str]:
+def board_leads_on_screen(boards: list[TaskBoard], scratch: Path, width: int = 1280, height: int = 800) -> list[str]:
     """The primary metric, the shares and FID of each board's first row lie within a `width` px window."""
-    boards = build_leaderboard(read_results(RESULTS))
     probe, console = probe_layout(render_html(boards, BOARD), BOARD, scratch, width, height)
     problems = [f"the page logged to the console: {line}" for line in console]
     if probe is None:
@@ -77,11 +79,12 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        problems = results_load() + board_rebuilds(scratch)
+        boards = build_leaderboard(read_results(RESULTS))
+        problems = results_load(boards) + board_rebuilds(boards, scratch)
         if find_chromium() is None:
             print("no Chromium on PATH: the on-screen check of the board is skipped (Debian: apt-get install chromium)")
         else:
-            problems += board_leads_on_screen(scratch)
+            problems += board_leads_on_screen(boards, scratch)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if problems else 0
